@@ -77,14 +77,14 @@ at::Tensor qmatmul_cpu(const at::Tensor& x, const at::Tensor& qweight, const std
 
 std::tuple<at::Tensor, at::Tensor> quantize_cpu(const at::Tensor& wt, int64_t qtype) {
   const FormatInfo& f = format_or_throw(qtype, "quantize");
-  TORCH_CHECK_NOT_IMPLEMENTED(can_quantize(f.id), "rocq.quantize: no quantizer for format ", f.name,
-                              " (it can be loaded and multiplied, not produced)");
   check_float_dtype(wt.scalar_type(), "quantize", "w");
   TORCH_CHECK_VALUE(wt.dim() == 2, "rocq.quantize: w must be a 2-D weight [n, k], got shape ", wt.sizes());
   const int64_t n = wt.size(0), k = wt.size(1);
   TORCH_CHECK_VALUE(n > 0 && k > 0, "rocq.quantize: w must be non-empty, got shape ", wt.sizes());
   TORCH_CHECK_VALUE(k % f.block_elems == 0, "rocq.quantize: k=", k, " is not a multiple of the block size ",
                     f.block_elems, " of format ", f.name);
+  TORCH_CHECK_NOT_IMPLEMENTED(can_quantize(f.id), "rocq.quantize: no quantizer for format ", f.name,
+                              " (it can be loaded and multiplied, not produced)");
   const at::Tensor w = wt.to(at::kFloat).contiguous();
   const int64_t row_bytes = k / f.block_elems * f.block_bytes;
   at::Tensor q = at::empty({n, row_bytes}, w.options().dtype(at::kByte));
