@@ -32,7 +32,7 @@ inline int iround(float v) {
 }
 
 inline int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
-inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+inline float clampf(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
 
 // Nearest integer in [lo, hi] to v (v finite).
 inline int qround(float v, int lo, int hi) { return iround(clampf(v, (float)lo, (float)hi)); }
@@ -64,9 +64,13 @@ inline float sanitize(const float* x, int n, float lim, float* y) {
 // (the smallest fp16 subnormal is 6e-8); they are written as zero blocks.
 constexpr float kTiny = 1e-20f;
 
+// Nearest integer to v as a float, for |v| < 2^22 (ties to even; no int conversion, so the
+// loops below vectorize).
+inline float fround(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
 // ---------------------------------------------------------------------------------------------
 // Grids of levels for symmetric (scale-only) fits. index(v) is the nearest level to v,
-// value(idx) its value. lo()/hi() are the extreme level values (lo() < 0 < hi()).
+// value(idx) its value, rv(v) == value(index(v)). lo()/hi(): extreme level values (lo < 0 < hi).
 // ---------------------------------------------------------------------------------------------
 struct IntGrid {
   int lo_, hi_;
@@ -74,33 +78,57 @@ struct IntGrid {
   float hi() const { return (float)hi_; }
   int index(float v) const { return qround(v, lo_, hi_); }
   float value(int q) const { return (float)q; }
+  float rv(float v) const { return fround(clampf(v, (float)lo_, (float)hi_)); }
   int zero_index() const { return 0; }
 };
 
-// IQ4_NL's non-linear 16-level table.
+// IQ4_NL's non-linear 16-level table. Every midpoint between neighbouring levels is a multiple
+// of 1/2, so the nearest level of v is a table lookup on floor(2v).
+inline constexpr float kIq4Val[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                      1,    13,   25,  38,  53,  69,  89,  113};
+struct Iq4Lut {
+  uint8_t idx[512];  // idx[k]: nearest level for v in [(k - 256)/2, (k - 255)/2)
+};
+constexpr Iq4Lut make_iq4_lut() {
+  Iq4Lut t{};
+  for (int k = 0; k < 512; ++k) {
+    int c = 0;  // number of midpoints m with 2m <= k - 256
+    for (int j = 0; j < 15; ++j)
+      if (kIq4Val[j] + kIq4Val[j + 1] <= (float)(k - 256)) ++c;
+    t.idx[k] = (uint8_t)c;
+  }
+  return t;
+}
+inline constexpr Iq4Lut kIq4Lut = make_iq4_lut();
+
 struct Iq4Grid {
-  static constexpr float kVal[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                     1,    13,   25,  38,  53,  69,  89,  113};
-  static constexpr float kMid[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
-                                     7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
   float lo() const { return -127.0f; }
   float hi() const { return 113.0f; }
-  int index(float v) const {
-    int i = v > kMid[7] ? 8 : 0;
-    i += v > kMid[i + 3] ? 4 : 0;
-    i += v > kMid[i + 1] ? 2 : 0;
-    i += v > kMid[i] ? 1 : 0;
-    return i;
-  }
-  float value(int q) const { return kVal[q]; }
+  int index(float v) const { return kIq4Lut.idx[(int)(2.0f * clampf(v, -128.0f, 127.75f) + 256.0f)]; }
+  float value(int q) const { return kIq4Val[q]; }
+  float rv(float v) const { return kIq4Val[index(v)]; }
   int zero_index() const { return 8; }  // value 1: decodes to 0 when the scale is 0
 };
+
+// <x, v> and <v, v> for v = nearest levels of x*id (n a multiple of 8; 8 partial sums).
+template <class Grid>
+inline void sym_dots(const float* x, int n, const Grid& g, float id, float& sxv, float& svv) {
+  float a[8] = {}, b[8] = {};
+  for (int i = 0; i < n; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      const float v = g.rv(x[i + l] * id);
+      a[l] += x[i + l] * v;
+      b[l] += v * v;
+    }
+  sxv = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  svv = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+}
 
 // Least-squares scale fit x ~ d * level: tries scales that map the largest-magnitude element
 // to each end of the grid, stretched by factors 1 + t*rel (t = -ntry..ntry); for each, codes
 // are the nearest levels and d is refitted by least squares (d = <x,v>/<v,v>); then a few
 // alternating (codes, d) passes from the best. Returns the fp32 scale (0 for a zero block)
-// and the codes for it in q.
+// and the codes for it in q. n: a multiple of 8.
 template <class Grid>
 float sym_fit(const float* x, int n, const Grid& g, int ntry, float rel, int* q) {
   float amax = 0.0f, xm = 0.0f;
@@ -114,25 +142,14 @@ float sym_fit(const float* x, int n, const Grid& g, int ntry, float rel, int* q)
   for (int side = 0; side < 2; ++side) {
     const float L = side ? g.lo() : g.hi();
     for (int t = -ntry; t <= ntry; ++t) {
-      const float d = xm / (L * (1.0f + t * rel));
-      const float id = 1.0f / d;
-      float sxv = 0.0f, svv = 0.0f;
-      for (int i = 0; i < n; ++i) {
-        const float v = g.value(g.index(x[i] * id));
-        sxv += x[i] * v;
-        svv += v * v;
-      }
+      float sxv, svv;
+      sym_dots(x, n, g, (L * (1.0f + t * rel)) / xm, sxv, svv);
       if (svv > 0.0f && sxv * sxv / svv > best_score) best_score = sxv * sxv / svv, best_d = sxv / svv;
     }
   }
   for (int it = 0; it < 3 && best_d != 0.0f; ++it) {
-    const float id = 1.0f / best_d;
-    float sxv = 0.0f, svv = 0.0f;
-    for (int i = 0; i < n; ++i) {
-      const float v = g.value(g.index(x[i] * id));
-      sxv += x[i] * v;
-      svv += v * v;
-    }
+    float sxv, svv;
+    sym_dots(x, n, g, 1.0f / best_d, sxv, svv);
     if (!(svv > 0.0f) || sxv * sxv / svv <= best_score * (1.0f + 1e-7f)) break;
     best_score = sxv * sxv / svv;
     best_d = sxv / svv;
@@ -197,13 +214,15 @@ inline bool asym_solve(const AsymSums& s, bool nonpos_b, float& a, float& b, dou
 }
 
 inline void asym_accumulate(const float* x, int n, int nmax, float a, float b, AsymSums& s) {
-  const float ia = 1.0f / a;
-  float sq = 0, sqq = 0, sxq = 0;
-  for (int i = 0; i < n; ++i) {
-    const float q = (float)qround((x[i] - b) * ia, 0, nmax);
-    sq += q, sqq += q * q, sxq += x[i] * q;
-  }
-  s.sq = sq, s.sqq = sqq, s.sxq = sxq;
+  const float ia = 1.0f / a, fmax = (float)nmax;
+  float sq[8] = {}, sqq[8] = {}, sxq[8] = {};
+  for (int i = 0; i < n; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      const float q = fround(clampf((x[i + l] - b) * ia, 0.0f, fmax));
+      sq[l] += q, sqq[l] += q * q, sxq[l] += x[i + l] * q;
+    }
+  s.sq = s.sqq = s.sxq = 0.0f;
+  for (int l = 0; l < 8; ++l) s.sq += sq[l], s.sqq += sqq[l], s.sxq += sxq[l];
 }
 
 // Asymmetric fit x ~ a*q + b, q in [0, nmax], a >= 0; with nonpos_b, b <= 0 (K-quants store

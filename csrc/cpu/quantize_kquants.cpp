@@ -13,32 +13,33 @@ namespace {
 
 constexpr int kQK = 256;
 
-// Codes and exact error of one sub-block for stored (dl, ml): x ~ rq_sub(rq_mul(dl, q), ml).
+// Exact decode error of one sub-block for stored (dl, ml), x ~ rq_sub(rq_mul(dl, q), ml), with
+// nearest codes; the codes go to q when q is not null. len: a multiple of 8.
 float asym_sub_codes(const float* x, int len, int nmax, float dl, float ml, int* q) {
-  float err = 0.0f;
-  const float id = dl > 0.0f ? 1.0f / dl : 0.0f;
-  for (int i = 0; i < len; ++i) {
-    const int c = dl > 0.0f ? qround((x[i] + ml) * id, 0, nmax) : 0;
-    const float e = rq_sub(rq_mul(dl, (float)c), ml) - x[i];
-    q[i] = c;
-    err += e * e;
-  }
-  return err;
+  const float id = dl > 0.0f ? 1.0f / dl : 0.0f, fmax = (float)nmax;
+  float e8[8] = {};
+  for (int i = 0; i < len; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      const float c = fround(clampf((x[i + l] + ml) * id, 0.0f, fmax));
+      const float e = rq_sub(rq_mul(dl, c), ml) - x[i + l];
+      e8[l] += e * e;
+    }
+  if (q)
+    for (int i = 0; i < len; ++i) q[i] = dl > 0.0f ? qround((x[i] + ml) * id, 0, nmax) : 0;
+  return ((e8[0] + e8[1]) + (e8[2] + e8[3])) + ((e8[4] + e8[5]) + (e8[6] + e8[7]));
 }
 
 // Best (sc, mn) within +-1 of the given pair for stored d, dmin; codes to q. Returns error.
 float asym_sub_search(const float* x, int len, int nmax, int smax, float d, float dmin, int& sc, int& mn, int* q) {
   float best = kInf;
-  int bs = sc, bm = mn, tmp[32];
+  int bs = sc, bm = mn;
   for (int s = std::max(0, sc - 1); s <= std::min(smax, sc + 1); ++s)
     for (int m = std::max(0, mn - 1); m <= std::min(smax, mn + 1); ++m) {
-      const float err = asym_sub_codes(x, len, nmax, rq_mul(d, (float)s), rq_mul(dmin, (float)m), tmp);
-      if (err < best) {
-        best = err, bs = s, bm = m;
-        std::copy(tmp, tmp + len, q);
-      }
+      const float err = asym_sub_codes(x, len, nmax, rq_mul(d, (float)s), rq_mul(dmin, (float)m), nullptr);
+      if (err < best) best = err, bs = s, bm = m;
     }
   sc = bs, mn = bm;
+  asym_sub_codes(x, len, nmax, rq_mul(d, (float)sc), rq_mul(dmin, (float)mn), q);
   return best;
 }
 
