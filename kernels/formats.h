@@ -39,7 +39,13 @@ namespace rocq {
   X(IQ4_NL, "iq4_nl", 20, 32, 18, 0)     \
   X(IQ4_XS, "iq4_xs", 23, 256, 136, 0)   \
   X(BF16, "bf16", 30, 1, 2, 0)           \
-  X(MXFP4, "mxfp4", 39, 32, 17, 0)
+  X(MXFP4, "mxfp4", 39, 32, 17, 0)        \
+  X(OCP_MXFP4, "ocp_mxfp4", 100, 32, 16, 1)           \
+  X(OCP_MXFP6_E2M3, "ocp_mxfp6_e2m3", 101, 32, 24, 1) \
+  X(OCP_MXFP6_E3M2, "ocp_mxfp6_e3m2", 102, 32, 24, 1) \
+  X(OCP_MXFP8_E4M3, "ocp_mxfp8_e4m3", 103, 32, 32, 1) \
+  X(OCP_MXFP8_E5M2, "ocp_mxfp8_e5m2", 104, 32, 32, 1) \
+  X(OCP_MXINT8, "ocp_mxint8", 105, 32, 32, 1)
 
 enum QType : int {
 #define ROCQ_X(tag, name, id, elems, bytes, plane) QT_##tag = id,
@@ -366,6 +372,8 @@ struct Codec<QT_MXFP4> {
   }
   ROCQ_HD static void decode_block(const uint8_t* b, uint8_t s, float* o) { rq_decode_block_runs<Codec>(b, s, o); }
 };
+
+#include "formats_mx.h"  // planar OCP MX codecs (ids 100..105)
 
 // ---------------------------------------------------------------------------------------------
 // Compile-time dispatch: fn(Codec<ID>{}) for a run-time id. Returns false for an unknown id.
