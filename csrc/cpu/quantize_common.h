@@ -268,19 +268,35 @@ inline void asym_fit(const float* x, int n, int nmax, bool nonpos_b, int ntry, f
 // an integer scale sc in [slo, shi] times one fp16 super-scale d; element j of sub-block s
 // decodes to rq_mul(rq_mul(d, sc[s]), level[q[j]]).
 
+// Exact decode error sum((rq_mul(d, level) - x)^2) with nearest levels (len: a multiple of 8).
+template <class Grid>
+float sym_err(const float* x, int len, const Grid& g, float d) {
+  float e8[8] = {};
+  if (d == 0.0f) {
+    for (int i = 0; i < len; i += 8)
+      for (int l = 0; l < 8; ++l) e8[l] += x[i + l] * x[i + l];
+  } else {
+    const float id = 1.0f / d;
+    for (int i = 0; i < len; i += 8)
+      for (int l = 0; l < 8; ++l) {
+        const float e = rq_mul(d, g.rv(x[i + l] * id)) - x[i + l];
+        e8[l] += e * e;
+      }
+  }
+  return ((e8[0] + e8[1]) + (e8[2] + e8[3])) + ((e8[4] + e8[5]) + (e8[6] + e8[7]));
+}
+
 // Best sc within +-radius of sc for stored d (exact decode error); codes to q. Returns error.
 template <class Grid>
 float sym2_sub(const float* x, int len, const Grid& g, float d, int slo, int shi, int radius, int& sc, int* q) {
   float best = kInf;
-  int bs = sc, tmp[64];
+  int bs = sc;
   for (int s = std::max(slo, sc - radius); s <= std::min(shi, sc + radius); ++s) {
-    const float err = sym_codes(x, len, g, rq_mul(d, (float)s), tmp);
-    if (err < best) {
-      best = err, bs = s;
-      std::copy(tmp, tmp + len, q);
-    }
+    const float err = sym_err(x, len, g, rq_mul(d, (float)s));
+    if (err < best) best = err, bs = s;
   }
   sc = bs;
+  sym_codes(x, len, g, rq_mul(d, (float)bs), q);
   return best;
 }
 

@@ -20,7 +20,7 @@ void quantize_block_iq4_nl(const float* in, uint8_t* out) {
   if (sanitize(in, n, kHalfMax * 113.0f, x) < kTiny) {
     for (int i = 0; i < n; ++i) q[i] = g.zero_index();
   } else {
-    const float cand[1] = {sym_fit(x, n, g, 10, 0.02f, q)};
+    const float cand[1] = {sym_fit(x, n, g, 4, 0.05f, q)};
     d = pick_half_scale(x, n, g, cand, 1, q);
   }
   put_half(out, d);
@@ -37,7 +37,7 @@ void quantize_block_iq4_xs(const float* in, uint8_t* out) {
   if (sanitize(in, n, kHalfMax * 31.0f * 113.0f, x) < kTiny) {
     for (int i = 0; i < n; ++i) q[i] = g.zero_index();
   } else {
-    d = sym2_block(x, g, 8, 32, -32, 31, 10, 0.02f, sc, q);
+    d = sym2_block(x, g, 8, 32, -32, 31, 4, 0.05f, sc, q);
   }
   put_half(out, d);
   uint16_t sh = 0;

@@ -199,7 +199,7 @@ void quantize_block_q3_k(const float* in, uint8_t* out) {
   int sc[16] = {}, q[kQK] = {};
   float d = 0.0f;
   if (sanitize(in, kQK, kHalfMax * 31.0f * 3.0f, x) >= kTiny)
-    d = sym2_block(x, IntGrid{-4, 3}, 16, 16, -32, 31, 8, 0.05f, sc, q);
+    d = sym2_block(x, IntGrid{-4, 3}, 16, 16, -32, 31, 3, 0.12f, sc, q);
   std::memset(out, 0, Codec<QT_Q3_K>::kBytes);
   uint8_t* hm = out;
   uint8_t* qs = out + 32;
