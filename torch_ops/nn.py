@@ -87,10 +87,11 @@ def _check_k(info: dict, in_features: int, what: str = "layer") -> None:
     be = info["block_elems"]
     group = max(be, MX_SCALE_GROUP) if info["has_scales"] else be
     if in_features % group != 0:
+        hint = ("; use a format with 32-element blocks (q8_0, q4_0, iq4_nl) or keep it in full precision"
+                if group > 32 else "; keep it in full precision")
         raise ValueError(
             f"rocq: {what} has in_features={in_features}, which is not a multiple of the "
-            f"{info['name']} block size ({group}); quantize it to a format with a smaller block "
-            f"(e.g. q8_0/q4_0, 32 elements) or keep it in full precision"
+            f"{info['name']} block size ({group}){hint}"
         )
 
 
