@@ -1,8 +1,10 @@
 // rocq::cpu::quantize_rows / can_quantize: dispatch over formats, and the dense conversions.
 // The block quantizers live in quantize_legacy.cpp (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4),
-// quantize_kquants.cpp (Q2_K..Q6_K) and quantize_iq4.cpp (IQ4_NL, IQ4_XS).
+// quantize_kquants.cpp (Q2_K..Q6_K) and quantize_iq4.cpp (IQ4_NL, IQ4_XS); rocq's planar OCP MX
+// formats (ids 100..105, separate E8M0 scale plane) are forwarded to quantize_mx.cpp with the
+// OCP spec scale rule (its own NaN/Inf policy is documented in quantize_mx.h).
 //
-// Non-finite and out-of-range input (defined behaviour, the same for every block format):
+// Non-finite and out-of-range input (defined behaviour, the same for every GGUF block format):
 //   * NaN is quantized as 0 (it never reaches a block's scale);
 //   * +-inf, and finite values beyond what the format can represent, saturate: the block's
 //     scale is clamped to the largest finite fp16 (E8M0 exponent <= 254 for MXFP4) and the
@@ -17,6 +19,7 @@
 #include "quantize_gguf.h"
 
 #include "quantize_common.h"
+#include "quantize_mx.h"
 
 namespace rocq::cpu {
 namespace {
@@ -58,10 +61,10 @@ void quantize_dense(int qtype, const float* w, int64_t count, uint8_t* out) {
 
 }  // namespace
 
-bool can_quantize(int qtype) { return is_dense(qtype) || find_block_fn(qtype) != nullptr; }
+bool can_quantize(int qtype) { return is_dense(qtype) || find_block_fn(qtype) != nullptr || is_mx_format(qtype); }
 
 bool quantize_rows(int qtype, const float* w, int64_t n, int64_t k, uint8_t* out, uint8_t* scales_out) {
-  (void)scales_out;  // no supported format has a separate scale plane yet
+  if (is_mx_format(qtype)) return quantize_mx_rows(qtype, w, n, k, out, scales_out, kMxScaleSpec);
   const FormatInfo* f = find_format(qtype);
   if (f == nullptr || !can_quantize(qtype) || n < 0 || k < 0 || k % f->block_elems != 0) return false;
   if (is_dense(qtype)) {
