@@ -40,6 +40,12 @@ inline int qround(float v, int lo, int hi) { return iround(clampf(v, (float)lo, 
 inline float half_round(float x) { return rq_half_bits_to_float(rq_float_to_half_bits(x)); }
 // fp16 value of a scale, saturated to the finite fp16 range.
 inline float half_scale(float x) { return half_round(clampf(x, -kHalfMax, kHalfMax)); }
+// As half_scale, but a non-zero x never rounds to 0: at least the smallest fp16 subnormal
+// (2^-24) keeps tiny blocks representable by larger integer sub-scales.
+inline float half_scale_nz(float x) {
+  const float h = half_scale(x);
+  return (h != 0.0f || x == 0.0f) ? h : std::copysign(5.9604645e-8f, x);
+}
 
 inline void put16(uint8_t* p, uint16_t v) {
   p[0] = (uint8_t)(v & 0xFF);
@@ -295,6 +301,10 @@ float sym2_sub(const float* x, int len, const Grid& g, float d, int slo, int shi
     const float err = sym_err(x, len, g, rq_mul(d, (float)s));
     if (err < best) best = err, bs = s;
   }
+  if (std::abs(sc) > radius) {  // sc = 0 (the sub-block decodes to zeros) bounds the error by |x|^2
+    const float err = sym_err(x, len, g, 0.0f);
+    if (err < best) best = err, bs = 0;
+  }
   sc = bs;
   sym_codes(x, len, g, rq_mul(d, (float)bs), q);
   return best;
@@ -321,7 +331,7 @@ float sym2_block(const float* x, const Grid& g, int nsub, int len, int slo, int 
   float best = kInf, best_d = 0.0f;
   int csc[16], cq[256];
   for (float c : cand) {
-    float d = half_scale(c);
+    float d = half_scale_nz(c);
     for (int pass = 0; pass < 3 && d != 0.0f; ++pass) {
       float err = 0.0f;
       for (int j = 0; j < nsub; ++j) {

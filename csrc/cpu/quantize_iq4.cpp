@@ -20,8 +20,8 @@ void quantize_block_iq4_nl(const float* in, uint8_t* out) {
   if (sanitize(in, n, kHalfMax * 113.0f, x) < kTiny) {
     for (int i = 0; i < n; ++i) q[i] = g.zero_index();
   } else {
-    const float cand[1] = {sym_fit(x, n, g, 4, 0.05f, q)};
-    d = pick_half_scale(x, n, g, cand, 1, q);
+    const float cand[2] = {sym_fit(x, n, g, 4, 0.05f, q), 0.0f};  // 0: zeros, for blocks below fp16 range
+    d = pick_half_scale(x, n, g, cand, 2, q);
   }
   put_half(out, d);
   for (int j = 0; j < 16; ++j) out[2 + j] = (uint8_t)(q[j] | (q[j + 16] << 4));

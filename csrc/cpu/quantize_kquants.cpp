@@ -38,6 +38,10 @@ float asym_sub_search(const float* x, int len, int nmax, int smax, float d, floa
       const float err = asym_sub_codes(x, len, nmax, rq_mul(d, (float)s), rq_mul(dmin, (float)m), nullptr);
       if (err < best) best = err, bs = s, bm = m;
     }
+  if (sc > 1 || mn > 1) {  // (0, 0): the sub-block decodes to zeros; bounds the error by |x|^2
+    const float err = asym_sub_codes(x, len, nmax, 0.0f, 0.0f, nullptr);
+    if (err < best) best = err, bs = 0, bm = 0;
+  }
   sc = bs, mn = bm;
   asym_sub_codes(x, len, nmax, rq_mul(d, (float)sc), rq_mul(dmin, (float)mn), q);
   return best;
@@ -54,7 +58,7 @@ void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float s
     m[j] = -b;
     amax = std::max(amax, a[j]), mmax = std::max(mmax, m[j]);
   }
-  float cd = half_scale(amax / (float)smax), cdm = half_scale(mmax / (float)smax);
+  float cd = half_scale_nz(amax / (float)smax), cdm = half_scale_nz(mmax / (float)smax);
   float best = kInf;
   int csc[16], cmn[16], cq[kQK];
   d = dmin = 0.0f;

@@ -29,10 +29,11 @@ float sym32(const float* in, int lo, int hi, float ref_div, int ntry, float rel,
     for (int i = 0; i < n; ++i) q[i] = 0;
     return 0.0f;
   }
-  float cand[2];
+  float cand[3];
   cand[0] = sym_fit(x, n, g, ntry, rel, q);
   cand[1] = signed_absmax(x, n) / ref_div;  // gguf-py's scale
-  return pick_half_scale(x, n, g, cand, 2, q);
+  cand[2] = 0.0f;                           // all zeros (wins only for blocks below fp16 range)
+  return pick_half_scale(x, n, g, cand, 3, q);
 }
 
 // Exact decode error of stored (d, m) in an asymmetric block, codes to q.
@@ -57,11 +58,11 @@ void asym32(const float* in, int nmax, float& d, float& m, int* q) {
   for (int i = 1; i < n; ++i) xmin = std::min(xmin, x[i]), xmax = std::max(xmax, x[i]);
   float a, b;
   asym_fit(x, n, nmax, false, 12, 0.25f, a, b);
-  const float cd[2] = {a, (xmax - xmin) / (float)nmax};  // ours, gguf-py's
-  const float cm[2] = {b, xmin};
+  const float cd[3] = {a, (xmax - xmin) / (float)nmax, 0.0f};  // ours, gguf-py's, zeros
+  const float cm[3] = {b, xmin, 0.0f};
   float best = kInf;
   int tmp[n];
-  for (int c = 0; c < 2; ++c) {
+  for (int c = 0; c < 3; ++c) {
     const float dd = std::max(half_scale(cd[c]), 0.0f), mm = half_scale(cm[c]);
     const float err = asym_codes(x, n, nmax, dd, mm, tmp);
     if (err < best) {
