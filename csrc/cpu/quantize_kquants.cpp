@@ -47,6 +47,33 @@ float asym_sub_search(const float* x, int len, int nmax, int smax, float d, floa
   return best;
 }
 
+// A super-scale for non-negative sub-scales v[0..n): the d (fp32) whose integer grid
+// round(v/d) in [0, smax] reproduces v with the least weighted squared error; tries d =
+// vmax/(smax - t/4) and the least-squares d for each resulting set of integers.
+float grid_scale(const float* v, const float* wt, int n, int smax) {
+  float vmax = 0.0f;
+  for (int j = 0; j < n; ++j) vmax = std::max(vmax, v[j]);
+  if (!(vmax > 0.0f)) return 0.0f;
+  float best = kInf, bd = vmax / (float)smax;
+  for (int t = 0; t < 8; ++t) {
+    const float id = ((float)smax - 0.25f * (float)t) / vmax;
+    float svs = 0.0f, sss = 0.0f;
+    for (int j = 0; j < n; ++j) {
+      const float q = fround(clampf(v[j] * id, 0.0f, (float)smax));
+      svs += wt[j] * v[j] * q, sss += wt[j] * q * q;
+    }
+    if (!(sss > 0.0f)) continue;
+    const float dd = svs / sss;
+    float err = 0.0f;
+    for (int j = 0; j < n; ++j) {
+      const float e = dd * fround(clampf(v[j] / dd, 0.0f, (float)smax)) - v[j];
+      err += wt[j] * e * e;
+    }
+    if (err < best) best = err, bd = dd;
+  }
+  return bd;
+}
+
 // Scale+min super-block. x: sanitized 256 values. Writes d, dmin, sc/mn[nsub], q[256].
 void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float step, float& d, float& dmin,
                  int* sc, int* mn, int* q) {
@@ -58,7 +85,18 @@ void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float s
     m[j] = -b;
     amax = std::max(amax, a[j]), mmax = std::max(mmax, m[j]);
   }
-  float cd = half_scale_nz(amax / (float)smax), cdm = half_scale_nz(mmax / (float)smax);
+  float wa[16], wm[16];
+  for (int j = 0; j < nsub; ++j) {
+    // Sensitivity of the sub-block error to its scale (sum of squared codes) and min (count).
+    float s2 = 0.0f;
+    for (int i = 0; i < len; ++i) {
+      const float c = a[j] > 0.0f ? fround(clampf((x[j * len + i] + m[j]) / a[j], 0.0f, (float)nmax)) : 0.0f;
+      s2 += c * c;
+    }
+    wa[j] = s2, wm[j] = (float)len;
+  }
+  (void)amax, (void)mmax;
+  float cd = half_scale_nz(grid_scale(a, wa, nsub, smax)), cdm = half_scale_nz(grid_scale(m, wm, nsub, smax));
   float best = kInf;
   int csc[16], cmn[16], cq[kQK];
   d = dmin = 0.0f;
