@@ -45,6 +45,7 @@ inline int ilog2f(float a) {
 // the largest finite value. encode(x): RNE, saturating, sign kept (x finite).
 template <int EB, int MB, int B, uint32_t kMaxCode>
 struct MiniFloat {
+  static constexpr uint32_t kMagMask = (1u << (EB + MB)) - 1u;
   static uint32_t encode(float x) {
     const uint32_t sign = (fbits(x) >> 31) << (EB + MB);
     const int emin = 1 - B;
@@ -75,6 +76,7 @@ struct MiniFloat {
 };
 
 struct Int8Elem {
+  static constexpr uint32_t kMagMask = 0xFFu;  // no negative zero
   static uint32_t encode(float x) {
     const float a = std::fabs(x) * 64.0f;  // exact
     uint32_t m = a >= 127.0f ? 127u : rne_small(a);
@@ -184,6 +186,9 @@ void quantize_rows_t(const float* w, int64_t n, int64_t k, uint8_t* out, uint8_t
         sc = (uint8_t)(s + 127);
         const float inv = pow2f(-s);  // 2^-s, s in [-127, 127]: exact scaling (see header)
         for (int i = 0; i < 32; ++i) codes[i] = T::E::encode(v[i] * inv);
+        if (mode == kMxScaleEven)  // Quark writes +0 for every element that rounds to zero
+          for (int i = 0; i < 32; ++i)
+            if ((codes[i] & T::E::kMagMask) == 0) codes[i] = 0;
       }
       pack_block<ID>(codes, dst);
     }

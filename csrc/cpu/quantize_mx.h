@@ -13,11 +13,14 @@
 //       clamped to [-127, 127]; an all-zero block uses amax = 2^-126 as Quark does
 //       (shared = max(-126 - emax, -127)). This avoids clipping blocks whose amax lies just
 //       below the next power of two (E2M1: 7 * 2^s would saturate to 6 * 2^s under the spec rule).
+//       Elements that round to zero get the +0 code in this mode (as Quark writes them), so
+//       the output is byte-identical to an AMD Quark 0.13 export of the same weights.
 //   emax_elem: E2M1 2, E2M3 2, E3M2 4, E4M3 8, E5M2 15, INT8 0.
 // Elements: V / 2^shared (exact in fp32) rounded to nearest, ties to even, in the element
 // format (subnormals included), saturated to the largest finite magnitude (E2M1 6, E2M3 7.5,
-// E3M2 28, E4M3 448, E5M2 57344, INT8 +-127/64: -128 is never produced). The sign of the input
-// is kept, so negative values that round to zero give the negative-zero code (none for INT8).
+// E3M2 28, E4M3 448, E5M2 57344, INT8 +-127/64: -128 is never produced). In spec mode the sign
+// of the input is kept (IEEE conversion), so negative values that round to zero give the
+// negative-zero code (INT8 has none); even mode writes +0 there (see above).
 //
 // NaN / Inf policy:
 //   * a block containing any NaN gets the NaN scale (E8M0 255) and element codes 0: the whole
