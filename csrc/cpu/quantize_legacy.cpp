@@ -62,6 +62,8 @@ void asym32(const float* in, int nmax, float& d, float& m, int* q) {
   const float cm[3] = {b, xmin, 0.0f};
   float best = kInf;
   int tmp[n];
+  d = m = 0.0f;
+  std::fill(q, q + n, 0);
   for (int c = 0; c < 3; ++c) {
     const float dd = std::max(half_scale(cd[c]), 0.0f), mm = half_scale(cm[c]);
     const float err = asym_codes(x, n, nmax, dd, mm, tmp);
