@@ -290,3 +290,20 @@ def test_unsupported_tensor_type(tmp_path):
         load_gguf(path, device="cpu")
     m = load_gguf(path, device="cpu", dequantize_unsupported=True)
     assert isinstance(m.model.layers[0].self_attn.q_proj, torch.nn.Linear)
+
+
+# ---- CLI ------------------------------------------------------------------------------------
+def test_cli_inspect_and_run(tmp_path, capsys):
+    from rocq.__main__ import main
+
+    src = _model("llama")
+    path = os.fspath(write_gguf(src, tmp_path / "cli.gguf", "llama", linear_type=Q.Q4_0))
+    assert main(["inspect", path]) == 0
+    out = capsys.readouterr().out
+    assert "architecture llama" in out and "Q4_0" in out and "kept quantized" in out
+    assert main(["run", path, "--prompt", "hello world", "--max-new-tokens", "4", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "tokens/s" in out
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\xff" * 64)
+    assert main(["inspect", os.fspath(bad)]) == 1
