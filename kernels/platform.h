@@ -193,3 +193,219 @@ ROCQ_DEVICE float rq_warp_sum(float v) {
 
 }  // namespace rocq
 #endif  // ROCQ_GPU_COMPILER
+
+// ---- matrix-unit fragments (qgemm) ----------------------------------------------------------
+// Owned by the qgemm kernel (kernels/qgemm.hip); everything below is device code.
+//
+// One warp/wavefront computes a 16x16 fp32 tile C += A * B^T from 16-bit operands (bf16 or
+// fp16, picked by RqOp) that sit in shared memory as 16 rows of 16 k-contiguous elements each:
+// A rows are the 16 "i" rows, B rows the 16 "j" rows, C[i][j] = sum_k A[i][k] * B[j][k].
+//   RqMma<OP>::load(frag, smem, ld)  fragment of rows smem[r * ld + 0..15], r = 0..15; ld in
+//                                    elements, a multiple of 8, smem 16-byte aligned;
+//   RqMma<OP>::mma(c, a, b)          c += a * b^T (all lanes of the warp call it together);
+//   RqMma<OP>::c_row(lane, e) / c_col(lane, e): which C[i][j] accumulator e (0 .. kCRegs-1)
+//                                    of lane `lane` holds.
+// Implementations, chosen here by target only:
+//   NVIDIA sm_80+ : ldmatrix.x4 + two mma.sync.m16n8k16 (bf16 or f16, fp32 accumulators);
+//   AMD CDNA (gfx90a, gfx94x, gfx950, wave64): one v_mfma_f32_16x16x16{bf16_1k,f16};
+//   AMD RDNA3 (gfx11, wave32): one v_wmma_f32_16x16x16_{bf16,f16} (lanes 16..31 repeat 0..15);
+//   anything else (gfx1030, older NVIDIA, the host pass): plain fp32 FMAs from shared memory.
+// Also: rq_cp_async16 / rq_cp_async_commit / rq_cp_async_wait<N> - a 16-byte global->shared
+// copy that runs asynchronously where the target can (cp.async on sm_80+), else a plain copy.
+#if defined(ROCQ_GPU_COMPILER)
+namespace rocq {
+
+enum class RqOp : int { BF16 = 0, F16 = 1 };
+
+// Whether one CTA may use a large shared-memory tile (NVIDIA sm_80+/sm_90: up to ~160-227 KB
+// after opting in) or must stay within AMD's 64 KB of LDS per workgroup. Same value in the
+// host and device passes of one backend, so host code can size launches with it.
+#if defined(ROCQ_CUDA)
+inline constexpr bool kRqLargeShared = true;
+#else
+inline constexpr bool kRqLargeShared = false;
+#endif
+
+template <RqOp OP>
+ROCQ_DEVICE float rq_op_to_float(uint16_t v) {
+  if constexpr (OP == RqOp::BF16) return rq_bits_to_float((uint32_t)v << 16);
+  else return __half2float(__ushort_as_half(v));
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define ROCQ_MMA_NV 1
+#define ROCQ_MMA_NATIVE 1
+#elif defined(__gfx90a__) || defined(__gfx940__) || defined(__gfx941__) || defined(__gfx942__) || \
+    defined(__gfx950__)
+#define ROCQ_MMA_MFMA 1
+#define ROCQ_MMA_NATIVE 1
+#elif defined(__gfx1100__) || defined(__gfx1101__) || defined(__gfx1102__) || defined(__gfx1103__) || \
+    defined(__gfx1150__) || defined(__gfx1151__)
+#define ROCQ_MMA_WMMA 1
+#define ROCQ_MMA_NATIVE 1
+#endif
+
+#if defined(ROCQ_MMA_NV)
+// ldmatrix.x4: lane l points at row (l%8) + 8*((l/8)&1), k offset 8*(l/16); register q then
+// holds the 8x8 quarter q in the mma.sync A-fragment order (rows 0-7/8-15, k 0-7/8-15).
+template <RqOp OP>
+struct RqMma {
+  static constexpr int kCRegs = 8;
+  struct Frag { uint32_t r[4]; };
+  struct Acc { float v[8]; };
+  ROCQ_DEVICE static void load(Frag& f, const uint16_t* s, int ld) {
+    const int l = threadIdx.x % 32;
+    const uint16_t* p = s + (l % 8 + 8 * ((l / 8) & 1)) * ld + 8 * (l / 16);
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(f.r[0]), "=r"(f.r[1]), "=r"(f.r[2]), "=r"(f.r[3])
+                 : "r"(a));
+  }
+  // B rows j 0-7 are quarters 0 (k 0-7) and 2 (k 8-15); rows 8-15 quarters 1 and 3.
+  ROCQ_DEVICE static void mma(Acc& c, const Frag& a, const Frag& b) {
+    if constexpr (OP == RqOp::BF16) {
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+          "{%0,%1,%2,%3};\n"
+          : "+f"(c.v[0]), "+f"(c.v[1]), "+f"(c.v[2]), "+f"(c.v[3])
+          : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[0]), "r"(b.r[2]));
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+          "{%0,%1,%2,%3};\n"
+          : "+f"(c.v[4]), "+f"(c.v[5]), "+f"(c.v[6]), "+f"(c.v[7])
+          : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[1]), "r"(b.r[3]));
+    } else {
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+          "{%0,%1,%2,%3};\n"
+          : "+f"(c.v[0]), "+f"(c.v[1]), "+f"(c.v[2]), "+f"(c.v[3])
+          : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[0]), "r"(b.r[2]));
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+          "{%0,%1,%2,%3};\n"
+          : "+f"(c.v[4]), "+f"(c.v[5]), "+f"(c.v[6]), "+f"(c.v[7])
+          : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[1]), "r"(b.r[3]));
+    }
+  }
+  // accumulator e: j-half e/4; within it rows g, g, g+8, g+8 and cols 2t, 2t+1 (g = lane/4, t = lane%4)
+  ROCQ_DEVICE static int c_row(int lane, int e) { return lane / 4 + 8 * ((e & 3) >> 1); }
+  ROCQ_DEVICE static int c_col(int lane, int e) { return 8 * (e >> 2) + 2 * (lane % 4) + (e & 1); }
+};
+
+#elif defined(ROCQ_MMA_MFMA)
+// v_mfma_f32_16x16x16: lane l holds A[l%16][4*(l/16) .. +3] and B^T's row l%16, same k;
+// accumulator e of lane l is C[4*(l/16) + e][l%16].
+template <RqOp OP>
+struct RqMma {
+  static constexpr int kCRegs = 4;
+  typedef short s4 __attribute__((ext_vector_type(4)));
+  typedef _Float16 h4 __attribute__((ext_vector_type(4)));
+  typedef float f4 __attribute__((ext_vector_type(4)));
+  struct Frag { s4 v; };
+  struct Acc { f4 v; };
+  ROCQ_DEVICE static void load(Frag& f, const uint16_t* s, int ld) {
+    const int l = threadIdx.x % ROCQ_WARP_SIZE;
+    f.v = *reinterpret_cast<const s4*>(s + (l % 16) * ld + 4 * (l / 16));
+  }
+  ROCQ_DEVICE static void mma(Acc& c, const Frag& a, const Frag& b) {
+    if constexpr (OP == RqOp::BF16)
+      c.v = __builtin_amdgcn_mfma_f32_16x16x16bf16_1k(a.v, b.v, c.v, 0, 0, 0);
+    else
+      c.v = __builtin_amdgcn_mfma_f32_16x16x16f16(__builtin_bit_cast(h4, a.v), __builtin_bit_cast(h4, b.v), c.v,
+                                                  0, 0, 0);
+  }
+  ROCQ_DEVICE static int c_row(int lane, int e) { return 4 * ((lane % 64) / 16) + e; }
+  ROCQ_DEVICE static int c_col(int lane, int e) { return lane % 16; }
+};
+
+#elif defined(ROCQ_MMA_WMMA)
+// v_wmma_f32_16x16x16 (wave32): lane l holds all 16 k of A row l%16 and of B^T row l%16;
+// accumulator e of lane l is C[2e + l/16][l%16].
+template <RqOp OP>
+struct RqMma {
+  static constexpr int kCRegs = 8;
+  typedef short s16 __attribute__((ext_vector_type(16)));
+  typedef _Float16 h16 __attribute__((ext_vector_type(16)));
+  typedef float f8 __attribute__((ext_vector_type(8)));
+  struct Frag { s16 v; };
+  struct Acc { f8 v; };
+  ROCQ_DEVICE static void load(Frag& f, const uint16_t* s, int ld) {
+    const int l = threadIdx.x % ROCQ_WARP_SIZE;
+    f.v = *reinterpret_cast<const s16*>(s + (l % 16) * ld);
+  }
+  ROCQ_DEVICE static void mma(Acc& c, const Frag& a, const Frag& b) {
+    if constexpr (OP == RqOp::BF16)
+      c.v = __builtin_amdgcn_wmma_f32_16x16x16_bf16_w32(a.v, b.v, c.v);
+    else
+      c.v = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(__builtin_bit_cast(h16, a.v), __builtin_bit_cast(h16, b.v),
+                                                       c.v);
+  }
+  ROCQ_DEVICE static int c_row(int lane, int e) { return 2 * e + (lane % 32) / 16; }
+  ROCQ_DEVICE static int c_col(int lane, int e) { return lane % 16; }
+};
+
+#else
+// No matrix unit: the fragment is a pointer into shared memory and mma() runs fp32 FMAs.
+// Accumulator e of lane l is C[idx / 16][idx % 16], idx = l + e * ROCQ_WARP_SIZE.
+template <RqOp OP>
+struct RqMma {
+  static constexpr int kCRegs = 256 / ROCQ_WARP_SIZE;
+  struct Frag { const uint16_t* p; int ld; };
+  struct Acc { float v[kCRegs]; };
+  ROCQ_DEVICE static void load(Frag& f, const uint16_t* s, int ld) { f.p = s; f.ld = ld; }
+  ROCQ_DEVICE static void mma(Acc& c, const Frag& a, const Frag& b) {
+    const int l = threadIdx.x % ROCQ_WARP_SIZE;
+#pragma unroll
+    for (int e = 0; e < kCRegs; ++e) {
+      const int idx = l + e * ROCQ_WARP_SIZE;
+      const uint16_t* ar = a.p + (idx / 16) * a.ld;
+      const uint16_t* br = b.p + (idx % 16) * b.ld;
+      float s = c.v[e];
+#pragma unroll
+      for (int kk = 0; kk < 16; ++kk) s = fmaf(rq_op_to_float<OP>(ar[kk]), rq_op_to_float<OP>(br[kk]), s);
+      c.v[e] = s;
+    }
+  }
+  ROCQ_DEVICE static int c_row(int lane, int e) { return (lane % ROCQ_WARP_SIZE + e * ROCQ_WARP_SIZE) / 16; }
+  ROCQ_DEVICE static int c_col(int lane, int e) { return (lane % ROCQ_WARP_SIZE + e * ROCQ_WARP_SIZE) % 16; }
+};
+#endif
+
+template <RqOp OP>
+ROCQ_DEVICE float& rq_acc(typename RqMma<OP>::Acc& c, int e) {
+  return reinterpret_cast<float*>(&c.v)[e];
+}
+
+// Multiprocessors (CUs) of the current device, for sizing grids (host code; 0 on error).
+inline int rq_sm_count() {
+  int dev = 0, n = 0;
+#if defined(ROCQ_HIP)
+  if (hipGetDevice(&dev) != hipSuccess) return 0;
+  if (hipDeviceGetAttribute(&n, hipDeviceAttributeMultiprocessorCount, dev) != hipSuccess) return 0;
+#else
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) return 0;
+#endif
+  return n;
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+ROCQ_DEVICE void rq_cp_async16(void* smem, const void* gmem) {
+  const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+ROCQ_DEVICE void rq_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+ROCQ_DEVICE void rq_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+#else
+ROCQ_DEVICE void rq_cp_async16(void* smem, const void* gmem) {
+  *static_cast<uint4*>(smem) = *static_cast<const uint4*>(gmem);
+}
+ROCQ_DEVICE void rq_cp_async_commit() {}
+template <int N>
+ROCQ_DEVICE void rq_cp_async_wait() {}
+#endif
+
+}  // namespace rocq
+#endif  // ROCQ_GPU_COMPILER
+// ---- end of matrix-unit fragments (qgemm) ---------------------------------------------------
