@@ -184,6 +184,25 @@ template <typename T>
 ROCQ_DEVICE T rq_shfl_xor(T v, int mask) { return __shfl_xor_sync(0xffffffffu, v, mask, ROCQ_WARP_SIZE); }
 #endif
 
+// Exact IEEE conversions through the hardware (device code only; bit-identical to the
+// integer versions above for every non-NaN input, much cheaper in inner loops).
+#if defined(ROCQ_HIP) || defined(ROCQ_CUDA)
+ROCQ_DEVICE float rq_f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+ROCQ_DEVICE uint16_t rq_f32_to_f16(float f) { return __half_as_ushort(__float2half_rn(f)); }
+#endif
+
+// Orders shared-memory traffic between the lanes of one warp/wavefront (lanes of a wave run
+// in lockstep on AMD; a fence keeps the compiler from moving LDS accesses across it).
+#if defined(ROCQ_HIP)
+ROCQ_DEVICE void rq_warp_sync() {
+  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup");
+  __builtin_amdgcn_wave_barrier();
+  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup");
+}
+#else
+ROCQ_DEVICE void rq_warp_sync() { __syncwarp(); }
+#endif
+
 // Sum over one warp/wavefront, whatever its width.
 ROCQ_DEVICE float rq_warp_sum(float v) {
 #pragma unroll

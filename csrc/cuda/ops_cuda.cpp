@@ -1,0 +1,166 @@
+// GPU implementations of the rocq ops, registered under the CUDA dispatch key (which is also
+// the key PyTorch uses for HIP devices on ROCm builds). Kernels live in kernels/ (torch-free,
+// launched through kernels/launch.h); this file checks arguments (checks.h), allocates from
+// the PyTorch caching allocator, and launches on the current stream of the tensors' device.
+// Nothing here reads tensor data on the host or synchronises, so qmatmul and dequantize can be
+// captured in CUDA graphs (torch.compile mode="reduce-overhead").
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/library.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "../../kernels/launch.h"
+#include "../../kernels/launch_qgemm.h"
+#include "../checks.h"
+
+namespace rocq::cuda {
+namespace {
+
+gpu::DType to_gpu_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return gpu::DType::F32;
+    case at::kHalf: return gpu::DType::F16;
+    case at::kBFloat16: return gpu::DType::BF16;
+    default: TORCH_CHECK_TYPE(false, "rocq: unsupported dtype ", t);
+  }
+}
+
+// The current stream of `device` as the platform's native handle (cudaStream_t or
+// hipStream_t), through c10's device-generic interface, so that this file needs no CUDA- or
+// HIP-specific header.
+void* current_stream(const at::Device& device) {
+  return c10::impl::getDeviceGuardImpl(device.type())->getStream(device).native_handle();
+}
+
+void check_launch(const char* err, const char* op) {
+  TORCH_CHECK(err == nullptr, "rocq.", op, ": GPU kernel launch failed: ", err ? err : "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Path selection for qmatmul: the one place that decides, as a function of (M, format, device).
+//
+//   Fused:        kernels/qmatvec (decode path): streams each weight byte once per group of
+//                 8 rows of x, fp32 math on the CUDA cores. Its time grows with M (the
+//                 multiply-adds run out before memory does once M passes a few rows).
+//   DequantBlas:  dequantize W into a workspace of x's dtype from the caching allocator, then
+//                 the vendor BLAS (cuBLAS / hipBLASLt through at::mm). Costs a full write and
+//                 read of W in 16/32 bits, then runs at BLAS speed: wins for large M.
+//
+//   Qgemm:        kernels/qgemm (middle regime, M about 8..256): CTAs of 256 weight rows
+//                 stream the quantized bytes once per 64 rows of x, decode them into shared
+//                 memory and multiply on the matrix units (bf16/fp16 operands, fp32 sums).
+//
+// The crossover (kFusedMaxRows) was measured with benchmarks/bench_qmatmul.py on an H100
+// (see benchmarks/results/). ROCQ_QMATMUL_PATH=fused|dequant|qgemm forces a path (benchmarks and
+// tests use it to time/check each); any other value or unset means automatic. It is read on
+// every call (a getenv costs far less than a launch), so a test can switch paths in-process.
+// ---------------------------------------------------------------------------------------------
+enum class Path { Fused, DequantBlas, Qgemm };
+
+int forced_path() {
+  const char* s = std::getenv("ROCQ_QMATMUL_PATH");
+  if (s && std::strcmp(s, "fused") == 0) return 1;
+  if (s && std::strcmp(s, "dequant") == 0) return 2;
+  if (s && std::strcmp(s, "qgemm") == 0) return 3;
+  return 0;
+}
+
+Path choose_path(int64_t M, const FormatInfo& f, const at::Device& device) {
+  (void)device;  // one table for now: the crossover measured on the H100 (an AMD GPU may differ)
+  if (forced_path() == 1) return Path::Fused;
+  if (forced_path() == 2) return Path::DequantBlas;
+  if (forced_path() == 3) return Path::Qgemm;
+  // Dense formats gain nothing from the fused kernel beyond M = 1..2 (no decode to save).
+  const int64_t fused_max_rows = f.block_elems == 1 ? 2 : 16;
+  return M <= fused_max_rows ? Path::Fused : Path::DequantBlas;
+}
+
+at::Tensor dequantize_into(const QWeight& w, const at::Tensor& qw, const at::Tensor& sc, at::ScalarType dtype) {
+  at::Tensor out = at::empty({w.n, w.k}, qw.options().dtype(dtype));
+  check_launch(gpu::launch_dequantize(w.fmt->id, qw.data_ptr<uint8_t>(), sc.defined() ? sc.data_ptr<uint8_t>() : nullptr,
+                                      w.n, w.k, w.row_bytes, out.data_ptr(), to_gpu_dtype(dtype),
+                                      current_stream(qw.device())),
+               "dequantize");
+  return out;
+}
+
+at::Tensor dequantize_cuda(const at::Tensor& qweight, const std::optional<at::Tensor>& scales, int64_t qtype,
+                           int64_t n, int64_t k, at::ScalarType dtype) {
+  const QWeight w = check_qweight(qweight, scales, qtype, n, k, "dequantize");
+  check_float_dtype(dtype, "dequantize", "dtype");
+  const c10::DeviceGuard guard(qweight.device());
+  return dequantize_into(w, qweight.contiguous(), scales_or_undefined(w, scales), dtype);
+}
+
+at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const std::optional<at::Tensor>& scales,
+                        int64_t qtype, int64_t n, int64_t k, const std::optional<at::Tensor>& bias) {
+  const QWeight w = check_qweight(qweight, scales, qtype, n, k, "qmatmul");
+  check_activation(x, w, qweight, bias, "qmatmul");
+  const c10::DeviceGuard guard(x.device());
+  std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
+  out_shape.back() = n;
+  at::Tensor x2 = x.reshape({-1, k}).contiguous();
+  const int64_t M = x2.size(0);
+  if (M == 0) return at::empty(out_shape, x.options());
+  const at::Tensor qw = qweight.contiguous();
+  const at::Tensor sc = scales_or_undefined(w, scales);
+  const bool has_bias = bias.has_value() && bias->defined();
+
+  const Path path = choose_path(M, *w.fmt, x.device());
+  if (path == Path::Qgemm && gpu::qgemm_supported(w.fmt->id, nullptr, M, n, k)) {
+    if (reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0) x2 = x2.clone(at::MemoryFormat::Contiguous);
+    const at::Tensor b = has_bias ? bias->to(at::kFloat).contiguous() : at::Tensor();
+    const gpu::QgemmPlan plan = gpu::qgemm_plan(w.fmt->id, M, n, k);
+    at::Tensor ws;
+    if (plan.workspace_bytes > 0) ws = at::empty({(int64_t)plan.workspace_bytes}, x.options().dtype(at::kByte));
+    at::Tensor y = at::empty({M, n}, x.options());
+    check_launch(gpu::launch_qgemm(w.fmt->id, x2.data_ptr(), to_gpu_dtype(x.scalar_type()), M, qw.data_ptr<uint8_t>(),
+                                   sc.defined() ? sc.data_ptr<uint8_t>() : nullptr, n, k, w.row_bytes,
+                                   b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr(),
+                                   ws.defined() ? ws.data_ptr() : nullptr, plan.workspace_bytes,
+                                   current_stream(x.device())),
+                 "qmatmul");
+    return y.view(out_shape);
+  }
+  if (path == Path::Fused) {
+    // The fused kernel reads x with 16-byte loads: give it an aligned copy if x is a view.
+    if (reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0) x2 = x2.clone(at::MemoryFormat::Contiguous);
+    const at::Tensor b = has_bias ? bias->to(at::kFloat).contiguous() : at::Tensor();
+    at::Tensor y = at::empty({M, n}, x.options());
+    check_launch(gpu::launch_qmatvec(w.fmt->id, x2.data_ptr(), to_gpu_dtype(x.scalar_type()), M, qw.data_ptr<uint8_t>(),
+                                     sc.defined() ? sc.data_ptr<uint8_t>() : nullptr, n, k, w.row_bytes,
+                                     b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr(),
+                                     current_stream(x.device())),
+                 "qmatmul");
+    return y.view(out_shape);
+  }
+  // Prefill: W in x's dtype (fp32 stays fp32: exact), then the vendor BLAS (fp32 accumulation).
+  const at::Tensor W = dequantize_into(w, qw, sc, x.scalar_type());
+  at::Tensor y = has_bias ? at::addmm(bias->to(x.scalar_type()), x2, W.t()) : at::mm(x2, W.t());
+  return y.view(out_shape);
+}
+
+// quantize on a GPU tensor: the quantizers are the CPU reference ones (csrc/cpu); this runs
+// them on a host copy and moves the result back to w's device. It is a load-time operation:
+// it synchronises with the device (so it cannot be captured in a CUDA graph) and is not fast.
+std::tuple<at::Tensor, at::Tensor> quantize_cuda(const at::Tensor& w, int64_t qtype) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("rocq::quantize", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, int64_t)>();
+  auto [q, s] = op.call(w.cpu(), qtype);
+  return {q.to(w.device()), s.to(w.device())};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(rocq, CUDA, m) {
+  m.impl("qmatmul", &qmatmul_cuda);
+  m.impl("dequantize", &dequantize_cuda);
+  m.impl("quantize", &quantize_cuda);
+}
+
+}  // namespace rocq::cuda

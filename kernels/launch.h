@@ -1,0 +1,34 @@
+// rocq GPU launch functions: the torch-free interface between csrc/ and the kernels in
+// kernels/*.hip. Plain pointers, sizes and a stream (the platform stream type passed as
+// void*); every function launches on that stream, never synchronises, never allocates, and
+// returns nullptr on success or a static/driver error string that csrc turns into an
+// exception. Every launch is followed by a check of the platform's last error.
+#pragma once
+
+#include <cstdint>
+
+namespace rocq::gpu {
+
+// Element types of activations, outputs and dequantized weights.
+enum class DType : int { F32 = 0, F16 = 1, BF16 = 2 };
+
+// W[n, k] (decoded bit-exactly by the formats.h codec of `qtype`, then rounded once to
+// `out_dtype`) -> out (contiguous [n, k]). qweight: [n, row_bytes] contiguous bytes; scales:
+// the [n, k/32] E8M0 plane for formats that have one, else null.
+const char* launch_dequantize(int qtype, const uint8_t* qweight, const uint8_t* scales, int64_t n, int64_t k,
+                              int64_t row_bytes, void* out, DType out_dtype, void* stream);
+
+// Fused decode-path matmul: y[M, n] = x[M, k] @ W^T (+ bias[n], fp32), x and y contiguous, in
+// `dtype`; fp32 accumulation. Reads each weight byte once per group of up to 8 rows of x.
+// Works for any M (it walks x in groups of 8 rows), but is meant for small M (see
+// csrc/cuda/ops_cuda.cpp: choose_path).
+const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
+                           const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias,
+                           void* y, void* stream);
+
+// True when launch_qmatvec takes its fast, vectorised path for these pointers and sizes
+// (16-byte aligned rows, k a multiple of 8); otherwise it runs a simple (correct, slower)
+// kernel. Exposed for tests and benchmarks.
+bool qmatvec_fast_path(int qtype, const void* x, const uint8_t* qweight, int64_t k, int64_t row_bytes);
+
+}  // namespace rocq::gpu

@@ -1,0 +1,224 @@
+// The fused decode-path kernel (y = x @ W^T for a few rows of x), templated on the format,
+// the number of x rows it handles at once (MT) and the activation dtype (XK). Included by
+// qmatvec_{f32,f16,bf16}.hip, one activation dtype per file so that they compile in parallel.
+//
+// Work split (the same source for 32- and 64-wide warps: nothing below assumes a width):
+//   * a CTA of kQmvThreads threads owns kQmvRows consecutive weight rows; each warp takes
+//     rows warp, warp + nwarps, ... of them and reduces its row's sum with rq_warp_sum;
+//   * a warp walks its row in chunks of WS*U units (blocks), i.e. WS*U*kBytes bytes, always
+//     a multiple of 16: the chunk is loaded with coalesced 16-byte loads (rows must start on
+//     16 bytes), prefetched into registers one chunk ahead, and staged through shared memory;
+//   * lane l then takes units l, l+WS, ... of the chunk: it pulls the unit's bytes out of
+//     shared memory as 32-bit words (funnel-shifting blocks that are not 4-byte aligned, e.g.
+//     Q4_0's 18 bytes) and runs the format's dot product (qdot.h) against x, which it reads
+//     with 16-byte loads straight from global memory (L1/L2 resident: it is tiny).
+#pragma once
+
+#include "qdot.h"
+
+namespace rocq::gpu {
+
+constexpr int kQmvThreads = 128;
+constexpr int kQmvRows = 4;  // rows per CTA (host side; independent of the warp width)
+
+struct QmvArgs {
+  const void* x;
+  void* y;
+  const uint8_t* qw;
+  const uint8_t* sc;
+  const float* bias;
+  int M;
+  int64_t n, k, row_bytes;
+};
+
+template <class C>
+struct QmvGeom {
+  static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
+  static constexpr int U = UB <= 24 ? 4 : (UB <= 48 ? 2 : 1);  // units per lane per chunk
+  static constexpr int CU = ROCQ_WARP_SIZE * U;                // units per chunk
+  static constexpr int CB = CU * UB;                           // bytes per chunk (16 | CB)
+  static constexpr int CV = CB / 16;                           // 16-byte vectors per chunk
+  static constexpr int NV = (CV + ROCQ_WARP_SIZE - 1) / ROCQ_WARP_SIZE;
+  static constexpr int NW = (UB + 3) / 4 + 1;                  // words per unit (+1 spare)
+  static constexpr int SW = CB / 4 + 4;                        // shared words per warp
+};
+
+template <int ID, int MT, int XK>
+__global__ void __launch_bounds__(kQmvThreads) qmv_kernel(QmvArgs a) {
+  using C = Codec<ID>;
+  using G = QmvGeom<C>;
+  using F = FastDot<ID>;
+  using T = typename XStore<XK>::T;
+  constexpr int WS = ROCQ_WARP_SIZE;
+  constexpr int NWARP = kQmvThreads / WS;
+  static_assert(G::CB % 16 == 0, "chunk must be whole 16-byte vectors");
+
+  __shared__ uint4 smem_v[NWARP][(G::SW + 3) / 4];
+  __shared__ float lut[16];
+  if constexpr (F::kLut) {
+    if (threadIdx.x < 16) lut[threadIdx.x] = F::table(threadIdx.x);
+    __syncthreads();
+  }
+
+  const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
+  uint32_t* buf = reinterpret_cast<uint32_t*>(smem_v[warp]);
+  uint4* bufv = smem_v[warp];
+  const XRows<XK> xl{static_cast<const T*>(a.x), a.k, a.M};
+  const int64_t nunits = a.k / G::UE;
+  const int64_t nchunks = (nunits + G::CU - 1) / G::CU;
+  const int64_t rvec = a.row_bytes / 16;
+
+  for (int rr = warp; rr < kQmvRows; rr += NWARP) {
+    const int64_t row = (int64_t)blockIdx.x * kQmvRows + rr;
+    if (row >= a.n) break;
+    const uint4* rowv = reinterpret_cast<const uint4*>(a.qw + row * a.row_bytes);
+    const uint8_t* srow = a.sc ? a.sc + row * (a.k / 32) : nullptr;
+    float acc[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = 0.f;
+
+    uint4 pre[G::NV];
+    auto load_chunk = [&](int64_t c) {
+#pragma unroll
+      for (int i = 0; i < G::NV; ++i) {
+        const int v = i * WS + lane;
+        const int64_t gv = c * G::CV + v;
+        if (v < G::CV && gv < rvec) pre[i] = rowv[gv];
+      }
+    };
+    load_chunk(0);
+    for (int64_t c = 0; c < nchunks; ++c) {
+      rq_warp_sync();
+#pragma unroll
+      for (int i = 0; i < G::NV; ++i) {
+        const int v = i * WS + lane;
+        if (v < G::CV) bufv[v] = pre[i];
+      }
+      rq_warp_sync();
+      if (c + 1 < nchunks) load_chunk(c + 1);
+#pragma unroll
+      for (int u = 0; u < G::U; ++u) {
+        const int uc = u * WS + lane;
+        const int64_t unit = c * G::CU + uc;
+        if (unit < nunits) {
+          const int off = uc * G::UB;
+          const int base = off >> 2;
+          const uint32_t sh = (uint32_t)(off & 3) * 8u;
+          uint32_t w[G::NW];
+#pragma unroll
+          for (int i = 0; i < G::NW; ++i) w[i] = rq_funnel(buf[base + i], buf[base + i + 1], sh);
+          const uint8_t scale = srow ? srow[unit * G::UE / 32] : (uint8_t)0;
+          if constexpr (F::kOn)
+            F::template dot<MT>(w, scale, lut, xl, unit * G::UE, acc);
+          else
+            rq_generic_dot<C, MT>(w, scale, xl, unit * G::UE, acc);
+        }
+      }
+    }
+    T* y = static_cast<T*>(a.y);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      float v = rq_warp_sum(acc[m]);
+      if (lane == 0 && m < a.M) {
+        if (a.bias) v += a.bias[row];
+        y[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
+      }
+    }
+  }
+}
+
+// Simple kernel for what the fast one does not take (rows not 16-byte aligned, dense formats
+// with k % 8 != 0): one warp per row, lane-strided 8-element runs decoded straight from
+// global memory with the codec; scalar x loads. Correct for every format and size.
+template <int ID, int XK>
+__global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
+  using C = Codec<ID>;
+  using T = typename XStore<XK>::T;
+  constexpr int WS = ROCQ_WARP_SIZE;
+  constexpr int NWARP = kQmvThreads / WS;
+  constexpr int MT = 8;
+  const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
+  const XRows<XK> xl{static_cast<const T*>(a.x), a.k, a.M};
+  for (int rr = warp; rr < kQmvRows; rr += NWARP) {
+    const int64_t row = (int64_t)blockIdx.x * kQmvRows + rr;
+    if (row >= a.n) break;
+    const uint8_t* rowp = a.qw + row * a.row_bytes;
+    const uint8_t* srow = a.sc ? a.sc + row * (a.k / 32) : nullptr;
+    float acc[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = 0.f;
+    const int64_t runs = (a.k + 7) / 8;
+    for (int64_t t = lane; t < runs; t += WS) {
+      const int64_t e0 = 8 * t;
+      float v[8];
+      int cnt = 8;
+      if constexpr (C::kElems == 1) {
+        if (e0 + 8 <= a.k) {
+          C::decode8(rowp, 0, (int)t, v);
+        } else {
+          cnt = (int)(a.k - e0);
+          for (int j = 0; j < cnt; ++j) C::decode_block(rowp + (e0 + j) * C::kBytes, 0, v + j);
+        }
+      } else {
+        const int64_t blk = e0 / C::kElems;
+        const uint8_t scale = srow ? srow[e0 / 32] : (uint8_t)0;
+        C::decode8(rowp + blk * C::kBytes, scale, (int)((e0 % C::kElems) / 8), v);
+      }
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        if (m < a.M) {
+          for (int j = 0; j < cnt; ++j) acc[m] = fmaf(v[j], xl.load1(m, e0 + j), acc[m]);
+        }
+      }
+    }
+    T* y = static_cast<T*>(a.y);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      float v = rq_warp_sum(acc[m]);
+      if (lane == 0 && m < a.M) {
+        if (a.bias) v += a.bias[row];
+        y[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
+      }
+    }
+  }
+}
+
+// Launches for one activation dtype (defined in qmatvec_<dtype>.hip). x rows are processed
+// in groups of up to 8. Returns nullptr or an error string.
+template <int XK>
+const char* qmatvec_launch_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw, const uint8_t* sc,
+                                 int64_t n, int64_t k, int64_t row_bytes, const float* bias, void* y,
+                                 bool fast, gpuStream_t stream);
+
+template <int XK>
+const char* qmatvec_launch_impl(int qtype, const void* x, int64_t M, const uint8_t* qw, const uint8_t* sc,
+                                int64_t n, int64_t k, int64_t row_bytes, const float* bias, void* y, bool fast,
+                                gpuStream_t stream) {
+  using T = typename XStore<XK>::T;
+  const dim3 grid((unsigned)rq_ceil_div(n, kQmvRows)), block(kQmvThreads);
+  const char* err = nullptr;
+  const bool known = dispatch_format(qtype, [&](auto codec) {
+    constexpr int ID = decltype(codec)::kId;
+    for (int64_t m0 = 0; m0 < M && !err; m0 += 8) {
+      const int mm = (int)(M - m0 < 8 ? M - m0 : 8);
+      QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes};
+      if (!fast) {
+        qmv_simple_kernel<ID, XK><<<grid, block, 0, stream>>>(a);
+      } else if (mm == 1) {
+        qmv_kernel<ID, 1, XK><<<grid, block, 0, stream>>>(a);
+      } else if (mm == 2) {
+        qmv_kernel<ID, 2, XK><<<grid, block, 0, stream>>>(a);
+      } else if (mm <= 4) {
+        qmv_kernel<ID, 4, XK><<<grid, block, 0, stream>>>(a);
+      } else {
+        qmv_kernel<ID, 8, XK><<<grid, block, 0, stream>>>(a);
+      }
+      const gpuError_t e = rq_last_error();
+      if (e != ROCQ_GPU_SUCCESS) err = rq_error_string(e);
+    }
+  });
+  if (!known) return "rocq qmatvec: unknown qtype";
+  return err;
+}
+
+}  // namespace rocq::gpu
