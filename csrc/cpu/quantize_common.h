@@ -18,6 +18,11 @@
 
 #include "../../kernels/formats.h"
 
+// fround() below and the exact-decode error comparisons need IEEE semantics.
+#if defined(__FAST_MATH__)
+#error "rocq's quantizers must not be compiled with -ffast-math"
+#endif
+
 namespace rocq::cpu::detail {
 
 constexpr float kHalfMax = 65504.0f;
