@@ -1,7 +1,18 @@
-// launch_qmatvec: picks the activation dtype and the fast or simple kernel (qmatvec_impl.h).
+// launch_qmatvec: walks x in groups of up to 8 rows, picks the activation dtype, the fast
+// kernel (16-byte aligned rows) or the simple one, and the row count it is compiled for.
 #include "qmatvec_impl.h"
 
 namespace rocq::gpu {
+
+template <int XK>
+const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream) {
+  const bool known = dispatch_format(qtype, [&](auto codec) {
+    qmv_simple_kernel<decltype(codec)::kId, XK><<<qmv_grid(a.n), kQmvThreads, 0, stream>>>(a);
+  });
+  if (!known) return "rocq qmatvec: unknown qtype";
+  const gpuError_t e = rq_last_error();
+  return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+}
 
 bool qmatvec_fast_path(int qtype, const void* x, const uint8_t* qweight, int64_t k, int64_t row_bytes) {
   const FormatInfo* f = find_format(qtype);
@@ -11,6 +22,25 @@ bool qmatvec_fast_path(int qtype, const void* x, const uint8_t* qweight, int64_t
          reinterpret_cast<uintptr_t>(x) % 16 == 0 && k % 8 == 0 && k % unit_elems == 0;
 }
 
+namespace {
+template <int XK>
+const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw, const uint8_t* sc, int64_t n,
+                          int64_t k, int64_t row_bytes, const float* bias, void* y, bool fast, gpuStream_t s) {
+  using T = typename XStore<XK>::T;
+  for (int64_t m0 = 0; m0 < M; m0 += 8) {
+    const int mm = (int)(M - m0 < 8 ? M - m0 : 8);
+    const QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes};
+    const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
+                      : mm == 1 ? qmv_launch<XK, 1>(qtype, a, s)
+                      : mm == 2 ? qmv_launch<XK, 2>(qtype, a, s)
+                      : mm <= 4 ? qmv_launch<XK, 4>(qtype, a, s)
+                                : qmv_launch<XK, 8>(qtype, a, s);
+    if (err) return err;
+  }
+  return nullptr;
+}
+}  // namespace
+
 const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
                            const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias,
                            void* y, void* stream) {
@@ -18,12 +48,9 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
   switch (dtype) {
-    case DType::F32:
-      return qmatvec_launch_dtype<(int)DType::F32>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, s);
-    case DType::F16:
-      return qmatvec_launch_dtype<(int)DType::F16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, s);
-    case DType::BF16:
-      return qmatvec_launch_dtype<(int)DType::BF16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, s);
+    case DType::F32: return qmatvec_dtype<(int)DType::F32>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, s);
+    case DType::F16: return qmatvec_dtype<(int)DType::F16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, s);
+    case DType::BF16: return qmatvec_dtype<(int)DType::BF16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, s);
   }
   return "rocq qmatvec: unknown activation dtype";
 }

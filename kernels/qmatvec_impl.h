@@ -183,42 +183,25 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
   }
 }
 
-// Launches for one activation dtype (defined in qmatvec_<dtype>.hip). x rows are processed
-// in groups of up to 8. Returns nullptr or an error string.
+// One launch of the fast kernel for activation dtype XK and up to MT rows of x (defined in
+// qmatvec_<dtype>_m<MT>.hip, one file each so that they compile in parallel), and of the simple
+// kernel (qmatvec.hip). Return nullptr or an error string.
+template <int XK, int MT>
+const char* qmv_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 template <int XK>
-const char* qmatvec_launch_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw, const uint8_t* sc,
-                                 int64_t n, int64_t k, int64_t row_bytes, const float* bias, void* y,
-                                 bool fast, gpuStream_t stream);
+const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 
-template <int XK>
-const char* qmatvec_launch_impl(int qtype, const void* x, int64_t M, const uint8_t* qw, const uint8_t* sc,
-                                int64_t n, int64_t k, int64_t row_bytes, const float* bias, void* y, bool fast,
-                                gpuStream_t stream) {
-  using T = typename XStore<XK>::T;
-  const dim3 grid((unsigned)rq_ceil_div(n, kQmvRows)), block(kQmvThreads);
-  const char* err = nullptr;
-  const bool known = dispatch_format(qtype, [&](auto codec) {
-    constexpr int ID = decltype(codec)::kId;
-    for (int64_t m0 = 0; m0 < M && !err; m0 += 8) {
-      const int mm = (int)(M - m0 < 8 ? M - m0 : 8);
-      QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes};
-      if (!fast) {
-        qmv_simple_kernel<ID, XK><<<grid, block, 0, stream>>>(a);
-      } else if (mm == 1) {
-        qmv_kernel<ID, 1, XK><<<grid, block, 0, stream>>>(a);
-      } else if (mm == 2) {
-        qmv_kernel<ID, 2, XK><<<grid, block, 0, stream>>>(a);
-      } else if (mm <= 4) {
-        qmv_kernel<ID, 4, XK><<<grid, block, 0, stream>>>(a);
-      } else {
-        qmv_kernel<ID, 8, XK><<<grid, block, 0, stream>>>(a);
-      }
-      const gpuError_t e = rq_last_error();
-      if (e != ROCQ_GPU_SUCCESS) err = rq_error_string(e);
-    }
-  });
-  if (!known) return "rocq qmatvec: unknown qtype";
-  return err;
-}
+inline dim3 qmv_grid(int64_t n) { return dim3((unsigned)rq_ceil_div(n, kQmvRows)); }
+
+#define ROCQ_QMV_INSTANTIATE(XK, MT)                                                            \
+  template <>                                                                                   \
+  const char* qmv_launch<XK, MT>(int qtype, const QmvArgs& a, gpuStream_t stream) {             \
+    const bool known = dispatch_format(qtype, [&](auto codec) {                                 \
+      qmv_kernel<decltype(codec)::kId, MT, XK><<<qmv_grid(a.n), kQmvThreads, 0, stream>>>(a);   \
+    });                                                                                         \
+    if (!known) return "rocq qmatvec: unknown qtype";                                          \
+    const gpuError_t e = rq_last_error();                                                       \
+    return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);                                \
+  }
 
 }  // namespace rocq::gpu

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: build the CUDA extension, run the GPU tests, run a benchmark.
+#   bash benchmarks/device_run.sh [test|bench|all] [bench args...]
+# Logs and results go to $OUT (the device tool's output folder) or ./device_out.
+set -uo pipefail
+OUT=${OUT:-device_out}; mkdir -p "$OUT"
+what=${1:-all}; shift || true
+export PYTHONUNBUFFERED=1
+t0=$(date +%s)
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+MAX_JOBS=16 ROCQ_BACKEND=cuda TORCH_CUDA_ARCH_LIST=9.0 python3 -m pip install --no-build-isolation --no-deps -e . \
+  > "$OUT/build.log" 2>&1 || { tail -60 "$OUT/build.log"; exit 1; }
+echo "build: $(( $(date +%s) - t0 )) s"
+python3 -c "import rocq, torch; print('backend', rocq.gpu_backend(), torch.__version__, torch.cuda.get_device_name())"
+if [ "$what" = test ] || [ "$what" = all ]; then
+  python3 -m pytest -q -x tests/test_gpu.py -p no:cacheprovider 2>&1 | tee "$OUT/test_gpu.log" | tail -25
+  python3 -m pytest -q tests/test_ops.py -k cuda -p no:cacheprovider 2>&1 | tee "$OUT/test_ops_cuda.log" | tail -8
+  echo "tests done: $(( $(date +%s) - t0 )) s"
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
+  python3 benchmarks/bench_qmatmul.py --out "$OUT" "$@" 2>&1 | tee "$OUT/bench.log" | tail -60
+  echo "bench done: $(( $(date +%s) - t0 )) s"
+fi

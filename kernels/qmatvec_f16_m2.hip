@@ -1,0 +1,6 @@
+// Fused decode-path kernels: F16 activations, up to 2 row(s) of x per launch (qmatvec_impl.h).
+#include "qmatvec_impl.h"
+
+namespace rocq::gpu {
+ROCQ_QMV_INSTANTIATE((int)DType::F16, 2)
+}  // namespace rocq::gpu

@@ -1,0 +1,208 @@
+"""GPU-specific tests of rocq's CUDA/HIP ops (the device-parametrised CPU tests live in
+test_ops.py). Skipped when no GPU is present.
+
+Tolerances (relative Frobenius error against an fp64 product of the CPU-dequantized weight):
+  fp32 x: 1e-4 on every path (fused: fp32 math; dequantize+BLAS: fp32 weight, fp32 GEMM);
+  fp16 x: 2e-3 (output rounded to fp16, 2^-11; the dequantize+BLAS path also rounds W to fp16);
+  bf16 x: 1.5e-2 (output rounded to bf16, 2^-8; the dequantize+BLAS path rounds W to bf16).
+Every GPU output is written into memory that was filled with NaN bytes just before (the caching
+allocator hands the freed poison block back), so an element the kernel forgot stays NaN.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import rocq
+from conftest import rel_err, valid_qweight
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+TOL = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1.5e-2}
+MS = [1, 2, 3, 7, 8, 16, 33, 100, 300]
+PATHS = ["fused", "dequant", "auto"]
+
+
+def all_formats():
+    return list(rocq.formats())
+
+
+def shapes(fmt):
+    """(n, k): odd n; k several blocks and not a power of two."""
+    if fmt.block_elems == 1:
+        return [(13, 40), (7, 37)]  # dense: k % 8 == 0 (fast kernel) and a ragged k
+    return [(13, fmt.block_elems * 7), (37, fmt.block_elems * 3)]
+
+
+def poison(nbytes: int, value: int = 0xFF):
+    """Fill then free a block of the caching allocator, so the next allocation of that size
+    (the op's output) starts as `value` bytes (0xFF: NaN in fp32/fp16/bf16)."""
+    t = torch.full((max(nbytes, 1),), value, dtype=torch.uint8, device="cuda")
+    del t
+
+
+def finite_weight(fmt, n, k, rng):
+    """A valid weight whose decoded values are all finite (re-draws formats that can encode
+    inf/NaN, e.g. fp8 elements), with its CPU fp32 dequantization."""
+    for _ in range(20):
+        qw, sc = valid_qweight(fmt, n, k, rng)
+        w = rocq.dequantize(qw, sc, fmt.id, n, k, torch.float32)
+        if torch.isfinite(w).all():
+            return qw, sc, w
+    bad = ~torch.isfinite(w)
+    pytest.skip(f"{fmt.name}: could not draw a finite random weight ({int(bad.sum())} non-finite)")
+
+
+class PathEnv:
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.old = os.environ.get("ROCQ_QMATMUL_PATH")
+        if self.path == "auto":
+            os.environ.pop("ROCQ_QMATMUL_PATH", None)
+        else:
+            os.environ["ROCQ_QMATMUL_PATH"] = self.path
+
+    def __exit__(self, *a):
+        if self.old is None:
+            os.environ.pop("ROCQ_QMATMUL_PATH", None)
+        else:
+            os.environ["ROCQ_QMATMUL_PATH"] = self.old
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("fmt", all_formats(), ids=lambda f: f.name)
+def test_dequantize_bit_exact(fmt, dtype, rng):
+    for n, k in shapes(fmt):
+        qw, sc = valid_qweight(fmt, n, k, rng)
+        ref = rocq.dequantize(qw, sc, fmt.id, n, k, dtype)
+        qwd, scd = qw.cuda(), (sc.cuda() if sc is not None else None)
+        outs = []
+        for value in (0xFF, 0x00):
+            poison(n * k * ref.element_size(), value)
+            outs.append(rocq.dequantize(qwd, scd, fmt.id, n, k, dtype).cpu())
+        assert outs[0].dtype == dtype and outs[0].shape == (n, k)
+        # Same bits in both runs (an unwritten element would show the two poison values) ...
+        assert torch.equal(outs[0].view(-1).view(torch.uint8), outs[1].view(-1).view(torch.uint8))
+        # ... and the CPU op's values (NaN where the CPU has NaN: fp8 element codes).
+        torch.testing.assert_close(outs[0], ref, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("fmt", all_formats(), ids=lambda f: f.name)
+def test_qmatmul_vs_fp64(fmt, dtype, rng):
+    for n, k in shapes(fmt):
+        qw, sc, w = finite_weight(fmt, n, k, rng)
+        qwd, scd = qw.cuda(), (sc.cuda() if sc is not None else None)
+        w64 = w.double()
+        for M in MS:
+            x = torch.from_numpy(rng.standard_normal((M, k)).astype(np.float32)).to(dtype)
+            bias = torch.from_numpy(rng.standard_normal(n).astype(np.float32)) if M % 2 else None
+            ref = x.double() @ w64.T
+            if bias is not None:
+                ref = ref + bias.double()
+            xd = x.cuda()
+            bd = bias.cuda() if bias is not None else None
+            for path in PATHS:
+                with PathEnv(path):
+                    poison(M * n * x.element_size())
+                    y = rocq.qmatmul(xd, qwd, scd, fmt.id, n, k, bd)
+                assert y.dtype == dtype and y.shape == (M, n) and y.device.type == "cuda"
+                err = rel_err(y, ref)
+                assert err < TOL[dtype], f"{fmt.name} {dtype} M={M} n={n} k={k} path={path}: rel err {err:.3g}"
+
+
+@pytest.mark.parametrize("fmt", ["q4_0", "q4_k", "q6_k", "mxfp4", "f16", "ocp_mxfp4"])
+def test_qmatmul_unaligned_views(fmt, rng):
+    """x and qweight as views at odd byte offsets (simple kernel / aligned copy of x), 3-D x."""
+    f = rocq.format_info(fmt)
+    n, k = 11, f.block_elems * 5 if f.block_elems > 1 else 40
+    qw, sc, w = finite_weight(f, n, k, rng)
+    buf = torch.zeros(qw.numel() + 1, dtype=torch.uint8)
+    buf[1:] = qw.reshape(-1)
+    qwv = buf.cuda()[1:].view(n, -1)  # data pointer 1 byte past an aligned allocation
+    xs = torch.from_numpy(rng.standard_normal((2, 3, k + 1)).astype(np.float32)).cuda()
+    x = xs[..., 1:]  # last-dim offset: not 16-byte aligned, not contiguous
+    with PathEnv("fused"):
+        y = rocq.qmatmul(x, qwv, sc.cuda() if sc is not None else None, f.id, n, k)
+    ref = x.double().cpu() @ w.double().T
+    assert y.shape == (2, 3, n)
+    assert rel_err(y, ref) < 1e-4
+
+
+def _q4k_layer(rng, n=96, k=512):
+    f = rocq.format_info("q4_k")
+    qw, sc, w = finite_weight(f, n, k, rng)
+    return qw.cuda(), w, n, k
+
+
+@pytest.mark.parametrize("op", ["qmatmul", "dequantize"])
+def test_opcheck_cuda(op, rng):
+    qw, w, n, k = _q4k_layer(rng)
+    qid = rocq.qtype("q4_k")
+    if op == "qmatmul":
+        for M in (1, 5, 40):
+            x = torch.randn(M, k, device="cuda")
+            torch.library.opcheck(torch.ops.rocq.qmatmul.default, (x, qw, None, qid, n, k, torch.randn(n, device="cuda")))
+    else:
+        torch.library.opcheck(torch.ops.rocq.dequantize.default, (qw, None, qid, n, k, torch.bfloat16))
+
+
+@pytest.mark.parametrize("M", [1, 4, 64])
+def test_cuda_graph_capture_replay(M, rng):
+    qw, w, n, k = _q4k_layer(rng)
+    qid = rocq.qtype("q4_k")
+    x = torch.randn(M, k, device="cuda", dtype=torch.bfloat16)
+    rocq.qmatmul(x, qw, None, qid, n, k)  # warm up outside the capture
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        rocq.qmatmul(x, qw, None, qid, n, k)
+    torch.cuda.current_stream().wait_stream(s)
+    with torch.cuda.graph(g):
+        y = rocq.qmatmul(x, qw, None, qid, n, k)
+    for _ in range(3):
+        x.copy_(torch.randn(M, k, device="cuda", dtype=torch.bfloat16))
+        g.replay()
+        torch.cuda.synchronize()
+        ref = x.double().cpu() @ w.double().T
+        assert rel_err(y, ref) < TOL[torch.bfloat16]
+
+
+def test_compile_reduce_overhead(rng):
+    qw, w, n, k = _q4k_layer(rng)
+    qid = rocq.qtype("q4_k")
+
+    def f(x):
+        return torch.nn.functional.silu(rocq.qmatmul(x, qw, None, qid, n, k)) * 2
+
+    cf = torch.compile(f, mode="reduce-overhead", fullgraph=True)
+    for M in (1, 1, 1, 3):
+        x = torch.randn(M, k, device="cuda", dtype=torch.float16)
+        torch.testing.assert_close(cf(x), f(x), rtol=2e-3, atol=2e-3)
+
+
+def test_mismatched_devices_gpu():
+    qw, w, n, k = _q4k_layer(np.random.default_rng(0))
+    with pytest.raises((ValueError, RuntimeError), match="device|cpu"):
+        rocq.qmatmul(torch.randn(2, k), qw, None, "q4_k", n, k)
+    with pytest.raises((ValueError, RuntimeError), match="device|cpu"):
+        rocq.qmatmul(torch.randn(2, k, device="cuda"), qw, None, "q4_k", n, k, torch.randn(n))
+
+
+def test_quantize_on_gpu_roundtrip(rng):
+    f = rocq.format_info("q8_0")
+    if not any(x.can_quantize for x in rocq.formats() if x.name == "q8_0"):
+        pytest.skip("no q8_0 quantizer in this build")
+    w = torch.randn(16, 64, device="cuda")
+    qw, sc = rocq.quantize(w, "q8_0")
+    assert qw.device.type == "cuda"
+    qc, _ = rocq.quantize(w.cpu(), "q8_0")
+    assert torch.equal(qw.cpu(), qc)
