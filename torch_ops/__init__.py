@@ -27,11 +27,18 @@ def gpu_backend() -> str:
 
 
 # Model-level API, imported on first use so that `import rocq` stays light (no transformers).
+# Loading a checkpoint saved with RocqConfig needs the config registered with transformers
+# first: touch rocq.RocqConfig (or `import rocq.hf`) before from_pretrained.
 _LAZY = {
     "QuantLinear": "nn",
+    "QuantizeSummary": "nn",
     "quantize_model": "nn",
+    "enable_peft": "nn",
     "RocqConfig": "hf",
     "load_gguf": "gguf_loader",
+    "load_gguf_tokenizer": "gguf_loader",
+    "inspect_gguf": "gguf_loader",
+    "GGUFError": "gguf_loader",
 }
 
 
