@@ -7,7 +7,7 @@ namespace rocq::gpu {
 template <int XK>
 const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream) {
   const bool known = dispatch_format(qtype, [&](auto codec) {
-    qmv_simple_kernel<decltype(codec)::kId, XK><<<qmv_grid(a.n), kQmvThreads, 0, stream>>>(a);
+    qmv_simple_kernel<decltype(codec)::kId, XK><<<qmv_grid(a), kQmvThreads, 0, stream>>>(a);
   });
   if (!known) return "rocq qmatvec: unknown qtype";
   const gpuError_t e = rq_last_error();
@@ -23,18 +23,49 @@ bool qmatvec_fast_path(int qtype, const void* x, const uint8_t* qweight, int64_t
 }
 
 namespace {
+
+// Weight rows per CTA: enough CTAs to fill the device several times over for small n, more
+// rows per CTA for large n so that staging x in shared memory is amortised.
+int rows_per_cta(int64_t n) { return n >= 16384 ? 16 : (n >= 4096 ? 8 : 4); }
+
+// Shared memory available for staging x (what a block may opt in to, less the weight staging
+// buffers and a margin), cached per process.
+int64_t xsmem_budget() {
+  static const int64_t budget = [] {
+    const int64_t optin = rq_max_smem_optin();
+    return optin > 40 * 1024 ? optin - 36 * 1024 : 0;
+  }();
+  return budget;
+}
+
 template <int XK>
 const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw, const uint8_t* sc, int64_t n,
                           int64_t k, int64_t row_bytes, const float* bias, void* y, bool fast, gpuStream_t s) {
   using T = typename XStore<XK>::T;
-  for (int64_t m0 = 0; m0 < M; m0 += 8) {
-    const int mm = (int)(M - m0 < 8 ? M - m0 : 8);
-    const QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes};
+  const FormatInfo* f = find_format(qtype);
+  if (!f) return "rocq qmatvec: unknown qtype";
+  const int ue = f->block_elems == 1 ? 8 : f->block_elems;
+  const int64_t budget = xsmem_budget();
+  // Rows of x per launch: the largest of 8/4/2/1 whose fp32 copy fits in shared memory (x then
+  // comes from shared memory); if not even one row fits, 8 rows read straight from global.
+  int group = 8;
+  bool xsmem = false;
+  for (int g : {8, 4, 2, 1}) {
+    if (qmv_xsmem_bytes(ue, k, g) <= budget) {
+      group = g;
+      xsmem = true;
+      break;
+    }
+  }
+  for (int64_t m0 = 0; m0 < M; m0 += group) {
+    const int mm = (int)(M - m0 < group ? M - m0 : group);
+    const QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes,
+                    fast ? rows_per_cta(n) : 4};
     const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
-                      : mm == 1 ? qmv_launch<XK, 1>(qtype, a, s)
-                      : mm == 2 ? qmv_launch<XK, 2>(qtype, a, s)
-                      : mm <= 4 ? qmv_launch<XK, 4>(qtype, a, s)
-                                : qmv_launch<XK, 8>(qtype, a, s);
+                      : mm == 1 ? qmv_launch<XK, 1>(qtype, a, xsmem, s)
+                      : mm == 2 ? qmv_launch<XK, 2>(qtype, a, xsmem, s)
+                      : mm <= 4 ? qmv_launch<XK, 4>(qtype, a, xsmem, s)
+                                : qmv_launch<XK, 8>(qtype, a, xsmem, s);
     if (err) return err;
   }
   return nullptr;

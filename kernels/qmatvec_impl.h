@@ -3,7 +3,7 @@
 // qmatvec_{f32,f16,bf16}.hip, one activation dtype per file so that they compile in parallel.
 //
 // Work split (the same source for 32- and 64-wide warps: nothing below assumes a width):
-//   * a CTA of kQmvThreads threads owns kQmvRows consecutive weight rows; each warp takes
+//   * a CTA of kQmvThreads threads owns QmvArgs::rows consecutive weight rows; each warp takes
 //     rows warp, warp + nwarps, ... of them and reduces its row's sum with rq_warp_sum;
 //   * a warp walks its row in chunks of WS*U units (blocks), i.e. WS*U*kBytes bytes, always
 //     a multiple of 16: the chunk is loaded with coalesced 16-byte loads (rows must start on
@@ -11,7 +11,9 @@
 //   * lane l then takes units l, l+WS, ... of the chunk: it pulls the unit's bytes out of
 //     shared memory as 32-bit words (funnel-shifting blocks that are not 4-byte aligned, e.g.
 //     Q4_0's 18 bytes) and runs the format's dot product (qdot.h) against x, which it reads
-//     with 16-byte loads straight from global memory (L1/L2 resident: it is tiny).
+//     from shared memory, where the CTA staged it as fp32 at the start (padded per unit so that
+//     lanes reading different units do not collide on banks); when x does not fit there, with
+//     16-byte loads straight from global memory (L1/L2 resident, but lanes read 100+ bytes apart).
 #pragma once
 
 #include "qdot.h"
@@ -19,7 +21,6 @@
 namespace rocq::gpu {
 
 constexpr int kQmvThreads = 128;
-constexpr int kQmvRows = 4;  // rows per CTA (host side; independent of the warp width)
 
 struct QmvArgs {
   const void* x;
@@ -29,7 +30,34 @@ struct QmvArgs {
   const float* bias;
   int M;
   int64_t n, k, row_bytes;
+  int rows;  // weight rows per CTA (launcher's choice, independent of the warp width)
 };
+
+// x rows staged in shared memory as fp32, unit by unit with 4 floats of padding after each
+// unit (UE elements), so that lanes reading the same offset of consecutive units hit distinct
+// banks with 16-byte loads.
+template <int UE>
+struct XSmem {
+  const float* s;
+  int64_t stride_m;
+  ROCQ_DEVICE static int64_t pos(int64_t e) { return e + (e / UE) * 4; }
+  ROCQ_DEVICE void load4(int m, int64_t e, float (&o)[4]) const {
+    const float4 v = *reinterpret_cast<const float4*>(s + m * stride_m + pos(e));
+    o[0] = v.x; o[1] = v.y; o[2] = v.z; o[3] = v.w;
+  }
+  ROCQ_DEVICE void load8(int m, int64_t e, float (&o)[8]) const {
+    float a[4], b[4];
+    load4(m, e, a);
+    load4(m, e + 4, b);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) { o[j] = a[j]; o[4 + j] = b[j]; }
+  }
+};
+
+// Bytes of shared memory XSmem needs for MT rows of k elements.
+inline int64_t qmv_xsmem_bytes(int unit_elems, int64_t k, int MT) {
+  return (k / unit_elems) * (unit_elems + 4) * 4 * (int64_t)MT;
+}
 
 template <class C>
 struct QmvGeom {
@@ -43,7 +71,7 @@ struct QmvGeom {
   static constexpr int SW = CB / 4 + 4;                        // shared words per warp
 };
 
-template <int ID, int MT, int XK>
+template <int ID, int MT, int XK, bool XS>
 __global__ void __launch_bounds__(kQmvThreads) qmv_kernel(QmvArgs a) {
   using C = Codec<ID>;
   using G = QmvGeom<C>;
@@ -63,13 +91,32 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_kernel(QmvArgs a) {
   const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
   uint32_t* buf = reinterpret_cast<uint32_t*>(smem_v[warp]);
   uint4* bufv = smem_v[warp];
-  const XRows<XK> xl{static_cast<const T*>(a.x), a.k, a.M};
+  const XRows<XK> xg{static_cast<const T*>(a.x), a.k, a.M};
   const int64_t nunits = a.k / G::UE;
   const int64_t nchunks = (nunits + G::CU - 1) / G::CU;
   const int64_t rvec = a.row_bytes / 16;
 
-  for (int rr = warp; rr < kQmvRows; rr += NWARP) {
-    const int64_t row = (int64_t)blockIdx.x * kQmvRows + rr;
+  // x: either straight from global memory (XRows) or staged once per CTA in shared memory.
+  extern __shared__ float4 rq_dyn_smem[];
+  float* xs = reinterpret_cast<float*>(rq_dyn_smem);
+  const XSmem<G::UE> xsm{xs, nunits * (G::UE + 4)};
+  if constexpr (XS) {
+    const int64_t q = a.k / 4;
+    for (int64_t i = threadIdx.x; i < MT * q; i += kQmvThreads) {
+      const int m = (int)(i / q);
+      const int64_t e = (i - m * q) * 4;
+      float v[4];
+      xg.load4(m, e, v);
+      *reinterpret_cast<float4*>(xs + m * xsm.stride_m + xsm.pos(e)) = make_float4(v[0], v[1], v[2], v[3]);
+    }
+    __syncthreads();
+  }
+  const auto& xl = [&]() -> const auto& {
+    if constexpr (XS) return xsm; else return xg;
+  }();
+
+  for (int rr = warp; rr < a.rows; rr += NWARP) {
+    const int64_t row = (int64_t)blockIdx.x * a.rows + rr;
     if (row >= a.n) break;
     const uint4* rowv = reinterpret_cast<const uint4*>(a.qw + row * a.row_bytes);
     const uint8_t* srow = a.sc ? a.sc + row * (a.k / 32) : nullptr;
@@ -139,8 +186,8 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
   constexpr int MT = 8;
   const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
   const XRows<XK> xl{static_cast<const T*>(a.x), a.k, a.M};
-  for (int rr = warp; rr < kQmvRows; rr += NWARP) {
-    const int64_t row = (int64_t)blockIdx.x * kQmvRows + rr;
+  for (int rr = warp; rr < a.rows; rr += NWARP) {
+    const int64_t row = (int64_t)blockIdx.x * a.rows + rr;
     if (row >= a.n) break;
     const uint8_t* rowp = a.qw + row * a.row_bytes;
     const uint8_t* srow = a.sc ? a.sc + row * (a.k / 32) : nullptr;
@@ -187,21 +234,36 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
 // qmatvec_<dtype>_m<MT>.hip, one file each so that they compile in parallel), and of the simple
 // kernel (qmatvec.hip). Return nullptr or an error string.
 template <int XK, int MT>
-const char* qmv_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
+const char* qmv_launch(int qtype, const QmvArgs& a, bool xsmem, gpuStream_t stream);
 template <int XK>
 const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 
-inline dim3 qmv_grid(int64_t n) { return dim3((unsigned)rq_ceil_div(n, kQmvRows)); }
+inline dim3 qmv_grid(const QmvArgs& a) { return dim3((unsigned)rq_ceil_div(a.n, a.rows)); }
 
-#define ROCQ_QMV_INSTANTIATE(XK, MT)                                                            \
-  template <>                                                                                   \
-  const char* qmv_launch<XK, MT>(int qtype, const QmvArgs& a, gpuStream_t stream) {             \
-    const bool known = dispatch_format(qtype, [&](auto codec) {                                 \
-      qmv_kernel<decltype(codec)::kId, MT, XK><<<qmv_grid(a.n), kQmvThreads, 0, stream>>>(a);   \
-    });                                                                                         \
-    if (!known) return "rocq qmatvec: unknown qtype";                                          \
-    const gpuError_t e = rq_last_error();                                                       \
-    return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);                                \
+template <int ID, int MT, int XK>
+const char* qmv_launch_one(const QmvArgs& a, bool xsmem, gpuStream_t stream) {
+  if (xsmem) {
+    const int64_t bytes = qmv_xsmem_bytes(Unit<Codec<ID>>::kElems, a.k, MT);
+    if (bytes > 48 * 1024) {
+      const gpuError_t e = rq_func_set_max_dynamic_smem((const void*)&qmv_kernel<ID, MT, XK, true>, (int)bytes);
+      if (e != ROCQ_GPU_SUCCESS) return rq_error_string(e);
+    }
+    qmv_kernel<ID, MT, XK, true><<<qmv_grid(a), kQmvThreads, (size_t)bytes, stream>>>(a);
+  } else {
+    qmv_kernel<ID, MT, XK, false><<<qmv_grid(a), kQmvThreads, 0, stream>>>(a);
+  }
+  const gpuError_t e = rq_last_error();
+  return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+}
+
+#define ROCQ_QMV_INSTANTIATE(XK, MT)                                                      \
+  template <>                                                                             \
+  const char* qmv_launch<XK, MT>(int qtype, const QmvArgs& a, bool xsmem, gpuStream_t s) { \
+    const char* err = "rocq qmatvec: unknown qtype";                                     \
+    dispatch_format(qtype, [&](auto codec) {                                              \
+      err = qmv_launch_one<decltype(codec)::kId, MT, XK>(a, xsmem, s);                    \
+    });                                                                                   \
+    return err;                                                                           \
   }
 
 }  // namespace rocq::gpu
