@@ -162,6 +162,13 @@ inline gpuError_t rq_last_error() { return hipGetLastError(); }
 inline gpuError_t rq_func_set_max_dynamic_smem(const void* f, int bytes) {
   return hipFuncSetAttribute(f, hipFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
+// Largest shared memory one block may opt in to on the current device (0 on error).
+inline int rq_max_smem_optin() {
+  int dev = 0, v = 0;
+  if (hipGetDevice(&dev) != hipSuccess) return 0;
+  if (hipDeviceGetAttribute(&v, hipDeviceAttributeSharedMemPerBlockOptin, dev) != hipSuccess) return 0;
+  return v;
+}
 // Wavefront width is a property of the compilation target (64 on CDNA, 32 on RDNA).
 #if defined(__AMDGCN_WAVEFRONT_SIZE)
 #define ROCQ_WARP_SIZE __AMDGCN_WAVEFRONT_SIZE
@@ -178,6 +185,12 @@ inline const char* rq_error_string(gpuError_t e) { return cudaGetErrorString(e);
 inline gpuError_t rq_last_error() { return cudaGetLastError(); }
 inline gpuError_t rq_func_set_max_dynamic_smem(const void* f, int bytes) {
   return cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+}
+inline int rq_max_smem_optin() {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return 0;
+  return v;
 }
 #define ROCQ_WARP_SIZE 32
 template <typename T>
