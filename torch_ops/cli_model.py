@@ -98,14 +98,14 @@ def model_demo(args=None, formats=DEMO_FORMATS, new_tokens: int | None = None, f
     name = str(dtype).replace("torch.", "")
     print(f"{name:>8} {16 if gpu else 32:>7} {_linear_bytes(base) / 2**20:11.1f} {_model_bytes(base) / 2**20:10.1f} "
           f"{tps:8.1f} {'-':>14} {'-':>11} {'-':>12}", file=file)
-    from .nn import _finfo
+    from .formats import format_info
 
     for fmt in formats:
         try:
-            info = _finfo(fmt)
+            info = format_info(fmt)
         except ValueError:
             continue
-        if not info["can_quantize"]:
+        if not info.can_quantize:
             continue
         m = copy.deepcopy(base)
         try:
@@ -121,7 +121,7 @@ def model_demo(args=None, formats=DEMO_FORMATS, new_tokens: int | None = None, f
         top1 = (out.argmax(-1) == ref.argmax(-1)).float().mean().item()
         toks, tps = _generate(m, ids, new_tokens)
         same = int((toks == base_tokens).cumprod(0).sum().item())
-        print(f"{fmt:>8} {info['bits_per_weight']:7.3g} {_linear_bytes(m) / 2**20:11.1f} "
+        print(f"{fmt:>8} {info.bits_per_weight:7.3g} {_linear_bytes(m) / 2**20:11.1f} "
               f"{_model_bytes(m) / 2**20:10.1f} {tps:8.1f} {rel:14.4f} {top1:11.1%} {same:>5}/{new_tokens:<6}",
               file=file)
         del m
@@ -143,7 +143,7 @@ def cmd_inspect(args) -> int:
     except (GGUFError, FileNotFoundError) as e:
         print(f"rocq inspect: {e}")
         return 1
-    from .nn import _finfo
+    from .formats import format_info
 
     print(f"{info['path']}: {info['file_bytes'] / 2**20:.1f} MiB, architecture {info['architecture']}, "
           f"name {info['name']!r}")
@@ -155,7 +155,7 @@ def cmd_inspect(args) -> int:
     print(f"{'type':>8} {'tensors':>8} {'MiB':>10}  rocq")
     for t, (n, b) in sorted(info["types"].items(), key=lambda kv: -kv[1][1]):
         try:
-            ok = _finfo(t.lower())["name"]
+            ok = format_info(t.lower()).name
             ok = "kept quantized" if t not in ("F32", "F16", "BF16") else "dense"
         except ValueError:
             ok = "NOT SUPPORTED"

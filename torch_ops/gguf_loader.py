@@ -34,7 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .nn import QuantLinear, _finfo
+from .formats import format_info
+from .nn import QuantLinear
 
 __all__ = ["load_gguf", "load_gguf_tokenizer", "from_pretrained", "inspect_gguf", "GGUFError",
            "QuantEmbedding", "SUPPORTED_ARCHITECTURES"]
@@ -209,8 +210,8 @@ class QuantEmbedding(nn.Module):
     def __init__(self, qweight: torch.Tensor, scales: torch.Tensor | None, qtype, num_embeddings: int,
                  embedding_dim: int, dtype=torch.float32, padding_idx=None, embed_scale=None):
         super().__init__()
-        info = _finfo(qtype)
-        self.qtype, self.qtype_name, self._has_scales = info["id"], info["name"], info["has_scales"]
+        info = format_info(qtype)
+        self.qtype, self.qtype_name, self._has_scales = info.id, info.name, info.scale_plane
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         self.padding_idx = padding_idx
         self.register_buffer("qweight", qweight.reshape(num_embeddings, -1))
@@ -254,7 +255,7 @@ class QuantEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_embeddings}, {self.embedding_dim}, qtype={self.qtype_name} "
-                f"({_finfo(self.qtype)['bits_per_weight']:.4g} bits/weight)")
+                f"({format_info(self.qtype).bits_per_weight:.4g} bits/weight)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ class QuantEmbedding(nn.Module):
 # --------------------------------------------------------------------------------------------
 def _rocq_type(ggml_type: int):
     try:
-        return _finfo(ggml_type)
+        return format_info(ggml_type)
     except (ValueError, TypeError):
         return None
 
@@ -390,12 +391,12 @@ def load_gguf(path, device=None, dtype: torch.dtype | None = None, quantized_emb
                     if perm is not None:
                         raw = raw.index_select(0, perm.to(raw.device))
                     if is_linear_w:
-                        new = QuantLinear.from_quantized(raw, None, info["id"], mod.in_features, mod.out_features,
+                        new = QuantLinear.from_quantized(raw, None, info.id, mod.in_features, mod.out_features,
                                                          bias=None, dtype=dtype)
                         if mod.bias is not None:  # the bias Parameter (loaded before or after the weight)
                             new.bias = mod.bias
                     else:
-                        new = QuantEmbedding(raw, None, info["id"], mod.num_embeddings, mod.embedding_dim,
+                        new = QuantEmbedding(raw, None, info.id, mod.num_embeddings, mod.embedding_dim,
                                              dtype=dtype, padding_idx=mod.padding_idx,
                                              embed_scale=getattr(mod, "embed_scale", None))
                     _set_module(model, mod_name, new)

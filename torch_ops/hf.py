@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .nn import QuantLinear, _finfo, _quantize_weight, plan_quantization
+from .formats import format_info
+from .nn import QuantLinear, _quantize_weight, plan_quantization
 
 try:  # transformers is optional for the rest of rocq
     from transformers.core_model_loading import ConversionOps
@@ -57,9 +58,9 @@ class RocqConfig(QuantizationConfigMixin):
     def __init__(self, qtype: str | int = "q4_k", skip=("lm_head",), overrides: dict | None = None,
                  strict: bool = False, layers: dict | None = None, **kwargs):
         self.quant_method = QUANT_METHOD
-        self.qtype = _finfo(qtype)["name"]
+        self.qtype = format_info(qtype).name
         self.skip = [skip] if isinstance(skip, str) else list(skip or [])
-        self.overrides = {k: (None if v is None else _finfo(v)["name"]) for k, v in dict(overrides or {}).items()}
+        self.overrides = {k: (None if v is None else format_info(v).name) for k, v in dict(overrides or {}).items()}
         self.strict = bool(strict)
         self.layers = dict(layers) if layers else None
         for k, v in kwargs.items():  # unknown keys from a newer rocq: keep them, round-trip them
@@ -116,7 +117,7 @@ class RocqHfQuantizer(HfQuantizer):
     def _plan(self, model) -> dict[str, int]:
         cfg = self.quantization_config
         if self.pre_quantized and cfg.layers:
-            return {name: _finfo(q)["id"] for name, q in cfg.layers.items()}
+            return {name: format_info(q).id for name, q in cfg.layers.items()}
         skip = list(cfg.skip) + list(getattr(model, "_keep_in_fp32_modules", None) or [])
         plan = plan_quantization(model, cfg.qtype, skip=skip, overrides=cfg.overrides, strict=cfg.strict)
         return {name: q for name, _, q, _ in plan if q is not None}
@@ -161,7 +162,7 @@ class RocqHfQuantizer(HfQuantizer):
                 leftovers.append(name)
         if leftovers:
             raise ValueError(f"rocq: no weights were loaded for {sorted(set(leftovers))[:8]} (checkpoint incomplete?)")
-        self.quantization_config.layers = {n: _finfo(q)["name"] for n, q in self.modules.items()}
+        self.quantization_config.layers = {n: format_info(q).name for n, q in self.modules.items()}
         return model
 
     def is_serializable(self, safe_serialization=None) -> bool:

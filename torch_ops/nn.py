@@ -24,7 +24,6 @@ unusable, but the summary never hides it.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import re
 import sys
 import warnings
@@ -33,6 +32,8 @@ from typing import Iterable, Mapping
 
 import torch
 from torch import nn
+
+from .formats import Format, format_info
 
 __all__ = [
     "QuantLinear",
@@ -46,52 +47,25 @@ __all__ = [
 MX_SCALE_GROUP = 32
 
 
-# --------------------------------------------------------------------------------------------
-# format table access (the lead's rocq.formats module)
-# --------------------------------------------------------------------------------------------
-_FORMAT_CACHE: dict = {}
+def _qweight_shape(info: Format, out_features: int, in_features: int) -> tuple[int, int]:
+    return out_features, in_features // info.block_elems * info.block_bytes
 
 
-def _finfo(qtype) -> dict:
-    """``{"id", "name", "block_elems", "block_bytes", "bits_per_weight", "has_scales"}`` for a
-    qtype given by name (``"q4_k"``), id (``12``) or ``rocq.Format``."""
-    key = qtype if isinstance(qtype, (int, str)) else id(qtype)
-    info = _FORMAT_CACHE.get(key)
-    if info is None:
-        f = importlib.import_module(f"{__package__}.formats").format_info(qtype)
-        info = {
-            "id": int(f.id),
-            "name": str(f.name),
-            "block_elems": int(f.block_elems),
-            "block_bytes": int(f.block_bytes),
-            "bits_per_weight": float(f.bits_per_weight),
-            "has_scales": bool(f.scale_plane),
-            "can_quantize": bool(getattr(f, "can_quantize", True)),
-        }
-        if isinstance(qtype, (int, str)):
-            _FORMAT_CACHE[key] = info
-    return info
-
-
-def _qweight_shape(info: dict, out_features: int, in_features: int) -> tuple[int, int]:
-    return out_features, in_features // info["block_elems"] * info["block_bytes"]
-
-
-def _scales_shape(info: dict, out_features: int, in_features: int) -> tuple[int, ...]:
-    if info["has_scales"]:
+def _scales_shape(info: Format, out_features: int, in_features: int) -> tuple[int, ...]:
+    if info.scale_plane:
         return out_features, in_features // MX_SCALE_GROUP
     return (0,)
 
 
-def _check_k(info: dict, in_features: int, what: str = "layer") -> None:
-    be = info["block_elems"]
-    group = max(be, MX_SCALE_GROUP) if info["has_scales"] else be
+def _check_k(info: Format, in_features: int, what: str = "layer") -> None:
+    be = info.block_elems
+    group = max(be, MX_SCALE_GROUP) if info.scale_plane else be
     if in_features % group != 0:
         hint = ("; use a format with 32-element blocks (q8_0, q4_0, iq4_nl) or keep it in full precision"
                 if group > 32 else "; keep it in full precision")
         raise ValueError(
             f"rocq: {what} has in_features={in_features}, which is not a multiple of the "
-            f"{info['name']} block size ({group}){hint}"
+            f"{info.name} block size ({group}){hint}"
         )
 
 
@@ -115,13 +89,13 @@ class QuantLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, qtype="q4_k",
                  device=None, dtype=None):
         super().__init__()
-        info = _finfo(qtype)
+        info = format_info(qtype)
         _check_k(info, in_features, f"QuantLinear({in_features}, {out_features})")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
-        self.qtype = info["id"]
-        self.qtype_name = info["name"]
-        self._has_scales = info["has_scales"]
+        self.qtype = info.id
+        self.qtype_name = info.name
+        self._has_scales = info.scale_plane
         self._dtype = dtype if dtype is not None else torch.get_default_dtype()
         self.register_buffer(
             "qweight", torch.zeros(_qweight_shape(info, out_features, in_features), dtype=torch.uint8, device=device)
@@ -144,11 +118,11 @@ class QuantLinear(nn.Module):
         if w.device.type == "meta":
             return cls(linear.in_features, linear.out_features, linear.bias is not None, qtype,
                        device="meta", dtype=dtype)
-        info = _finfo(qtype)
+        info = format_info(qtype)
         _check_k(info, linear.in_features, f"Linear({linear.in_features}, {linear.out_features})")
-        qweight, scales = _quantize_weight(w, info["id"])
+        qweight, scales = _quantize_weight(w, info.id)
         bias = linear.bias.detach() if linear.bias is not None else None
-        return cls.from_quantized(qweight, scales, info["id"], linear.in_features, linear.out_features,
+        return cls.from_quantized(qweight, scales, info.id, linear.in_features, linear.out_features,
                                   bias=bias, dtype=dtype)
 
     @classmethod
@@ -159,28 +133,28 @@ class QuantLinear(nn.Module):
         ``qweight`` may be ``[out_features, bytes_per_row]`` or flat; ``scales`` is required
         for planar MX formats and ignored (may be None) otherwise.
         """
-        info = _finfo(qtype)
+        info = format_info(qtype)
         _check_k(info, in_features, f"quantized weight [{out_features}, {in_features}]")
         if qweight.dtype != torch.uint8:
             raise TypeError(f"rocq: qweight must be uint8 bytes, got {qweight.dtype}")
         shape = _qweight_shape(info, out_features, in_features)
         if qweight.numel() != shape[0] * shape[1]:
             raise ValueError(
-                f"rocq: qweight has {qweight.numel()} bytes but a {info['name']} weight "
+                f"rocq: qweight has {qweight.numel()} bytes but a {info.name} weight "
                 f"[{out_features}, {in_features}] needs {shape[0] * shape[1]} ({list(shape)})"
             )
         if qweight.shape != shape:
             qweight = qweight.reshape(shape)
-        if info["has_scales"]:
+        if info.scale_plane:
             sshape = _scales_shape(info, out_features, in_features)
             if scales is None or scales.dtype != torch.uint8 or tuple(scales.shape) != sshape:
                 got = None if scales is None else (scales.dtype, tuple(scales.shape))
-                raise ValueError(f"rocq: {info['name']} needs uint8 E8M0 scales {list(sshape)}, got {got}")
+                raise ValueError(f"rocq: {info.name} needs uint8 E8M0 scales {list(sshape)}, got {got}")
         else:
             scales = torch.empty(0, dtype=torch.uint8, device=qweight.device)
         if dtype is None:
             dtype = bias.dtype if bias is not None and bias.is_floating_point() else torch.get_default_dtype()
-        m = cls(in_features, out_features, bias=bias is not None, qtype=info["id"], device="meta", dtype=dtype)
+        m = cls(in_features, out_features, bias=bias is not None, qtype=info.id, device="meta", dtype=dtype)
         m.qweight = qweight
         m.scales = scales.to(qweight.device)
         if bias is not None:
@@ -226,7 +200,7 @@ class QuantLinear(nn.Module):
 
     @property
     def bits_per_weight(self) -> float:
-        return _finfo(self.qtype)["bits_per_weight"]
+        return format_info(self.qtype).bits_per_weight
 
     def _apply(self, fn, recurse=True):
         # Device moves apply to the quantized buffers; dtype conversions must not. nn.Module.to()
@@ -255,10 +229,10 @@ class QuantLinear(nn.Module):
         return self
 
     def extra_repr(self) -> str:
-        info = _finfo(self.qtype)
+        info = format_info(self.qtype)
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}, qtype={info['name']} ({info['bits_per_weight']:.4g} bits/weight)"
+            f"bias={self.bias is not None}, qtype={info.name} ({info.bits_per_weight:.4g} bits/weight)"
         )
 
 
@@ -270,57 +244,17 @@ def _move(t: torch.Tensor, device) -> torch.Tensor:
     return t.to(device)
 
 
-_WARNED_FALLBACK: set = set()
-
-
-def _gguf_py_quantize(w: torch.Tensor, qtype: int):
-    """gguf-py's numpy reference quantizer, for GGUF formats rocq cannot produce (yet)."""
-    try:
-        import gguf
-        from gguf.quants import quantize as _gq
-
-        gtype = gguf.GGMLQuantizationType(qtype)
-    except Exception:
-        return None
-    a = w.detach().float().cpu().numpy()
-    try:
-        if gtype == gguf.GGMLQuantizationType.F32:
-            b = a
-        elif gtype == gguf.GGMLQuantizationType.F16:
-            b = a.astype("float16")
-        else:
-            b = _gq(a, gtype)
-    except NotImplementedError:
-        return None
-    q = torch.from_numpy(b.reshape(a.shape[0], -1).view("uint8").copy())
-    return q
-
-
 @torch.no_grad()
 def _quantize_weight(w: torch.Tensor, qtype: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """rocq.quantize on the weight's device; the CPU quantizer when the device has none; gguf-py's
-    reference quantizer for GGUF formats rocq cannot produce."""
+    """rocq.quantize on the weight's device, or on the CPU when that device has no quantizer."""
     src = w.detach()
     src = (src if src.dtype == torch.float32 else src.float()).contiguous()
-    info = _finfo(qtype)
     try:
-        try:
-            q, s = torch.ops.rocq.quantize(src, info["id"])
-        except NotImplementedError:
-            if src.device.type == "cpu":
-                raise
-            q, s = torch.ops.rocq.quantize(src.cpu(), info["id"])
-    except NotImplementedError as e:
-        q = _gguf_py_quantize(src, info["id"])
-        if q is None:
-            raise NotImplementedError(f"rocq: no quantizer available for {info['name']} ({e})") from e
-        if info["id"] not in _WARNED_FALLBACK:
-            _WARNED_FALLBACK.add(info["id"])
-            warnings.warn(f"rocq: no rocq quantizer for {info['name']}; using gguf-py's (slow) reference quantizer",
-                          stacklevel=3)
-        s = torch.empty(0, dtype=torch.uint8)
-    if not info["has_scales"]:
-        s = torch.empty(0, dtype=torch.uint8)
+        q, s = torch.ops.rocq.quantize(src, format_info(qtype).id)
+    except NotImplementedError:
+        if src.device.type == "cpu":
+            raise
+        q, s = torch.ops.rocq.quantize(src.cpu(), format_info(qtype).id)
     return q.to(w.device), s.to(w.device)
 
 
@@ -390,7 +324,7 @@ def plan_quantization(model: nn.Module, qtype, skip: Iterable[str] = ("lm_head",
     pattern (see :func:`_matches`) to a qtype, or to ``None`` to keep the layer unquantized;
     the first matching override wins, and overrides beat ``skip``.
     """
-    default = _finfo(qtype)["id"] if qtype is not None else None
+    default = format_info(qtype).id if qtype is not None else None
     skip = (skip,) if isinstance(skip, str) else tuple(skip or ())
     overrides = dict(overrides or {})
     plan = []
@@ -401,7 +335,7 @@ def plan_quantization(model: nn.Module, qtype, skip: Iterable[str] = ("lm_head",
         hit = next((p for p in overrides if _matches(p, name)), None)
         if hit is not None:
             q = overrides[hit]
-            q = _finfo(q)["id"] if q is not None else None
+            q = format_info(q).id if q is not None else None
             if q is None:
                 reason = f"override {hit!r} keeps it in full precision"
         elif any(_matches(p, name) for p in skip):
@@ -409,14 +343,14 @@ def plan_quantization(model: nn.Module, qtype, skip: Iterable[str] = ("lm_head",
         if q is None and reason is None:
             reason = "no qtype"
         if q is not None:
-            info = _finfo(q)
+            info = format_info(q)
             try:
                 _check_k(info, mod.in_features, f"layer {name!r}")
             except ValueError as e:
                 if strict:
                     raise
                 warnings.warn(f"{e}; skipping it", stacklevel=3)
-                q, reason = None, f"in_features={mod.in_features} not a multiple of {info['name']} block size"
+                q, reason = None, f"in_features={mod.in_features} not a multiple of {info.name} block size"
         plan.append((name, mod, q, reason))
     return plan
 
@@ -468,7 +402,7 @@ def quantize_model(model: nn.Module, qtype="q4_k", skip: Iterable[str] = ("lm_he
             new = QuantLinear.from_linear(lin, q)
             new.train(lin.training)
             _set_submodule(model, name, new)
-            summary.converted[name] = _finfo(q)["name"]
+            summary.converted[name] = format_info(q).name
             summary.bytes_before += before
             summary.bytes_after += _nbytes(new.qweight) + _nbytes(new.scales) + _nbytes(new.bias)
             del lin
