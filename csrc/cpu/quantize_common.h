@@ -121,18 +121,29 @@ struct Iq4Grid {
   int zero_index() const { return 8; }  // value 1: decodes to 0 when the scale is 0
 };
 
-// <x, v> and <v, v> for v = nearest levels of x*id (n a multiple of 8; 8 partial sums).
+// Element-wise work is written as plain maps into small arrays (which GCC/Clang vectorize at
+// -O2 and -O3 alike, with no -ffast-math), and the sums as 8 partial sums in a fixed order.
+constexpr int kMaxRun = 32;  // longest run of elements these helpers see (a sub-block)
+
+// Sum of t[0..n) (n a multiple of 8) as 8 interleaved partial sums, combined pairwise.
+inline float sum8(const float* t, int n) {
+  float a[8] = {};
+  for (int i = 0; i < n; i += 8)
+    for (int l = 0; l < 8; ++l) a[l] += t[i + l];
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+// <x, v> and <v, v> for v = nearest levels of x*id (n a multiple of 8, <= kMaxRun).
 template <class Grid>
 inline void sym_dots(const float* x, int n, const Grid& g, float id, float& sxv, float& svv) {
-  float a[8] = {}, b[8] = {};
-  for (int i = 0; i < n; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      const float v = g.rv(x[i + l] * id);
-      a[l] += x[i + l] * v;
-      b[l] += v * v;
-    }
-  sxv = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-  svv = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+  float txv[kMaxRun], tvv[kMaxRun];
+  for (int i = 0; i < n; ++i) {
+    const float v = g.rv(x[i] * id);
+    txv[i] = x[i] * v;
+    tvv[i] = v * v;
+  }
+  sxv = sum8(txv, n);
+  svv = sum8(tvv, n);
 }
 
 // Least-squares scale fit x ~ d * level: tries scales that map the largest-magnitude element
@@ -226,14 +237,12 @@ inline bool asym_solve(const AsymSums& s, bool nonpos_b, float& a, float& b, dou
 
 inline void asym_accumulate(const float* x, int n, int nmax, float a, float b, AsymSums& s) {
   const float ia = 1.0f / a, fmax = (float)nmax;
-  float sq[8] = {}, sqq[8] = {}, sxq[8] = {};
-  for (int i = 0; i < n; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      const float q = fround(clampf((x[i + l] - b) * ia, 0.0f, fmax));
-      sq[l] += q, sqq[l] += q * q, sxq[l] += x[i + l] * q;
-    }
-  s.sq = s.sqq = s.sxq = 0.0f;
-  for (int l = 0; l < 8; ++l) s.sq += sq[l], s.sqq += sqq[l], s.sxq += sxq[l];
+  float tq[kMaxRun], tqq[kMaxRun], txq[kMaxRun];
+  for (int i = 0; i < n; ++i) {
+    const float q = fround(clampf((x[i] - b) * ia, 0.0f, fmax));
+    tq[i] = q, tqq[i] = q * q, txq[i] = x[i] * q;
+  }
+  s.sq = sum8(tq, n), s.sqq = sum8(tqq, n), s.sxq = sum8(txq, n);
 }
 
 // Asymmetric fit x ~ a*q + b, q in [0, nmax], a >= 0; with nonpos_b, b <= 0 (K-quants store
@@ -282,19 +291,17 @@ inline void asym_fit(const float* x, int n, int nmax, bool nonpos_b, int ntry, f
 // Exact decode error sum((rq_mul(d, level) - x)^2) with nearest levels (len: a multiple of 8).
 template <class Grid>
 float sym_err(const float* x, int len, const Grid& g, float d) {
-  float e8[8] = {};
+  float t[kMaxRun];
   if (d == 0.0f) {
-    for (int i = 0; i < len; i += 8)
-      for (int l = 0; l < 8; ++l) e8[l] += x[i + l] * x[i + l];
+    for (int i = 0; i < len; ++i) t[i] = x[i] * x[i];
   } else {
     const float id = 1.0f / d;
-    for (int i = 0; i < len; i += 8)
-      for (int l = 0; l < 8; ++l) {
-        const float e = rq_mul(d, g.rv(x[i + l] * id)) - x[i + l];
-        e8[l] += e * e;
-      }
+    for (int i = 0; i < len; ++i) {
+      const float e = rq_mul(d, g.rv(x[i] * id)) - x[i];
+      t[i] = e * e;
+    }
   }
-  return ((e8[0] + e8[1]) + (e8[2] + e8[3])) + ((e8[4] + e8[5]) + (e8[6] + e8[7]));
+  return sum8(t, len);
 }
 
 // Best sc within +-radius of sc for stored d (exact decode error); codes to q. Returns error.

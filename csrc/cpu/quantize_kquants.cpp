@@ -17,16 +17,15 @@ constexpr int kQK = 256;
 // nearest codes; the codes go to q when q is not null. len: a multiple of 8.
 float asym_sub_codes(const float* x, int len, int nmax, float dl, float ml, int* q) {
   const float id = dl > 0.0f ? 1.0f / dl : 0.0f, fmax = (float)nmax;
-  float e8[8] = {};
-  for (int i = 0; i < len; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      const float c = fround(clampf((x[i + l] + ml) * id, 0.0f, fmax));
-      const float e = rq_sub(rq_mul(dl, c), ml) - x[i + l];
-      e8[l] += e * e;
-    }
+  float t[kMaxRun];
+  for (int i = 0; i < len; ++i) {
+    const float c = fround(clampf((x[i] + ml) * id, 0.0f, fmax));
+    const float e = rq_sub(rq_mul(dl, c), ml) - x[i];
+    t[i] = e * e;
+  }
   if (q)
     for (int i = 0; i < len; ++i) q[i] = dl > 0.0f ? qround((x[i] + ml) * id, 0, nmax) : 0;
-  return ((e8[0] + e8[1]) + (e8[2] + e8[3])) + ((e8[4] + e8[5]) + (e8[6] + e8[7]));
+  return sum8(t, len);
 }
 
 // Best (sc, mn) within +-1 of the given pair for stored d, dmin; codes to q. Returns error.
@@ -206,7 +205,7 @@ void quantize_block_q2_k(const float* in, uint8_t* out) {
     for (int j = 0; j < 16; ++j) sc[j] = mn[j] = 0;
     for (int i = 0; i < kQK; ++i) q[i] = 0;
   } else {
-    asym2_block(x, 16, 3, 15, 8, 0.1f, d, dmin, sc, mn, q);
+    asym2_block(x, 16, 3, 15, 5, 0.16f, d, dmin, sc, mn, q);
   }
   std::memset(out, 0, Codec<QT_Q2_K>::kBytes);
   for (int j = 0; j < 16; ++j) out[j] = (uint8_t)((sc[j] & 15) | ((mn[j] & 15) << 4));
