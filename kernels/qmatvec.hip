@@ -50,8 +50,11 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
   // comes from shared memory); if not even one row fits, 8 rows read straight from global.
   int group = 8;
   bool xsmem = false;
+  // Above ~72 KiB per CTA, occupancy drops to 1-2 CTAs per multiprocessor: then fewer rows
+  // per launch (more passes over W) measured faster, except that one row always stages.
   for (int g : {8, 4, 2, 1}) {
-    if (qmv_xsmem_bytes(ue, k, g) <= budget) {
+    const int64_t bytes = qmv_xsmem_bytes(ue, k, g);
+    if (bytes <= budget && (bytes <= 72 * 1024 || g == 1)) {
       group = g;
       xsmem = true;
       break;

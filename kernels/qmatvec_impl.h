@@ -244,9 +244,13 @@ template <int ID, int MT, int XK>
 const char* qmv_launch_one(const QmvArgs& a, bool xsmem, gpuStream_t stream) {
   if (xsmem) {
     const int64_t bytes = qmv_xsmem_bytes(Unit<Codec<ID>>::kElems, a.k, MT);
-    if (bytes > 48 * 1024) {
+    // Static (weight staging) plus dynamic shared memory may pass the default 48 KiB: always
+    // raise this kernel's dynamic limit to what the launch needs (cached: a host call).
+    static int64_t raised = 0;
+    if (bytes > raised) {
       const gpuError_t e = rq_func_set_max_dynamic_smem((const void*)&qmv_kernel<ID, MT, XK, true>, (int)bytes);
       if (e != ROCQ_GPU_SUCCESS) return rq_error_string(e);
+      raised = bytes;
     }
     qmv_kernel<ID, MT, XK, true><<<qmv_grid(a), kQmvThreads, (size_t)bytes, stream>>>(a);
   } else {
