@@ -233,7 +233,7 @@ def test_mixed_types_tied_quantized_embeddings(tmp_path):
 def test_tokenizer_and_from_pretrained(tmp_path):
     src = _model("llama")
     path = write_gguf(src, tmp_path / "llama.gguf", "llama")
-    model, tok = gguf_loader.from_pretrained(os.fspath(tmp_path), gguf_file="llama.gguf", device="cpu", tokenizer=True)
+    model, tok = rocq.from_pretrained(os.fspath(tmp_path), gguf_file="llama.gguf", device="cpu", tokenizer=True)
     ids = tok("hello world", return_tensors="pt").input_ids
     assert ids.shape[1] >= 2
     out = model.generate(ids, max_new_tokens=3, do_sample=False)

@@ -489,7 +489,9 @@ def test_quark_checkpoint_load(name, tmp_path):
 
     model = _tiny_llama()
     _write_quark_checkpoint(tmp_path, model, name)
-    loaded = rq.load_quark(str(tmp_path), dtype=torch.float32)
+    # rocq.from_pretrained recognises the Quark export and routes it to load_quark
+    loaded = rocq.from_pretrained(str(tmp_path), dtype=torch.float32) if name == "ocp_mxfp4" else \
+        rq.load_quark(str(tmp_path), dtype=torch.float32)
     qls = {n: m for n, m in loaded.named_modules() if isinstance(m, QuantLinear)}
     assert len(qls) == 14 and "lm_head" not in qls
     sd = model.state_dict()

@@ -14,7 +14,7 @@ import importlib
 import torch
 
 from . import _C  # noqa: F401  (registers torch.ops.rocq.*)
-from . import ops
+from . import mx, ops  # mx: MX helpers + the fake kernel of rocq::_quantize_mx
 from .formats import Format, format_info, formats, qtype
 from .ops import dequantize, qmatmul, quantize
 
@@ -39,6 +39,8 @@ _LAZY = {
     "load_gguf_tokenizer": "gguf_loader",
     "inspect_gguf": "gguf_loader",
     "GGUFError": "gguf_loader",
+    "load_quark": "quark",
+    "from_pretrained": "loading",
 }
 
 
@@ -51,5 +53,5 @@ def __getattr__(name: str):
     return value
 
 
-__all__ = ["Format", "format_info", "formats", "qtype", "qmatmul", "dequantize", "quantize", "ops",
+__all__ = ["Format", "format_info", "formats", "qtype", "qmatmul", "dequantize", "quantize", "ops", "mx",
            "gpu_backend", *_LAZY]

@@ -452,14 +452,3 @@ def load_gguf_tokenizer(path):
 
     d, name = os.path.split(os.path.abspath(os.fspath(path)))
     return AutoTokenizer.from_pretrained(d, gguf_file=name)
-
-
-def from_pretrained(path_or_dir, gguf_file: str | None = None, device=None, dtype=None, tokenizer: bool = False,
-                    **kwargs):
-    """``from_pretrained``-style entry: a ``.gguf`` path, or a directory plus ``gguf_file=``.
-    Returns the model, or ``(model, tokenizer)`` with ``tokenizer=True``."""
-    path = os.path.join(path_or_dir, gguf_file) if gguf_file else path_or_dir
-    model = load_gguf(path, device=device, dtype=dtype, **kwargs)
-    if tokenizer:
-        return model, load_gguf_tokenizer(path)
-    return model
