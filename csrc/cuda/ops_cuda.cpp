@@ -69,13 +69,16 @@ int forced_path() {
   return 0;
 }
 
-Path choose_path(int64_t M, const FormatInfo& f, const at::Device& device) {
+Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& device) {
   (void)device;  // one table for now: the crossover measured on the H100 (an AMD GPU may differ)
   if (forced_path() == 1) return Path::Fused;
   if (forced_path() == 2) return Path::DequantBlas;
   if (forced_path() == 3) return Path::Qgemm;
-  // Dense formats gain nothing from the fused kernel beyond M = 1..2 (no decode to save).
-  const int64_t fused_max_rows = f.block_elems == 1 ? 2 : 16;
+  // Measured on an H200 (benchmarks/results/bench_qmatmul.json): the fused kernel's time grows
+  // ~linearly in M, dequantize+BLAS is flat until M ~ 128; they cross near M = 4 for k <= 14336
+  // and below M = 2 for k = 28672 (x then fills shared memory and occupancy drops). Dense
+  // formats gain nothing from the fused kernel beyond M = 1..2 (no decode to save).
+  const int64_t fused_max_rows = f.block_elems == 1 ? 2 : (k > 16384 ? 1 : 4);
   return M <= fused_max_rows ? Path::Fused : Path::DequantBlas;
 }
 
@@ -110,7 +113,7 @@ at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const st
   const at::Tensor sc = scales_or_undefined(w, scales);
   const bool has_bias = bias.has_value() && bias->defined();
 
-  const Path path = choose_path(M, *w.fmt, x.device());
+  const Path path = choose_path(M, k, *w.fmt, x.device());
   if (path == Path::Qgemm && gpu::qgemm_supported(w.fmt->id, nullptr, M, n, k)) {
     if (reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0) x2 = x2.clone(at::MemoryFormat::Contiguous);
     const at::Tensor b = has_bias ? bias->to(at::kFloat).contiguous() : at::Tensor();
