@@ -403,6 +403,25 @@ struct RqMma {
 };
 #endif
 
+// Two floats -> two operand values, round to nearest even, packed low | high << 16.
+template <RqOp OP>
+ROCQ_DEVICE uint32_t rq_pack2_op(float lo, float hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (OP == RqOp::BF16) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+#else
+  if constexpr (OP == RqOp::BF16)
+    return (uint32_t)rq_float_to_bf16_bits(lo) | ((uint32_t)rq_float_to_bf16_bits(hi) << 16);
+  else
+    return (uint32_t)__half_as_ushort(__float2half_rn(lo)) | ((uint32_t)__half_as_ushort(__float2half_rn(hi)) << 16);
+#endif
+}
+
 template <RqOp OP>
 ROCQ_DEVICE float& rq_acc(typename RqMma<OP>::Acc& c, int e) {
   return reinterpret_cast<float*>(&c.v)[e];

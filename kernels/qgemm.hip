@@ -50,18 +50,18 @@ QgemmPlan qgemm_plan(int qtype, int64_t M, int64_t n, int64_t k) {
   QgemmPlan p;
   const FormatInfo* f = find_format(qtype);
   if (!f || M <= 0 || n <= 0 || k <= 0) return p;
-  int rkc = 64;
+  int rkc = 128;
   dispatch_format(qtype, [&](auto codec) { rkc = QgGeom<decltype(codec)>::RKC; });
   p.mt = M <= 16 ? 16 : (M <= 32 ? 32 : 64);
   p.m_tiles = rq_ceil_div(M, p.mt);
   p.n_tiles = rq_ceil_div(n, kQgNT);
   p.chunks = rq_ceil_div(k, rkc);
-  // One CTA per multiprocessor is resident (the tile takes most of the shared memory): split k
-  // when the tiles alone would leave multiprocessors idle, into the nearest whole number of
-  // waves, at least 2 chunks per split.
+  // About two CTAs per multiprocessor are resident (each takes ~70-100 KB of shared memory):
+  // split k when the tiles alone would leave multiprocessors idle, to the nearest whole number
+  // of such waves, at least 2 chunks per split.
   const int64_t sms = rq_sm_count() > 0 ? rq_sm_count() : 1;
-  const int64_t tiles = p.n_tiles * p.m_tiles;
-  int64_t splits = (sms + tiles / 2) / tiles;
+  const int64_t tiles = p.n_tiles * p.m_tiles, target = 2 * sms;
+  int64_t splits = (target + tiles / 2) / tiles;
   const int64_t max_splits = p.chunks / 2 > 0 ? p.chunks / 2 : 1;
   splits = splits < 1 ? 1 : (splits > max_splits ? max_splits : splits);
   p.chunks_per_split = rq_ceil_div(p.chunks, splits);

@@ -9,12 +9,13 @@
 //      16-byte asynchronous copies (rq_cp_async16), one chunk ahead of the math (two stages).
 //      Blocks need not be 16-byte aligned (Q4_0 is 18 bytes, MXFP4 17): each row's copy starts
 //      at the 16-byte boundary at or below its first byte and the decoder skips the offset;
-//   2. per sub-chunk of KS = 64 elements, all threads decode their 8-element runs with the
-//      format's codec (Codec<ID>::decode8: bit-exact fp32) from shared memory, round them once
-//      to the operand type (bf16, or fp16 for fp16/fp32 x) into a [NT][KS] tile, and stage the
-//      matching [MT][KS] tile of x, converted to the operand type;
-//   3. each warp runs 16x16x16 matrix-unit products (platform.h RqMma) for its NF n-fragments x
-//      all MT/16 m-fragments, fp32 accumulators in registers.
+//   2. per sub-chunk of KS = 128 elements, each thread decodes whole 32-element groups from
+//      shared memory (qg_decode32: the format's codec, Codec<ID>::decode8, bit-exact fp32, or
+//      for Q4_0/Q8_0/Q4_K/MXFP4 a word-level decoder that yields the same fp32 values), rounds
+//      them once to the operand type (bf16, or fp16 for fp16/fp32 x) into a [NT][KS] tile, and
+//      stages the matching [MT][KS] tile of x, converted to the operand type;
+//   3. warp w runs 16x16x16 matrix-unit products (platform.h RqMma) for weight rows
+//      16w..16w+15 x all MT/16 fragments of x, fp32 accumulators in registers.
 // Epilogue: y = acc (+ bias) in x's dtype, or, with split-k, fp32 partials to a workspace that
 // qgemm_reduce sums in a fixed order (deterministic; no atomics).
 //
@@ -27,13 +28,13 @@
 
 namespace rocq::gpu {
 
-// Tile shape: big tiles where the shared memory allows it (NVIDIA), 64-row tiles within AMD's
-// 64 KB LDS. NT = kQgWarps * kQgNF * 16.
+// Tile shape: NT = kQgWarps * 16 weight rows per CTA (one 16-row fragment per warp): 128 on
+// NVIDIA (~70-100 KB of shared memory: 2-3 CTAs per SM, so one CTA's decode overlaps another's
+// math and copies), 64 within AMD's 64 KB of LDS.
 constexpr int kQgWarps = kRqLargeShared ? 8 : 4;
-constexpr int kQgNF = kRqLargeShared ? 2 : 1;  // 16-row weight fragments per warp
-constexpr int kQgNT = kQgWarps * kQgNF * 16;   // weight rows per CTA
-constexpr int kQgKS = 64;                      // k elements decoded per sub-chunk
-constexpr int kQgLd = kQgKS + 8;               // shared row stride (elements): 144 B, 16-aligned,
+constexpr int kQgNT = kQgWarps * 16;           // weight rows per CTA
+constexpr int kQgKS = 128;                     // k elements decoded per sub-chunk
+constexpr int kQgLd = kQgKS + 8;               // shared row stride (elements): 272 B, 16-aligned,
                                                // conflict-free 8-row fragment loads
 constexpr int kQgThreads = kQgWarps * ROCQ_WARP_SIZE;
 
@@ -51,29 +52,146 @@ struct QgArgs {
 template <class C>
 struct QgGeom {
   static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
-  // raw chunk: whole blocks, about 128..256 bytes per row
-  static constexpr int RKC = UE == 256 ? 256 : (UE == 32 ? (UB <= 20 ? 256 : 128) : 64);
-  static constexpr int CB = RKC / UE * UB;        // bytes of one row in one chunk
+  // raw chunk: whole blocks, 128..340 bytes per row, a multiple of 16 bytes where the block
+  // size allows (then rows of 16-aligned length stay 16-aligned chunk after chunk)
+  static constexpr int RKC = UE == 8 ? 128 : (UE == 256 ? 256 : (UB % 2 ? 512 : 256));
+  static constexpr int CB = RKC / UE * UB;          // bytes of one row in one chunk
   static constexpr int NVEC = (CB + 15 + 15) / 16;  // 16-byte copies per row (offset up to 15)
-  static constexpr int RS = NVEC * 16;            // shared bytes per row per stage
+  static constexpr int RS = NVEC * 16;              // shared bytes per row per stage
   static constexpr int STAGE = kQgNT * RS;
-  static constexpr int NQ = RKC / kQgKS;          // sub-chunks per chunk
+  static constexpr int NQ = RKC / kQgKS;            // sub-chunks per chunk
   static_assert(RKC % kQgKS == 0 && RKC % UE == 0, "chunk must be whole blocks and sub-chunks");
   static constexpr int smem_bytes(int mt) { return 2 * STAGE + (kQgNT + mt) * kQgLd * 2; }
 };
 
+// ---------------------------------------------------------------------------------------------
+// Decoding 32 consecutive elements of one row (a block of 32, or a 32-element sub-block).
+// Generic: four Codec::decode8 calls. A few formats have a word-level version that computes the
+// SAME fp32 values (same operations, same rounding: rq_mul/rq_sub never fuse), with the small
+// integers turned into floats through the magic number 2^23 + q instead of an int->float
+// conversion, and the block header read once per 32 elements.
+// ---------------------------------------------------------------------------------------------
+// 32 bits at any byte address of shared memory (two aligned loads and a funnel shift).
+ROCQ_DEVICE uint32_t qg_ld32u(const uint8_t* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~(uintptr_t)3);
+  const uint32_t sh = (uint32_t)(a & 3) * 8u;
+  return sh ? rq_funnel(w[0], w[1], sh) : w[0];
+}
+ROCQ_DEVICE float qg_u2f(uint32_t q, float minus) {  // (float)q - minus, exact for small values
+  return rq_bits_to_float(0x4B000000u | q) - minus;
+}
+ROCQ_DEVICE float qg_half(const uint8_t* p) { return rq_op_to_float<RqOp::F16>((uint16_t)(p[0] | (p[1] << 8))); }
+
+template <int ID>
+struct QgFast {
+  static constexpr bool kOn = false;
+  ROCQ_DEVICE static void dec32(const uint8_t*, uint8_t, int, float (&)[32]) {}
+};
+
+// Q4_0: x = d * (q - 8); elements j / j+16 = low / high nibble of qs[j].
+template <>
+struct QgFast<QT_Q4_0> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
+    const float d = qg_half(blk);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = qg_ld32u(blk + 2 + 4 * i);
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        o[4 * i + b] = rq_mul(d, qg_u2f((w >> (8 * b)) & 15u, 8388616.0f));
+        o[16 + 4 * i + b] = rq_mul(d, qg_u2f((w >> (8 * b + 4)) & 15u, 8388616.0f));
+      }
+    }
+  }
+};
+
+// Q8_0: x = q * d, q signed bytes.
+template <>
+struct QgFast<QT_Q8_0> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
+    const float d = qg_half(blk);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t w = qg_ld32u(blk + 2 + 4 * i) ^ 0x80808080u;  // q + 128
+#pragma unroll
+      for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_mul(qg_u2f((w >> (8 * b)) & 255u, 8388736.0f), d);
+    }
+  }
+};
+
+// MXFP4 (GGUF): x = 2^(e-128) * (2 * E2M1 of the nibble), Q4_0 nibble order. The doubled E2M1
+// value is built as float bits: exponent field e2 > 0 gives 2^e2 * (1 + m/2), e2 = 0 gives m.
+ROCQ_DEVICE float qg_e2m1x2(uint32_t q) {
+  const uint32_t e2 = (q >> 1) & 3u, m = q & 1u;
+  uint32_t bits = e2 ? (((127u + e2) << 23) | (m << 22)) : (m ? 0x3F800000u : 0u);
+  if (bits) bits |= (q & 8u) << 28;  // no -0: the table has +0 for code 8
+  return rq_bits_to_float(bits);
+}
+template <>
+struct QgFast<QT_MXFP4> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
+    const float d = rq_e8m0_half(blk[0]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = qg_ld32u(blk + 1 + 4 * i);
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        o[4 * i + b] = rq_mul(d, qg_e2m1x2((w >> (8 * b)) & 15u));
+        o[16 + 4 * i + b] = rq_mul(d, qg_e2m1x2((w >> (8 * b + 4)) & 15u));
+      }
+    }
+  }
+};
+
+// Q4_K: sub-block sb = e32/32: x = (d*sc)*q - dmin*m; q = nibble (sb&1) of qs[32*(sb/2) + j].
+template <>
+struct QgFast<QT_Q4_K> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int e32, float (&o)[32]) {
+    const int sb = e32 / 32;
+    int sc, mn;
+    rq_k4_scale_min(blk + 4, sb, sc, mn);
+    const float dl = rq_mul(qg_half(blk), (float)sc), ml = rq_mul(qg_half(blk + 2), (float)mn);
+    const uint8_t* qs = blk + 16 + 32 * (sb / 2);
+    const uint32_t sh = 4u * (uint32_t)(sb & 1);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t w = qg_ld32u(qs + 4 * i) >> sh;
+#pragma unroll
+      for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_sub(rq_mul(dl, qg_u2f((w >> (8 * b)) & 15u, kMagic32)), ml);
+    }
+  }
+  static constexpr float kMagic32 = 8388608.0f;
+};
+
+// 32 elements starting at element `el` (a multiple of 32) of a chunk whose row bytes start at rp.
+template <class C>
+ROCQ_DEVICE void qg_decode32(const uint8_t* rp, int el, uint8_t scale, float (&o)[32]) {
+  using G = QgGeom<C>;
+  if constexpr (C::kElems == 1) {
+#pragma unroll
+    for (int jj = 0; jj < 4; ++jj) C::decode8(rp, 0, el / 8 + jj, *reinterpret_cast<float(*)[8]>(&o[8 * jj]));
+  } else {
+    const uint8_t* blk = rp + (el / G::UE) * G::UB;
+    const int e32 = el % G::UE;
+    if constexpr (QgFast<C::kId>::kOn) {
+      QgFast<C::kId>::dec32(blk, scale, e32, o);
+    } else {
+#pragma unroll
+      for (int jj = 0; jj < 4; ++jj) C::decode8(blk, scale, e32 / 8 + jj, *reinterpret_cast<float(*)[8]>(&o[8 * jj]));
+    }
+  }
+}
+
 // 8 floats -> 8 operand values (RNE), packed.
 template <RqOp OP>
 ROCQ_DEVICE uint4 qg_pack8(const float (&v)[8]) {
-  uint32_t h[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    if constexpr (OP == RqOp::BF16)
-      h[i] = (uint32_t)rq_float_to_bf16_bits(v[2 * i]) | ((uint32_t)rq_float_to_bf16_bits(v[2 * i + 1]) << 16);
-    else
-      h[i] = (uint32_t)rq_f32_to_f16(v[2 * i]) | ((uint32_t)rq_f32_to_f16(v[2 * i + 1]) << 16);
-  }
-  return make_uint4(h[0], h[1], h[2], h[3]);
+  return make_uint4(rq_pack2_op<OP>(v[0], v[1]), rq_pack2_op<OP>(v[2], v[3]), rq_pack2_op<OP>(v[4], v[5]),
+                    rq_pack2_op<OP>(v[6], v[7]));
 }
 
 template <int XK>
@@ -82,7 +200,7 @@ constexpr RqOp qg_op() {
 }
 
 template <int ID, int XK, int MT>
-__global__ void __launch_bounds__(kQgThreads, 1) qgemm_kernel(QgArgs a) {
+__global__ void __launch_bounds__(kQgThreads, 2) qgemm_kernel(QgArgs a) {
   using C = Codec<ID>;
   using G = QgGeom<C>;
   constexpr RqOp OP = qg_op<XK>();
@@ -90,7 +208,10 @@ __global__ void __launch_bounds__(kQgThreads, 1) qgemm_kernel(QgArgs a) {
   using T = typename XStore<XK>::T;
   constexpr int NTH = kQgThreads;
   constexpr int FM = MT / 16;
-  constexpr int RUNS = kQgKS / 8;  // 8-element runs per shared row
+  constexpr int G32 = kQgKS / 32;                               // 32-element groups per shared row
+  constexpr int DEC_IT = (kQgNT * G32 + NTH - 1) / NTH;         // groups per thread per sub-chunk
+  constexpr int X_IT = (MT * (kQgKS / 8) + NTH - 1) / NTH;      // 8-element x runs per thread
+  constexpr int CP_IT = (kQgNT * G::NVEC + NTH - 1) / NTH;      // 16-byte copies per thread
 
   extern __shared__ uint4 qg_smem[];
   uint8_t* raw = reinterpret_cast<uint8_t*>(qg_smem);
@@ -109,24 +230,25 @@ __global__ void __launch_bounds__(kQgThreads, 1) qgemm_kernel(QgArgs a) {
     uint8_t* dst = raw + st * G::STAGE;
     const int64_t kb = c * G::CB;
     const int64_t bytes = row_data - kb < G::CB ? row_data - kb : G::CB;
-    for (int i = tid; i < kQgNT * G::NVEC; i += NTH) {
+#pragma unroll
+    for (int it = 0; it < CP_IT; ++it) {
+      const int i = tid + it * NTH;
       const int r = i / G::NVEC, v = i - r * G::NVEC;
       const int64_t row = n0 + r;
-      if (row >= a.n) continue;
-      const uint8_t* p = a.qw + row * a.row_bytes + kb;
-      const uint8_t* base = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t)15);
-      if (base + 16 * v < p + bytes) rq_cp_async16(dst + r * G::RS + 16 * v, base + 16 * v);
+      if (i < kQgNT * G::NVEC && row < a.n) {
+        const uint8_t* p = a.qw + row * a.row_bytes + kb;
+        const uint8_t* base = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(p) & ~(uintptr_t)15);
+        if (base + 16 * v < p + bytes) rq_cp_async16(dst + r * G::RS + 16 * v, base + 16 * v);
+      }
     }
     rq_cp_async_commit();
   };
 
-  typename MMA::Acc acc[kQgNF][FM];
+  typename MMA::Acc acc[FM];
 #pragma unroll
-  for (int f = 0; f < kQgNF; ++f)
+  for (int mi = 0; mi < FM; ++mi)
 #pragma unroll
-    for (int mi = 0; mi < FM; ++mi)
-#pragma unroll
-      for (int e = 0; e < MMA::kCRegs; ++e) rq_acc<OP>(acc[f][mi], e) = 0.f;
+    for (int e = 0; e < MMA::kCRegs; ++e) rq_acc<OP>(acc[mi], e) = 0.f;
 
   if (c0 < c1) issue(c0, 0);
   for (int64_t c = c0; c < c1; ++c) {
@@ -142,57 +264,62 @@ __global__ void __launch_bounds__(kQgThreads, 1) qgemm_kernel(QgArgs a) {
     for (int q = 0; q < G::NQ; ++q) {
       const int64_t ks = c * G::RKC + q * kQgKS;  // first k of this sub-chunk
       if (ks >= a.k) break;                       // uniform across the CTA
-      // 2a. decode NT x KS weights
-      for (int i = tid; i < kQgNT * RUNS; i += NTH) {
-        const int r = i / RUNS, j = i - r * RUNS;
-        const int el = q * kQgKS + 8 * j;  // element within the chunk
+      // 2a. decode NT x KS weights: each thread takes whole 32-element groups (decoded into
+      // registers, then four 16-byte stores).
+#pragma unroll
+      for (int it = 0; it < DEC_IT; ++it) {
+        const int i = tid + it * NTH;
+        const int r = i / G32, g = i - r * G32;
         const int64_t row = n0 + r;
-        uint4 pk = make_uint4(0u, 0u, 0u, 0u);
-        if (row < a.n && ks + 8 * j < a.k) {
-          const uint8_t* p = a.qw + row * a.row_bytes + c * G::CB;
-          const uint8_t* rp = src + r * G::RS + (int)(reinterpret_cast<uintptr_t>(p) & 15);
-          float v[8];
-          if constexpr (C::kElems == 1) {
-            C::decode8(rp, 0, el / 8, v);
+        if (i < kQgNT * G32) {
+          float v[32];
+          if (row < a.n && ks + 32 * g < a.k) {
+            const uint8_t* p = a.qw + row * a.row_bytes + c * G::CB;
+            const uint8_t* rp = src + r * G::RS + (int)(reinterpret_cast<uintptr_t>(p) & 15);
+            const uint8_t scale = a.sc ? a.sc[row * (a.k / 32) + (ks + 32 * g) / 32] : (uint8_t)0;
+            qg_decode32<C>(rp, q * kQgKS + 32 * g, scale, v);
           } else {
-            const uint8_t scale = a.sc ? a.sc[row * (a.k / 32) + (ks + 8 * j) / 32] : (uint8_t)0;
-            C::decode8(rp + (el / G::UE) * G::UB, scale, (el % G::UE) / 8, v);
+#pragma unroll
+            for (int e = 0; e < 32; ++e) v[e] = 0.f;
           }
-          pk = qg_pack8<OP>(v);
+          uint4* dst = reinterpret_cast<uint4*>(wd + r * kQgLd + 32 * g);
+#pragma unroll
+          for (int s4 = 0; s4 < 4; ++s4) dst[s4] = qg_pack8<OP>(*reinterpret_cast<const float(*)[8]>(&v[8 * s4]));
         }
-        *reinterpret_cast<uint4*>(wd + r * kQgLd + 8 * j) = pk;
       }
       // 2b. stage MT x KS of x as operands
-      for (int i = tid; i < MT * RUNS; i += NTH) {
-        const int m = i / RUNS, j = i - m * RUNS;
-        const int64_t gm = m0 + m, e = ks + 8 * j;
-        uint4 pk = make_uint4(0u, 0u, 0u, 0u);
-        if (gm < a.M && e < a.k) {
-          const T* p = xg + gm * a.k + e;
-          if constexpr (XK == (int)DType::F32) {
-            const float4 u = reinterpret_cast<const float4*>(p)[0], w = reinterpret_cast<const float4*>(p)[1];
-            const float v[8] = {u.x, u.y, u.z, u.w, w.x, w.y, w.z, w.w};
-            pk = qg_pack8<OP>(v);
-          } else {
-            pk = *reinterpret_cast<const uint4*>(p);  // bf16 -> bf16, fp16 -> fp16: as is
+#pragma unroll
+      for (int it = 0; it < X_IT; ++it) {
+        const int i = tid + it * NTH;
+        const int m = i / (kQgKS / 8), j = i - m * (kQgKS / 8);
+        if (i < MT * (kQgKS / 8)) {
+          const int64_t gm = m0 + m, e = ks + 8 * j;
+          uint4 pk = make_uint4(0u, 0u, 0u, 0u);
+          if (gm < a.M && e < a.k) {
+            const T* p = xg + gm * a.k + e;
+            if constexpr (XK == (int)DType::F32) {
+              const float4 u = reinterpret_cast<const float4*>(p)[0], w = reinterpret_cast<const float4*>(p)[1];
+              const float f[8] = {u.x, u.y, u.z, u.w, w.x, w.y, w.z, w.w};
+              pk = qg_pack8<OP>(f);
+            } else {
+              pk = *reinterpret_cast<const uint4*>(p);  // bf16 -> bf16, fp16 -> fp16: as is
+            }
           }
+          *reinterpret_cast<uint4*>(xs + m * kQgLd + 8 * j) = pk;
         }
-        *reinterpret_cast<uint4*>(xs + m * kQgLd + 8 * j) = pk;
       }
       __syncthreads();
-      // 3. matrix-unit products
+      // 3. matrix-unit products: warp w owns weight rows 16w..16w+15, all MT rows of x
 #pragma unroll
       for (int s = 0; s < kQgKS / 16; ++s) {
         if (ks + 16 * s >= a.k) break;
-        typename MMA::Frag af[kQgNF];
-#pragma unroll
-        for (int f = 0; f < kQgNF; ++f) MMA::load(af[f], wd + ((warp * kQgNF + f) * 16) * kQgLd + 16 * s, kQgLd);
+        typename MMA::Frag af;
+        MMA::load(af, wd + (warp * 16) * kQgLd + 16 * s, kQgLd);
 #pragma unroll
         for (int mi = 0; mi < FM; ++mi) {
           typename MMA::Frag bf;
           MMA::load(bf, xs + (mi * 16) * kQgLd + 16 * s, kQgLd);
-#pragma unroll
-          for (int f = 0; f < kQgNF; ++f) MMA::mma(acc[f][mi], af[f], bf);
+          MMA::mma(acc[mi], af, bf);
         }
       }
       __syncthreads();
@@ -202,23 +329,21 @@ __global__ void __launch_bounds__(kQgThreads, 1) qgemm_kernel(QgArgs a) {
   // epilogue
   T* yg = static_cast<T*>(a.y);
 #pragma unroll
-  for (int f = 0; f < kQgNF; ++f)
+  for (int mi = 0; mi < FM; ++mi)
 #pragma unroll
-    for (int mi = 0; mi < FM; ++mi)
-#pragma unroll
-      for (int e = 0; e < MMA::kCRegs; ++e) {
-        const int64_t row = n0 + (warp * kQgNF + f) * 16 + MMA::c_row(lane, e);
-        const int64_t m = m0 + mi * 16 + MMA::c_col(lane, e);
-        if (row < a.n && m < a.M) {
-          float v = rq_acc<OP>(acc[f][mi], e);
-          if (a.ws) {
-            a.ws[((int64_t)blockIdx.z * a.M + m) * a.n + row] = v;
-          } else {
-            if (a.bias) v += a.bias[row];
-            yg[m * a.n + row] = rq_from_float<XK>(v);
-          }
+    for (int e = 0; e < MMA::kCRegs; ++e) {
+      const int64_t row = n0 + warp * 16 + MMA::c_row(lane, e);
+      const int64_t m = m0 + mi * 16 + MMA::c_col(lane, e);
+      if (row < a.n && m < a.M) {
+        float v = rq_acc<OP>(acc[mi], e);
+        if (a.ws) {
+          a.ws[((int64_t)blockIdx.z * a.M + m) * a.n + row] = v;
+        } else {
+          if (a.bias) v += a.bias[row];
+          yg[m * a.n + row] = rq_from_float<XK>(v);
         }
       }
+    }
 }
 
 // Launches the tile kernel for one activation dtype (defined in qgemm_<dtype>.hip).
