@@ -50,7 +50,7 @@ void check_launch(const char* err, const char* op) {
 //                 the vendor BLAS (cuBLAS / hipBLASLt through at::mm). Costs a full write and
 //                 read of W in 16/32 bits, then runs at BLAS speed: wins for large M.
 //
-//   Qgemm:        kernels/qgemm (middle regime, M about 8..256): CTAs of 256 weight rows
+//   Qgemm:        kernels/qgemm (middle regime, M about 8..256): CTAs of 128 weight rows
 //                 stream the quantized bytes once per 64 rows of x, decode them into shared
 //                 memory and multiply on the matrix units (bf16/fp16 operands, fp32 sums).
 //
@@ -69,7 +69,26 @@ int forced_path() {
   return 0;
 }
 
-Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& device) {
+// Largest M for which kernels/qgemm beat both dequantize+BLAS and the fused kernel in
+// benchmarks/results/bench_qgemm_h200.{json,log} (H200, bf16 x, every Llama-3 shape there);
+// 0: not measured, or never faster (IQ4_XS: its generic decode is slow; dense formats).
+// qgemm rounds W to bf16/fp16 operands (fp32 x too, to fp16): fp32 x never goes there
+// automatically (its 1e-4 test tolerance), nor does anything on HIP builds (not yet run on an
+// AMD GPU).
+int64_t qgemm_max_rows(const FormatInfo& f, at::ScalarType xdtype) {
+#if defined(ROCQ_BUILD_HIP)
+  return 0;
+#endif
+  if (xdtype == at::kFloat) return 0;
+  switch (f.id) {
+    case QT_Q4_0: case QT_Q4_K: case QT_Q6_K: return 64;
+    case QT_MXFP4: return 128;  // GGUF MXFP4's dequantize is slow (table in local memory)
+    case QT_Q8_0: case QT_Q5_K: return 16;
+    default: return 0;
+  }
+}
+
+Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& device, at::ScalarType xdtype) {
   (void)device;  // one table for now: the crossover measured on the H100 (an AMD GPU may differ)
   if (forced_path() == 1) return Path::Fused;
   if (forced_path() == 2) return Path::DequantBlas;
@@ -79,7 +98,8 @@ Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& de
   // and below M = 2 for k = 28672 (x then fills shared memory and occupancy drops). Dense
   // formats gain nothing from the fused kernel beyond M = 1..2 (no decode to save).
   const int64_t fused_max_rows = f.block_elems == 1 ? 2 : (k > 16384 ? 1 : 4);
-  return M <= fused_max_rows ? Path::Fused : Path::DequantBlas;
+  if (M <= fused_max_rows) return Path::Fused;
+  return M <= qgemm_max_rows(f, xdtype) ? Path::Qgemm : Path::DequantBlas;
 }
 
 at::Tensor dequantize_into(const QWeight& w, const at::Tensor& qw, const at::Tensor& sc, at::ScalarType dtype) {
@@ -113,7 +133,7 @@ at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const st
   const at::Tensor sc = scales_or_undefined(w, scales);
   const bool has_bias = bias.has_value() && bias->defined();
 
-  const Path path = choose_path(M, k, *w.fmt, x.device());
+  const Path path = choose_path(M, k, *w.fmt, x.device(), x.scalar_type());
   if (path == Path::Qgemm && gpu::qgemm_supported(w.fmt->id, nullptr, M, n, k)) {
     if (reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0) x2 = x2.clone(at::MemoryFormat::Contiguous);
     const at::Tensor b = has_bias ? bias->to(at::kFloat).contiguous() : at::Tensor();
