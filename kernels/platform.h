@@ -216,6 +216,33 @@ ROCQ_DEVICE void rq_warp_sync() {
 ROCQ_DEVICE void rq_warp_sync() { __syncwarp(); }
 #endif
 
+// Byte permute with CUDA __byte_perm semantics restricted to selector nibbles 0..7: result
+// byte i = byte (s >> 4i) & 7 of the 8 bytes {x (bytes 0-3), y (bytes 4-7)}. One PRMT on NVIDIA;
+// selector nibbles with bit 3 set are not allowed (CUDA's sign-replicate mode differs).
+#if defined(ROCQ_CUDA)
+ROCQ_DEVICE uint32_t rq_byte_perm(uint32_t x, uint32_t y, uint32_t s) { return __byte_perm(x, y, s); }
+#else
+ROCQ_DEVICE uint32_t rq_byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+  const uint64_t v = ((uint64_t)y << 32) | x;
+  uint32_t r = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) r |= (uint32_t)((v >> (8 * ((s >> (4 * i)) & 7u))) & 0xFFu) << (8 * i);
+  return r;
+}
+#endif
+
+// Two OCP FP8 E4M3 codes (low byte, high byte) -> IEEE half bits (low half, high half), exact,
+// NaN kept, where the target converts in hardware (NVIDIA sm_89+): ROCQ_HAS_E4M3X2_CVT.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+#define ROCQ_HAS_E4M3X2_CVT 1
+ROCQ_DEVICE uint32_t rq_e4m3x2_to_f16x2(uint32_t v16) {
+  uint32_t r;
+  const unsigned short a = (unsigned short)v16;
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(a));
+  return r;
+}
+#endif
+
 // Sum over one warp/wavefront, whatever its width.
 ROCQ_DEVICE float rq_warp_sum(float v) {
 #pragma unroll

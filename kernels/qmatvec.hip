@@ -52,7 +52,10 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
   bool xsmem = false;
   // Above ~72 KiB per CTA, occupancy drops to 1-2 CTAs per multiprocessor: then fewer rows
   // per launch (more passes over W) measured faster, except that one row always stages.
+  // Formats with a register-blocked kernel (Piece<ID>) need no x tile: always 8 rows per launch.
+  const bool piece = qmv_piece_format(qtype);
   for (int g : {8, 4, 2, 1}) {
+    if (piece) break;
     const int64_t bytes = qmv_xsmem_bytes(ue, k, g);
     if (bytes <= budget && (bytes <= 72 * 1024 || g == 1)) {
       group = g;

@@ -230,6 +230,125 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Register-blocked kernel (formats with a Piece<ID> in qdot.h). A CTA owns R consecutive weight
+// rows; its threads walk k together: thread t takes pieces t, t + kQmvThreads, ... (a piece =
+// NQ quads = 8*NQ elements of one block, so neighbouring threads read neighbouring bytes). Per
+// piece it loads the x values of those positions (all MT rows of x) once into registers and
+// runs the piece's dot for each of the R weight rows: x is read R times less often than the
+// weights, and the weight bytes come straight from global memory (no shared-memory staging,
+// no x tile: the launch needs no dynamic shared memory for any k). At the end each warp
+// reduces its R*MT sums with shuffles and the CTA adds the per-warp sums in a fixed order
+// (deterministic). The same source serves 32- and 64-wide warps.
+// ---------------------------------------------------------------------------------------------
+template <int MT>
+struct QmvPieceCfg {
+  static constexpr int R = MT <= 2 ? 4 : 2;  // weight rows per CTA
+};
+template <int ID, int MT>
+struct QmvPieceNQ {
+  static constexpr int v = MT <= 2 ? Piece<ID>::kMaxNQ : 1;  // quads per piece
+  static constexpr bool plane = rq_has_scale_plane(ID);
+};
+
+template <int ID, int MT, int XK>
+__global__ void __launch_bounds__(kQmvThreads, MT <= 2 ? 4 : 3) qmv_piece_kernel(QmvArgs a) {
+  using C = Codec<ID>;
+  using P = Piece<ID>;
+  using T = typename XStore<XK>::T;
+  constexpr int WS = ROCQ_WARP_SIZE;
+  constexpr int NWARP = kQmvThreads / WS;
+  constexpr int R = QmvPieceCfg<MT>::R;
+  constexpr int NQ = QmvPieceNQ<ID, MT>::v;
+  constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
+  constexpr int PPB = P::kQuads / NQ;  // pieces per unit
+  static_assert(P::kQuads % NQ == 0, "quads per unit must split into pieces");
+  constexpr bool kPlane = QmvPieceNQ<ID, MT>::plane;
+
+  __shared__ float lut[16];
+  __shared__ float red[NWARP][R * MT];
+  if constexpr (P::kLut) {
+    if (threadIdx.x < 16) lut[threadIdx.x] = P::table(threadIdx.x);
+    __syncthreads();
+  }
+  const int64_t row0 = (int64_t)blockIdx.x * R;
+  const uint8_t* rp[R];
+  const uint8_t* sp[R];
+#pragma unroll
+  for (int rr = 0; rr < R; ++rr) {
+    const int64_t row = row0 + rr < a.n ? row0 + rr : a.n - 1;  // clamp: computed, not written
+    rp[rr] = a.qw + row * a.row_bytes;
+    sp[rr] = kPlane ? a.sc + row * (a.k / 32) : nullptr;
+  }
+  float acc[R][MT];
+#pragma unroll
+  for (int rr = 0; rr < R; ++rr)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[rr][m] = 0.f;
+
+  const XRows<XK> xg{static_cast<const T*>(a.x), a.k, a.M};
+  const int64_t np = (a.k / UE) * PPB;
+  constexpr int kUnroll = MT <= 2 ? 2 : 1;  // two pieces' loads in flight where registers allow
+#pragma unroll kUnroll
+  for (int64_t p = threadIdx.x; p < np; p += kQmvThreads) {
+    const int64_t b = p / PPB;
+    const int Q0 = (int)(p % PPB) * NQ;
+    const int64_t e0 = b * UE;
+    XPiece<MT, NQ> x;
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        xg.load4(m, e0 + P::xa(Q0 + q), x.a[q][m]);
+        xg.load4(m, e0 + P::xb(Q0 + q), x.b[q][m]);
+        x.sa[q][m] = (x.a[q][m][0] + x.a[q][m][1]) + (x.a[q][m][2] + x.a[q][m][3]);
+        x.sb[q][m] = (x.b[q][m][0] + x.b[q][m][1]) + (x.b[q][m][2] + x.b[q][m][3]);
+      }
+    }
+#pragma unroll
+    for (int rr = 0; rr < R; ++rr) {
+      const uint8_t s = kPlane ? sp[rr][b] : (uint8_t)0;  // plane formats: 32-element units
+      P::template dot<MT, NQ>(rp[rr] + b * UB, Q0, s, x, lut, acc[rr]);
+    }
+  }
+
+  const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
+#pragma unroll
+  for (int rr = 0; rr < R; ++rr)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const float v = rq_warp_sum(acc[rr][m]);
+      if (lane == 0) red[warp][rr * MT + m] = v;
+    }
+  __syncthreads();
+  if (threadIdx.x < R * MT) {
+    const int rr = threadIdx.x / MT, m = threadIdx.x % MT;
+    const int64_t row = row0 + rr;
+    if (row < a.n && m < a.M) {
+      float v = 0.f;
+#pragma unroll
+      for (int w = 0; w < NWARP; ++w) v += red[w][threadIdx.x];
+      if (a.bias) v += a.bias[row];
+      static_cast<T*>(a.y)[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
+    }
+  }
+}
+
+template <int ID, int MT, int XK>
+const char* qmv_piece_launch_one(const QmvArgs& a, gpuStream_t stream) {
+  constexpr int R = QmvPieceCfg<MT>::R;
+  qmv_piece_kernel<ID, MT, XK><<<dim3((unsigned)rq_ceil_div(a.n, R)), kQmvThreads, 0, stream>>>(a);
+  const gpuError_t e = rq_last_error();
+  return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+}
+
+// True for formats that run the register-blocked kernel (host and device).
+inline bool qmv_piece_format(int qtype) {
+  bool on = false;
+  dispatch_format(qtype, [&](auto codec) { on = Piece<decltype(codec)::kId>::kOn; });
+  return on;
+}
+
 // One launch of the fast kernel for activation dtype XK and up to MT rows of x (defined in
 // qmatvec_<dtype>_m<MT>.hip, one file each so that they compile in parallel), and of the simple
 // kernel (qmatvec.hip). Return nullptr or an error string.
@@ -265,7 +384,11 @@ const char* qmv_launch_one(const QmvArgs& a, bool xsmem, gpuStream_t stream) {
   const char* qmv_launch<XK, MT>(int qtype, const QmvArgs& a, bool xsmem, gpuStream_t s) { \
     const char* err = "rocq qmatvec: unknown qtype";                                     \
     dispatch_format(qtype, [&](auto codec) {                                              \
-      err = qmv_launch_one<decltype(codec)::kId, MT, XK>(a, xsmem, s);                    \
+      constexpr int id_ = decltype(codec)::kId;                                           \
+      if constexpr (Piece<id_>::kOn)                                                      \
+        err = qmv_piece_launch_one<id_, MT, XK>(a, s);                                    \
+      else                                                                                \
+        err = qmv_launch_one<id_, MT, XK>(a, xsmem, s);                                   \
     });                                                                                   \
     return err;                                                                           \
   }

@@ -93,11 +93,12 @@ Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& de
   if (forced_path() == 1) return Path::Fused;
   if (forced_path() == 2) return Path::DequantBlas;
   if (forced_path() == 3) return Path::Qgemm;
-  // Measured on an H200 (benchmarks/results/bench_qmatmul.json): the fused kernel's time grows
-  // ~linearly in M, dequantize+BLAS is flat until M ~ 128; they cross near M = 4 for k <= 14336
-  // and below M = 2 for k = 28672 (x then fills shared memory and occupancy drops). Dense
+  // The fused kernel (register-blocked, x in registers, no shared-memory x tile: independent of
+  // k) reads W once per 8 rows of x; dequantize+BLAS pays a full 16-bit write and read of W.
+  // Quantized formats: fused up to M = 8 (benchmarks/results/bench_qmatmul_h200_v2.log). Dense
   // formats gain nothing from the fused kernel beyond M = 1..2 (no decode to save).
-  const int64_t fused_max_rows = f.block_elems == 1 ? 2 : (k > 16384 ? 1 : 4);
+  (void)k;
+  const int64_t fused_max_rows = f.block_elems == 1 ? 2 : 8;
   if (M <= fused_max_rows) return Path::Fused;
   return M <= qgemm_max_rows(f, xdtype) ? Path::Qgemm : Path::DequantBlas;
 }
