@@ -15,7 +15,9 @@
 
 #include "../../kernels/launch.h"
 #include "../../kernels/launch_qgemm.h"
+#include "../../kernels/launch_quantize.h"
 #include "../checks.h"
+#include "../cpu/quantize_gguf.h"
 
 namespace rocq::cuda {
 namespace {
@@ -168,15 +170,29 @@ at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const st
   return y.view(out_shape);
 }
 
-// quantize on a GPU tensor: the quantizers are the CPU reference ones (csrc/cpu); this runs
-// them on a host copy and moves the result back to w's device. It is a load-time operation:
-// it synchronises with the device (so it cannot be captured in a CUDA graph) and is not fast.
-std::tuple<at::Tensor, at::Tensor> quantize_cuda(const at::Tensor& w, int64_t qtype) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("rocq::quantize", "")
-                       .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, int64_t)>();
-  auto [q, s] = op.call(w.cpu(), qtype);
-  return {q.to(w.device()), s.to(w.device())};
+// quantize on a GPU tensor: kernels/quantize.hip runs the per-block quantizers of
+// kernels/quantize_blocks.h, the same functions as the CPU op (so the bytes are identical),
+// one thread per block on the current stream: no host sync, capturable in a CUDA graph.
+std::tuple<at::Tensor, at::Tensor> quantize_cuda(const at::Tensor& wt, int64_t qtype) {
+  const FormatInfo& f = format_or_throw(qtype, "quantize");
+  check_float_dtype(wt.scalar_type(), "quantize", "w");
+  TORCH_CHECK_VALUE(wt.dim() == 2, "rocq.quantize: w must be a 2-D weight [n, k], got shape ", wt.sizes());
+  const int64_t n = wt.size(0), k = wt.size(1);
+  TORCH_CHECK_VALUE(n > 0 && k > 0, "rocq.quantize: w must be non-empty, got shape ", wt.sizes());
+  TORCH_CHECK_VALUE(k % f.block_elems == 0, "rocq.quantize: k=", k, " is not a multiple of the block size ",
+                    f.block_elems, " of format ", f.name);
+  TORCH_CHECK_NOT_IMPLEMENTED(cpu::can_quantize(f.id), "rocq.quantize: no quantizer for format ", f.name,
+                              " (it can be loaded and multiplied, not produced)");
+  const c10::DeviceGuard guard(wt.device());
+  const at::Tensor w = wt.to(at::kFloat).contiguous();
+  const int64_t row_bytes = k / f.block_elems * f.block_bytes;
+  at::Tensor q = at::empty({n, row_bytes}, w.options().dtype(at::kByte));
+  at::Tensor s = at::empty({f.scale_plane ? n : 0, f.scale_plane ? k / 32 : 0}, w.options().dtype(at::kByte));
+  check_launch(gpu::launch_quantize(f.id, w.data_ptr<float>(), n, k, q.data_ptr<uint8_t>(),
+                                    f.scale_plane ? s.data_ptr<uint8_t>() : nullptr, /*mode=*/0,
+                                    current_stream(w.device())),
+               "quantize");
+  return {q, s};
 }
 
 }  // namespace

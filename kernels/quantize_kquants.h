@@ -1,21 +1,25 @@
-// CPU quantizers for ggml's K-quants (256-element super-blocks): Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
-// Layouts: kernels/formats.h. Input handling (NaN -> 0, saturation): quantize_gguf.cpp.
+// Quantizers for the 256-element super-block formats: ggml's K-quants Q2_K, Q3_K, Q4_K, Q5_K,
+// Q6_K, and IQ4_XS.
+// One call quantizes one super-block: 256 fp32 values in, Codec<ID>::kBytes bytes out (layouts:
+// kernels/formats.h). Host and device (quantize_common.h says what that requires).
+// Input handling (NaN -> 0, saturation): quantize_blocks.h.
 //
 // Q2_K / Q4_K / Q5_K ("scale + min"): every sub-block gets its own least-squares affine fit
 // x ~ a*q - m (asym_fit, m >= 0); the sub-block a's and m's are then quantized to 4/6-bit
 // integers times fp16 super-scales d / dmin; each integer pair is searched +-1 on the exact
 // decode error, and (d, dmin) are refitted by least squares for the chosen integers.
 // Q3_K / Q6_K (symmetric): sym2_block (quantize_common.h), the same scheme without a min.
+#pragma once
+
 #include "quantize_common.h"
 
-namespace rocq::cpu::detail {
-namespace {
+namespace rocq::quant {
 
 constexpr int kQK = 256;
 
 // Exact decode error of one sub-block for stored (dl, ml), x ~ rq_sub(rq_mul(dl, q), ml), with
 // nearest codes; the codes go to q when q is not null. len: a multiple of 8.
-float asym_sub_codes(const float* x, int len, int nmax, float dl, float ml, int* q) {
+ROCQ_HD float asym_sub_codes(const float* x, int len, int nmax, float dl, float ml, int* q) {
   const float id = dl > 0.0f ? 1.0f / dl : 0.0f, fmax = (float)nmax;
   float t[kMaxRun];
   for (int i = 0; i < len; ++i) {
@@ -29,11 +33,11 @@ float asym_sub_codes(const float* x, int len, int nmax, float dl, float ml, int*
 }
 
 // Best (sc, mn) within +-1 of the given pair for stored d, dmin; codes to q. Returns error.
-float asym_sub_search(const float* x, int len, int nmax, int smax, float d, float dmin, int& sc, int& mn, int* q) {
-  float best = kInf;
+ROCQ_HD float asym_sub_search(const float* x, int len, int nmax, int smax, float d, float dmin, int& sc, int& mn, int* q) {
+  float best = q_inf();
   int bs = sc, bm = mn;
-  for (int s = std::max(0, sc - 1); s <= std::min(smax, sc + 1); ++s)
-    for (int m = std::max(0, mn - 1); m <= std::min(smax, mn + 1); ++m) {
+  for (int s = q_imax(0, sc - 1); s <= q_imin(smax, sc + 1); ++s)
+    for (int m = q_imax(0, mn - 1); m <= q_imin(smax, mn + 1); ++m) {
       const float err = asym_sub_codes(x, len, nmax, rq_mul(d, (float)s), rq_mul(dmin, (float)m), nullptr);
       if (err < best) best = err, bs = s, bm = m;
     }
@@ -49,11 +53,11 @@ float asym_sub_search(const float* x, int len, int nmax, int smax, float d, floa
 // A super-scale for non-negative sub-scales v[0..n): the d (fp32) whose integer grid
 // round(v/d) in [0, smax] reproduces v with the least weighted squared error; tries d =
 // vmax/(smax - t/4) and the least-squares d for each resulting set of integers.
-float grid_scale(const float* v, const float* wt, int n, int smax) {
+ROCQ_HD float grid_scale(const float* v, const float* wt, int n, int smax) {
   float vmax = 0.0f;
-  for (int j = 0; j < n; ++j) vmax = std::max(vmax, v[j]);
+  for (int j = 0; j < n; ++j) vmax = q_max(vmax, v[j]);
   if (!(vmax > 0.0f)) return 0.0f;
-  float best = kInf, bd = vmax / (float)smax;
+  float best = q_inf(), bd = vmax / (float)smax;
   for (int t = 0; t < 8; ++t) {
     const float id = ((float)smax - 0.25f * (float)t) / vmax;
     float svs = 0.0f, sss = 0.0f;
@@ -74,7 +78,7 @@ float grid_scale(const float* v, const float* wt, int n, int smax) {
 }
 
 // Scale+min super-block. x: sanitized 256 values. Writes d, dmin, sc/mn[nsub], q[256].
-void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float step, float& d, float& dmin,
+ROCQ_HD void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float step, float& d, float& dmin,
                  int* sc, int* mn, int* q) {
   const int len = kQK / nsub;
   float a[16], m[16], amax = 0.0f, mmax = 0.0f;
@@ -82,7 +86,7 @@ void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float s
     float b;
     asym_fit(x + j * len, len, nmax, true, ntry, step, a[j], b);
     m[j] = -b;
-    amax = std::max(amax, a[j]), mmax = std::max(mmax, m[j]);
+    amax = q_max(amax, a[j]), mmax = q_max(mmax, m[j]);
   }
   float wa[16], wm[16];
   for (int j = 0; j < nsub; ++j) {
@@ -96,7 +100,7 @@ void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float s
   }
   (void)amax, (void)mmax;
   float cd = half_scale_nz(grid_scale(a, wa, nsub, smax)), cdm = half_scale_nz(grid_scale(m, wm, nsub, smax));
-  float best = kInf;
+  float best = q_inf();
   int csc[16], cmn[16], cq[kQK];
   d = dmin = 0.0f;
   for (int j = 0; j < nsub; ++j) sc[j] = mn[j] = 0;
@@ -110,9 +114,8 @@ void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float s
     }
     if (err < best) {
       best = err, d = cd, dmin = cdm;
-      std::copy(csc, csc + nsub, sc);
-      std::copy(cmn, cmn + nsub, mn);
-      std::copy(cq, cq + kQK, q);
+      for (int j = 0; j < nsub; ++j) sc[j] = csc[j], mn[j] = cmn[j];
+      for (int i = 0; i < kQK; ++i) q[i] = cq[i];
     }
     // Least squares for (d, dmin) with the integers fixed: x ~ d*u - dmin*v, u = sc*q, v = mn.
     double suu = 0, suv = 0, svv = 0, sxu = 0, sxv = 0;
@@ -132,7 +135,7 @@ void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float s
     } else {
       break;
     }
-    const float fd = half_scale((float)std::max(nd, 0.0)), fdm = half_scale((float)std::max(ndm, 0.0));
+    const float fd = half_scale((float)q_max_d(nd, 0.0)), fdm = half_scale((float)q_max_d(ndm, 0.0));
     if (fd == cd && fdm == cdm) break;
     // Keep the relative sub-block scales: rescale a, m so that the same integers come out.
     for (int j = 0; j < nsub; ++j) {
@@ -144,7 +147,7 @@ void asym2_block(const float* x, int nsub, int nmax, int smax, int ntry, float s
 }
 
 // 6-bit scale/min packing of Q4_K / Q5_K (scales[12]).
-void pack_k4_scales(const int* sc, const int* mn, uint8_t* s) {
+ROCQ_HD void pack_k4_scales(const int* sc, const int* mn, uint8_t* s) {
   for (int j = 0; j < 4; ++j) {
     s[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
     s[j + 4] = (uint8_t)((mn[j] & 63) | ((mn[j + 4] >> 4) << 6));
@@ -152,9 +155,7 @@ void pack_k4_scales(const int* sc, const int* mn, uint8_t* s) {
   }
 }
 
-}  // namespace
-
-void quantize_block_q4_k(const float* in, uint8_t* out) {
+ROCQ_HD void quantize_block_q4_k(const float* in, uint8_t* out) {
   static_assert(Codec<QT_Q4_K>::kElems == kQK);
   float x[kQK];
   int sc[8], mn[8], q[kQK];
@@ -165,7 +166,7 @@ void quantize_block_q4_k(const float* in, uint8_t* out) {
   } else {
     asym2_block(x, 8, 15, 63, 8, 0.25f, d, dmin, sc, mn, q);
   }
-  std::memset(out, 0, Codec<QT_Q4_K>::kBytes);
+  for (int i = 0; i < Codec<QT_Q4_K>::kBytes; ++i) out[i] = 0;
   put_half(out, d);
   put_half(out + 2, dmin);
   pack_k4_scales(sc, mn, out + 4);
@@ -173,7 +174,7 @@ void quantize_block_q4_k(const float* in, uint8_t* out) {
   for (int e = 0; e < kQK; ++e) qs[32 * (e / 64) + e % 32] |= (uint8_t)((q[e] & 15) << (4 * ((e / 32) & 1)));
 }
 
-void quantize_block_q5_k(const float* in, uint8_t* out) {
+ROCQ_HD void quantize_block_q5_k(const float* in, uint8_t* out) {
   static_assert(Codec<QT_Q5_K>::kElems == kQK);
   float x[kQK];
   int sc[8], mn[8], q[kQK];
@@ -184,7 +185,7 @@ void quantize_block_q5_k(const float* in, uint8_t* out) {
   } else {
     asym2_block(x, 8, 31, 63, 8, 0.5f, d, dmin, sc, mn, q);
   }
-  std::memset(out, 0, Codec<QT_Q5_K>::kBytes);
+  for (int i = 0; i < Codec<QT_Q5_K>::kBytes; ++i) out[i] = 0;
   put_half(out, d);
   put_half(out + 2, dmin);
   pack_k4_scales(sc, mn, out + 4);
@@ -196,7 +197,7 @@ void quantize_block_q5_k(const float* in, uint8_t* out) {
   }
 }
 
-void quantize_block_q2_k(const float* in, uint8_t* out) {
+ROCQ_HD void quantize_block_q2_k(const float* in, uint8_t* out) {
   static_assert(Codec<QT_Q2_K>::kElems == kQK);
   float x[kQK];
   int sc[16], mn[16], q[kQK];
@@ -207,7 +208,7 @@ void quantize_block_q2_k(const float* in, uint8_t* out) {
   } else {
     asym2_block(x, 16, 3, 15, 5, 0.16f, d, dmin, sc, mn, q);
   }
-  std::memset(out, 0, Codec<QT_Q2_K>::kBytes);
+  for (int i = 0; i < Codec<QT_Q2_K>::kBytes; ++i) out[i] = 0;
   for (int j = 0; j < 16; ++j) out[j] = (uint8_t)((sc[j] & 15) | ((mn[j] & 15) << 4));
   uint8_t* qs = out + 16;
   for (int e = 0; e < kQK; ++e) qs[32 * (e / 128) + e % 32] |= (uint8_t)((q[e] & 3) << (2 * ((e % 128) / 32)));
@@ -215,14 +216,14 @@ void quantize_block_q2_k(const float* in, uint8_t* out) {
   put_half(out + 82, dmin);
 }
 
-void quantize_block_q6_k(const float* in, uint8_t* out) {
+ROCQ_HD void quantize_block_q6_k(const float* in, uint8_t* out) {
   static_assert(Codec<QT_Q6_K>::kElems == kQK);
   float x[kQK];
   int sc[16] = {}, q[kQK] = {};
   float d = 0.0f;
   if (sanitize(in, kQK, kHalfMax * 127.0f * 31.0f, x) >= kTiny)
     d = sym2_block(x, IntGrid{-32, 31}, 16, 16, -128, 127, 6, 0.02f, sc, q);
-  std::memset(out, 0, Codec<QT_Q6_K>::kBytes);
+  for (int i = 0; i < Codec<QT_Q6_K>::kBytes; ++i) out[i] = 0;
   uint8_t* ql = out;
   uint8_t* qh = out + 128;
   for (int e = 0; e < kQK; ++e) {
@@ -234,14 +235,14 @@ void quantize_block_q6_k(const float* in, uint8_t* out) {
   put_half(out + 208, d);
 }
 
-void quantize_block_q3_k(const float* in, uint8_t* out) {
+ROCQ_HD void quantize_block_q3_k(const float* in, uint8_t* out) {
   static_assert(Codec<QT_Q3_K>::kElems == kQK);
   float x[kQK];
   int sc[16] = {}, q[kQK] = {};
   float d = 0.0f;
   if (sanitize(in, kQK, kHalfMax * 31.0f * 3.0f, x) >= kTiny)
     d = sym2_block(x, IntGrid{-4, 3}, 16, 16, -32, 31, 3, 0.12f, sc, q);
-  std::memset(out, 0, Codec<QT_Q3_K>::kBytes);
+  for (int i = 0; i < Codec<QT_Q3_K>::kBytes; ++i) out[i] = 0;
   uint8_t* hm = out;
   uint8_t* qs = out + 32;
   uint8_t* s = out + 96;
@@ -261,4 +262,35 @@ void quantize_block_q3_k(const float* in, uint8_t* out) {
   put_half(out + 108, d);
 }
 
-}  // namespace rocq::cpu::detail
+// IQ4_XS: 256-blocks of an fp16 super-scale times a signed 6-bit scale per 32 elements, with
+// the 16-level table of IQ4_NL (Iq4Grid); sym_fit per sub-block, then sym2_block quantizes
+// the sub-block scales.
+ROCQ_HD void quantize_block_iq4_xs(const float* in, uint8_t* out) {
+  constexpr int n = Codec<QT_IQ4_XS>::kElems;
+  static_assert(n == 256);
+  float x[n];
+  int sc[8] = {}, q[n];
+  const Iq4Grid g;
+  float d = 0.0f;
+  if (sanitize(in, n, kHalfMax * 31.0f * 113.0f, x) < kTiny) {
+    for (int i = 0; i < n; ++i) q[i] = g.zero_index();
+  } else {
+    d = sym2_block(x, g, 8, 32, -32, 31, 4, 0.05f, sc, q);
+  }
+  put_half(out, d);
+  uint16_t sh = 0;
+  uint8_t* sl = out + 4;
+  sl[0] = sl[1] = sl[2] = sl[3] = 0;
+  for (int j = 0; j < 8; ++j) {
+    const int ls = sc[j] + 32;
+    sl[j / 2] |= (uint8_t)((ls & 15) << (4 * (j & 1)));
+    sh |= (uint16_t)(((ls >> 4) & 3) << (2 * j));
+  }
+  put16(out + 2, sh);
+  for (int j = 0; j < 8; ++j) {
+    const int* qj = q + 32 * j;
+    for (int i = 0; i < 16; ++i) out[8 + 16 * j + i] = (uint8_t)(qj[i] | (qj[i + 16] << 4));
+  }
+}
+
+}  // namespace rocq::quant
