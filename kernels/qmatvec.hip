@@ -65,8 +65,9 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
   }
   for (int64_t m0 = 0; m0 < M; m0 += group) {
     const int mm = (int)(M - m0 < group ? M - m0 : group);
+    const int mt = mm == 1 ? 1 : mm == 2 ? 2 : mm <= 4 ? 4 : 8;
     const QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes,
-                    fast ? rows_per_cta(n) : 4};
+                    !fast ? 4 : piece ? qmv_piece_splits(n, mt) : rows_per_cta(n)};
     const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
                       : mm == 1 ? qmv_launch<XK, 1>(qtype, a, xsmem, s)
                       : mm == 2 ? qmv_launch<XK, 2>(qtype, a, xsmem, s)

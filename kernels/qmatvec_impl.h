@@ -241,6 +241,7 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
 // reduces its R*MT sums with shuffles and the CTA adds the per-warp sums in a fixed order
 // (deterministic). The same source serves 32- and 64-wide warps.
 // ---------------------------------------------------------------------------------------------
+constexpr int kQmvTasks = 4;  // (row group, k-split) tasks per CTA of the piece kernel
 template <int MT>
 struct QmvPieceCfg {
   static constexpr int R = MT <= 2 ? 4 : 2;  // weight rows per CTA
@@ -266,80 +267,98 @@ __global__ void __launch_bounds__(kQmvThreads, MT <= 2 ? 4 : 3) qmv_piece_kernel
   constexpr bool kPlane = QmvPieceNQ<ID, MT>::plane;
 
   __shared__ float lut[16];
-  __shared__ float red[NWARP][R * MT];
+  __shared__ float red[kQmvTasks][R * MT];
   if constexpr (P::kLut) {
     if (threadIdx.x < 16) lut[threadIdx.x] = P::table(threadIdx.x);
     __syncthreads();
   }
-  const int64_t row0 = (int64_t)blockIdx.x * R;
-  const uint8_t* rp[R];
-  const uint8_t* sp[R];
-#pragma unroll
-  for (int rr = 0; rr < R; ++rr) {
-    const int64_t row = row0 + rr < a.n ? row0 + rr : a.n - 1;  // clamp: computed, not written
-    rp[rr] = a.qw + row * a.row_bytes;
-    sp[rr] = kPlane ? a.sc + row * (a.k / 32) : nullptr;
-  }
-  float acc[R][MT];
-#pragma unroll
-  for (int rr = 0; rr < R; ++rr)
-#pragma unroll
-    for (int m = 0; m < MT; ++m) acc[rr][m] = 0.f;
-
+  const int S = a.rows;          // k-splits per row group: 1, 2 or 4 (launcher's choice)
+  const int RG = kQmvTasks / S;  // row groups (of R rows) per CTA
+  const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
   const XRows<XK> xg{static_cast<const T*>(a.x), a.k, a.M};
   const int64_t np = (a.k / UE) * PPB;
-  constexpr int kUnroll = MT <= 2 ? 2 : 1;  // two pieces' loads in flight where registers allow
+
+  // Task t = (row group t / S, k-split t % S); warps take tasks t = warp, warp + NWARP, ...
+  for (int t = warp; t < kQmvTasks; t += NWARP) {
+    const int g = t / S, split = t % S;
+    const int64_t row0 = ((int64_t)blockIdx.x * RG + g) * R;
+    const uint8_t* rp[R];
+    const uint8_t* sp[R];
+#pragma unroll
+    for (int rr = 0; rr < R; ++rr) {
+      const int64_t row = row0 + rr < a.n ? row0 + rr : a.n - 1;  // clamp: computed, not written
+      rp[rr] = a.qw + row * a.row_bytes;
+      sp[rr] = kPlane ? a.sc + row * (a.k / 32) : nullptr;
+    }
+    float acc[R][MT];
+#pragma unroll
+    for (int rr = 0; rr < R; ++rr)
+#pragma unroll
+      for (int m = 0; m < MT; ++m) acc[rr][m] = 0.f;
+
+    constexpr int kUnroll = MT <= 2 ? 2 : 1;  // two pieces' loads in flight where registers allow
 #pragma unroll kUnroll
-  for (int64_t p = threadIdx.x; p < np; p += kQmvThreads) {
-    const int64_t b = p / PPB;
-    const int Q0 = (int)(p % PPB) * NQ;
-    const int64_t e0 = b * UE;
-    XPiece<MT, NQ> x;
+    for (int64_t p = (int64_t)split * WS + lane; p < np; p += (int64_t)S * WS) {
+      const int64_t b = p / PPB;
+      const int Q0 = (int)(p % PPB) * NQ;
+      const int64_t e0 = b * UE;
+      XPiece<MT, NQ> x;
 #pragma unroll
-    for (int q = 0; q < NQ; ++q) {
+      for (int q = 0; q < NQ; ++q) {
 #pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        xg.load4(m, e0 + P::xa(Q0 + q), x.a[q][m]);
-        xg.load4(m, e0 + P::xb(Q0 + q), x.b[q][m]);
-        x.sa[q][m] = (x.a[q][m][0] + x.a[q][m][1]) + (x.a[q][m][2] + x.a[q][m][3]);
-        x.sb[q][m] = (x.b[q][m][0] + x.b[q][m][1]) + (x.b[q][m][2] + x.b[q][m][3]);
+        for (int m = 0; m < MT; ++m) {
+          xg.load4(m, e0 + P::xa(Q0 + q), x.a[q][m]);
+          xg.load4(m, e0 + P::xb(Q0 + q), x.b[q][m]);
+          x.sa[q][m] = (x.a[q][m][0] + x.a[q][m][1]) + (x.a[q][m][2] + x.a[q][m][3]);
+          x.sb[q][m] = (x.b[q][m][0] + x.b[q][m][1]) + (x.b[q][m][2] + x.b[q][m][3]);
+        }
+      }
+#pragma unroll
+      for (int rr = 0; rr < R; ++rr) {
+        const uint8_t s = kPlane ? sp[rr][b] : (uint8_t)0;  // plane formats: 32-element units
+        P::template dot<MT, NQ>(rp[rr] + b * UB, Q0, s, x, lut, acc[rr]);
       }
     }
 #pragma unroll
-    for (int rr = 0; rr < R; ++rr) {
-      const uint8_t s = kPlane ? sp[rr][b] : (uint8_t)0;  // plane formats: 32-element units
-      P::template dot<MT, NQ>(rp[rr] + b * UB, Q0, s, x, lut, acc[rr]);
-    }
+    for (int rr = 0; rr < R; ++rr)
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const float v = rq_warp_sum(acc[rr][m]);
+        if (lane == 0) red[t][rr * MT + m] = v;
+      }
   }
-
-  const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
-#pragma unroll
-  for (int rr = 0; rr < R; ++rr)
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      const float v = rq_warp_sum(acc[rr][m]);
-      if (lane == 0) red[warp][rr * MT + m] = v;
-    }
   __syncthreads();
-  if (threadIdx.x < R * MT) {
-    const int rr = threadIdx.x / MT, m = threadIdx.x % MT;
-    const int64_t row = row0 + rr;
+  // Sum the S k-splits of each output in a fixed order (deterministic), add bias, store.
+  for (int i = threadIdx.x; i < RG * R * MT; i += kQmvThreads) {
+    const int g = i / (R * MT), j = i % (R * MT);
+    const int rr = j / MT, m = j % MT;
+    const int64_t row = ((int64_t)blockIdx.x * RG + g) * R + rr;
     if (row < a.n && m < a.M) {
       float v = 0.f;
-#pragma unroll
-      for (int w = 0; w < NWARP; ++w) v += red[w][threadIdx.x];
+      for (int sp = 0; sp < S; ++sp) v += red[g * S + sp][j];
       if (a.bias) v += a.bias[row];
       static_cast<T*>(a.y)[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
     }
   }
 }
 
+// a.rows = k-splits S (1, 2 or 4): a CTA covers R * kQmvTasks / S weight rows.
 template <int ID, int MT, int XK>
 const char* qmv_piece_launch_one(const QmvArgs& a, gpuStream_t stream) {
   constexpr int R = QmvPieceCfg<MT>::R;
-  qmv_piece_kernel<ID, MT, XK><<<dim3((unsigned)rq_ceil_div(a.n, R)), kQmvThreads, 0, stream>>>(a);
+  const int64_t rows_per_cta = (int64_t)R * (kQmvTasks / a.rows);
+  qmv_piece_kernel<ID, MT, XK><<<dim3((unsigned)rq_ceil_div(a.n, rows_per_cta)), kQmvThreads, 0, stream>>>(a);
   const gpuError_t e = rq_last_error();
   return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+}
+
+// k-splits for the piece kernel: the fewest (1, 2, 4) that give >= 4 CTAs per multiprocessor.
+inline int qmv_piece_splits(int64_t n, int MT) {
+  static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
+  const int R = MT <= 2 ? QmvPieceCfg<1>::R : QmvPieceCfg<8>::R;
+  for (int S : {1, 2})
+    if (rq_ceil_div(n, (int64_t)R * (kQmvTasks / S)) >= 4 * sms) return S;
+  return 4;
 }
 
 // True for formats that run the register-blocked kernel (host and device).
