@@ -90,19 +90,22 @@ ROCQ_HD float rq_e8m0_half(uint8_t e) {
   return rq_bits_to_float(e < 2 ? (0x00200000u << e) : ((uint32_t)(e - 1) << 23));
 }
 
-// Small signed tables, shared by host and device (a switch keeps them out of memory).
+// Small signed tables, shared by host and device. They are computed from registers (packed
+// constants and selects), never indexed arrays: a run-time index into a local array lands in
+// GPU local memory, which made generic decoding of these formats several times slower.
+//
+// IQ4_NL levels {-127,-104,-83,-65,-49,-35,-22,-10,1,13,25,38,53,69,89,113}, four int8 per word.
 ROCQ_HD int rq_iq4nl_value(int q) {
-  switch (q & 15) {
-    case 0: return -127; case 1: return -104; case 2: return -83; case 3: return -65;
-    case 4: return -49;  case 5: return -35;  case 6: return -22; case 7: return -10;
-    case 8: return 1;    case 9: return 13;   case 10: return 25; case 11: return 38;
-    case 12: return 53;  case 13: return 69;  case 14: return 89; default: return 113;
-  }
+  q &= 15;
+  const uint32_t lo = (q & 4) ? 0xF6EADDCFu : 0xBFAD9881u;
+  const uint32_t hi = (q & 4) ? 0x71594535u : 0x26190D01u;
+  return (int8_t)(((q & 8) ? hi : lo) >> (8 * (q & 3)));
 }
-// E2M1 magnitudes doubled, sign in bit 3 (ggml's MXFP4 table).
+// E2M1 magnitudes doubled {0,1,2,3,4,6,8,12}, sign in bit 3 (ggml's MXFP4 table):
+// codes 0..3 are themselves, codes 4..7 are (2 + low bit) << (code/2 - 1).
 ROCQ_HD int rq_e2m1x2_value(int q) {
-  const int mag[8] = {0, 1, 2, 3, 4, 6, 8, 12};
-  const int v = mag[q & 7];
+  const int c = q & 7;
+  const int v = c < 4 ? c : (2 + (c & 1)) << ((c >> 1) - 1);
   return (q & 8) ? -v : v;
 }
 
