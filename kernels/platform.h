@@ -420,7 +420,7 @@ struct RqMma {
       const uint16_t* ar = a.p + (idx / 16) * a.ld;
       const uint16_t* br = b.p + (idx % 16) * b.ld;
       float s = c.v[e];
-#pragma unroll
+#pragma unroll 1  // a loop, not 16 copies: this path only has to be right (and quick to compile)
       for (int kk = 0; kk < 16; ++kk) s = fmaf(rq_op_to_float<OP>(ar[kk]), rq_op_to_float<OP>(br[kk]), s);
       c.v[e] = s;
     }
