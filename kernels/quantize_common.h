@@ -152,9 +152,11 @@ constexpr Iq4Tables make_iq4_tables() {
   return t;
 }
 
+inline constexpr Iq4Tables kIq4Tables = make_iq4_tables();
+
 struct Iq4Grid {
   ROCQ_HD static const Iq4Tables& tables() {
-    static constexpr Iq4Tables t = make_iq4_tables();
+    static constexpr Iq4Tables t = kIq4Tables;  // a copy local to the function: device data too
     return t;
   }
   ROCQ_HD float lo() const { return -127.0f; }
