@@ -22,6 +22,8 @@ bool qmatvec_fast_path(int qtype, const void* x, const uint8_t* qweight, int64_t
          reinterpret_cast<uintptr_t>(x) % 16 == 0 && k % 8 == 0 && k % unit_elems == 0;
 }
 
+bool qmatvec_register_blocked(int qtype) { return qmv_piece_format(qtype); }
+
 namespace {
 
 // Weight rows per CTA: enough CTAs to fill the device several times over for small n, more

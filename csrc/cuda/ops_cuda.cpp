@@ -101,8 +101,10 @@ Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& de
   // k) reads W once per 8 rows of x; dequantize+BLAS pays a full 16-bit write and read of W.
   // Quantized formats: fused up to M = 8 (benchmarks/results/bench_qmatmul_h200_v2.log). Dense
   // formats gain nothing from the fused kernel beyond M = 1..2 (no decode to save).
-  (void)k;
-  const int64_t fused_max_rows = f.block_elems == 1 ? 2 : 8;
+  // Formats still on the tiled kernel (Q2_K, Q3_K, FP6) keep the earlier crossover: M = 4 for
+  // k <= 16384, M = 1 beyond (x tile in shared memory).
+  const int64_t fused_max_rows =
+      f.block_elems == 1 ? 2 : (gpu::qmatvec_register_blocked(f.id) ? 8 : (k > 16384 ? 1 : 4));
   if (M <= fused_max_rows) return Path::Fused;
   return M <= qgemm_max_rows(f, xdtype) ? Path::Qgemm : Path::DequantBlas;
 }
