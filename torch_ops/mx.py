@@ -65,16 +65,14 @@ def _mode_id(mode) -> int:
 def quantize_mx(w: torch.Tensor, fmt: QTypeLike = "ocp_mxfp4", mode: str = "spec") -> tuple[torch.Tensor, torch.Tensor]:
     """Quantizes w [n, k] (k % 32 == 0) to a planar OCP MX format; returns (qweight, scales).
 
-    The quantizer runs on the CPU (the results come back on w's device); mode is "spec" or
-    "even" (see the module docstring). ``rocq.quantize(w, fmt)`` equals ``quantize_mx(w, fmt, "spec")``.
+    Runs on w's device (the GPU kernel shares its source with the CPU quantizer and gives the
+    same bytes); mode is "spec" or "even" (see the module docstring). ``rocq.quantize(w, fmt)`` equals ``quantize_mx(w, fmt, "spec")``.
     """
     f = format_info(fmt)
     if f.name not in MX_FORMATS:
         raise ValueError(f"rocq.mx.quantize_mx: {f.name} is not a planar OCP MX format; one of {', '.join(MX_FORMATS)}")
     m = _mode_id(mode)
-    dev = w.device
-    q, s = torch.ops.rocq._quantize_mx.default(w if dev.type in ("cpu", "meta") else w.cpu(), f.id, m)
-    return (q, s) if q.device == dev else (q.to(dev), s.to(dev))
+    return torch.ops.rocq._quantize_mx.default(w, f.id, m)
 
 
 @torch.library.register_fake("rocq::_quantize_mx")
