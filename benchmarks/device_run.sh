@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build the CUDA extension, run the GPU tests, run a benchmark.
-#   bash benchmarks/device_run.sh [test|bench|all] [bench args...]
+#   bash benchmarks/device_run.sh [test|bench|all|suite|model] [bench args...]
+#   test: the kernel tests; suite: every test file with GPU cases; model: benchmarks/bench_model.py
 # Logs and results go to $OUT (the device tool's output folder) or ./device_out.
 set -uo pipefail
 OUT=${OUT:-device_out}; mkdir -p "$OUT"
@@ -21,6 +22,17 @@ if [ "$what" = test ] || [ "$what" = all ]; then
   python3 -m pytest -q -x tests/test_gpu.py -p no:cacheprovider 2>&1 | tee "$OUT/test_gpu.log" | tail -25
   python3 -m pytest -q tests/test_ops.py -k cuda -p no:cacheprovider 2>&1 | tee "$OUT/test_ops_cuda.log" | tail -8
   echo "tests done: $(( $(date +%s) - t0 )) s"
+fi
+if [ "$what" = suite ]; then
+  python3 -m pytest -q -p no:cacheprovider -o faulthandler_timeout=300 tests/test_gpu.py tests/test_gpu_qgemm.py \
+    tests/test_gpu_quantize.py tests/test_nn.py tests/test_mx.py tests/test_quantize.py 2>&1 | tee "$OUT/test_suite_gpu.log" | tail -25
+  python3 -m pytest -q -p no:cacheprovider tests/test_ops.py -k cuda 2>&1 | tee "$OUT/test_ops_cuda.log" | tail -5
+  echo "suite done: $(( $(date +%s) - t0 )) s"
+fi
+if [ "$what" = model ] || [ "$what" = suite ]; then
+  python3 benchmarks/bench_model.py --out "$OUT" --formats bf16,q4_k,q4_0,q8_0 --layers 8 --new 64 --reps 3 2>&1 \
+    | tee "$OUT/bench_model.log" | tail -15
+  echo "model done: $(( $(date +%s) - t0 )) s"
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   python3 benchmarks/bench_qmatmul.py --out "$OUT" "$@" 2>&1 | tee "$OUT/bench.log" | tail -60
