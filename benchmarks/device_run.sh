@@ -12,6 +12,11 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,nohea
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
+# Build with the compiler whose libstdc++ the process loads at run time. The image puts a newer
+# /opt/gcc/bin/g++ first; objects built with its headers carry weak copies of libstdc++
+# templates (std::ostream::_M_insert<long>) that crash against the system libstdc++.so.6 the
+# moment a c10 error message formats an integer.
+if [ -x /usr/bin/g++ ]; then export CXX=/usr/bin/g++ CUDAHOSTCXX=/usr/bin/g++; fi
 # No network there: build in place (pip -e would fetch build dependencies), import via a link.
 MAX_JOBS=16 ROCQ_BACKEND=cuda TORCH_CUDA_ARCH_LIST=9.0 python3 setup.py build_ext --inplace \
   > "$OUT/build.log" 2>&1 || { tail -60 "$OUT/build.log"; exit 1; }

@@ -190,7 +190,10 @@ def _decode_compiled(m, backend, mode=None, device="cpu", steps=5):
         out = cstep(ids, torch.arange(8, device=device))
         ref = m(input_ids=ids, cache_position=torch.arange(8, device=device), past_key_values=eager_cache,
                 use_cache=True).logits
-        torch.testing.assert_close(out, ref, rtol=2e-3, atol=2e-3)
+        # fp32: the same math; bf16/fp16: inductor fuses the surrounding ops (norms, rotary)
+        # in its own order, so logits may differ by an ulp of the 16-bit type
+        tol = 2e-3 if out.dtype == torch.float32 else 3e-2
+        torch.testing.assert_close(out, ref, rtol=tol, atol=tol)
         tok = out[:, -1:].argmax(-1)
         out = cstep(tok, torch.tensor([8], device=device))  # first decode step: one new graph
         graphs = counters["stats"]["unique_graphs"]
