@@ -10,6 +10,7 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -92,6 +93,15 @@ int64_t qgemm_max_rows(const FormatInfo& f, at::ScalarType xdtype) {
   }
 }
 
+// Largest M the fused kernel keeps when qgemm is available for the next M (see choose_path).
+int64_t fused_rows_before_qgemm(const FormatInfo& f) {
+  switch (f.id) {
+    case QT_Q4_0: return 2;
+    case QT_Q4_K: case QT_Q6_K: case QT_Q8_0: return 4;
+    default: return 8;
+  }
+}
+
 Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& device, at::ScalarType xdtype) {
   (void)device;  // one table for now: the crossover measured on the H100 (an AMD GPU may differ)
   if (forced_path() == 1) return Path::Fused;
@@ -103,8 +113,14 @@ Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& de
   // formats gain nothing from the fused kernel beyond M = 1..2 (no decode to save).
   // Formats still on the tiled kernel (Q2_K, Q3_K, FP6) keep the earlier crossover: M = 4 for
   // k <= 16384, M = 1 beyond (x tile in shared memory).
-  const int64_t fused_max_rows =
+  int64_t fused_max_rows =
       f.block_elems == 1 ? 2 : (gpu::qmatvec_register_blocked(f.id) ? 8 : (k > 16384 ? 1 : 4));
+  // Where qgemm takes over above the fused range, its time is flat up to M = 16 (one 16-row x
+  // tile), so it wins earlier than M = 8 for the formats whose fused time grows fastest. From the
+  // forced-path timings on the H200 (bench_qgemm_h200.log, bench_qmatmul_h200_v3.log), 70B FFN,
+  // bf16 x: Q4_0 fused M=4 192 us vs qgemm 179 us; Q4_K/Q6_K/Q8_0 fused M=8 352/355/248 us vs
+  // qgemm 244/309/234 us (fused M=4 still ahead); MXFP4 and Q5_K stay fused to M=8.
+  if (qgemm_max_rows(f, xdtype) > 0) fused_max_rows = std::min(fused_max_rows, fused_rows_before_qgemm(f));
   if (M <= fused_max_rows) return Path::Fused;
   return M <= qgemm_max_rows(f, xdtype) ? Path::Qgemm : Path::DequantBlas;
 }
