@@ -1,5 +1,7 @@
 #include "checks.h"
 
+#include "cpu/quantize_gguf.h"
+
 #include <sstream>
 #include <string>
 
@@ -76,6 +78,22 @@ void check_activation(const at::Tensor& x, const QWeight& w, const at::Tensor& q
 at::Tensor scales_or_undefined(const QWeight& w, const std::optional<at::Tensor>& scales) {
   if (!w.fmt->scale_plane) return at::Tensor();
   return scales->contiguous();
+}
+
+QuantizeJob prepare_quantize(const at::Tensor& wt, int64_t qtype) {
+  const FormatInfo& f = format_or_throw(qtype, "quantize");
+  check_float_dtype(wt.scalar_type(), "quantize", "w");
+  TORCH_CHECK_VALUE(wt.dim() == 2, "rocq.quantize: w must be a 2-D weight [n, k], got shape ", wt.sizes());
+  const int64_t n = wt.size(0), k = wt.size(1);
+  TORCH_CHECK_VALUE(n > 0 && k > 0, "rocq.quantize: w must be non-empty, got shape ", wt.sizes());
+  TORCH_CHECK_VALUE(k % f.block_elems == 0, "rocq.quantize: k=", k, " is not a multiple of the block size ",
+                    f.block_elems, " of format ", f.name);
+  TORCH_CHECK_NOT_IMPLEMENTED(cpu::can_quantize(f.id), "rocq.quantize: no quantizer for format ", f.name,
+                              " (it can be loaded and multiplied, not produced)");
+  QuantizeJob job{&f, n, k, k / f.block_elems * f.block_bytes, wt.to(at::kFloat).contiguous(), {}, {}};
+  job.qweight = at::empty({n, job.row_bytes}, job.w.options().dtype(at::kByte));
+  job.scales = at::empty({f.scale_plane ? n : 0, f.scale_plane ? k / 32 : 0}, job.w.options().dtype(at::kByte));
+  return job;
 }
 
 }  // namespace rocq

@@ -36,6 +36,17 @@ void check_activation(const at::Tensor& x, const QWeight& w, const at::Tensor& q
 // The scale plane as a contiguous uint8 tensor, or an undefined tensor when the format has none.
 at::Tensor scales_or_undefined(const QWeight& w, const std::optional<at::Tensor>& scales);
 
+// quantize's shared front half: checks w [n, k] (float, 2-D, k a multiple of the block) and that
+// the format has a quantizer, then returns w as contiguous fp32 and the outputs allocated on w's
+// device: qweight uint8 [n, row_bytes], scales uint8 [n, k/32] (an empty [0, 0] tensor for
+// formats without a scale plane). The caller holds a device guard for GPU tensors.
+struct QuantizeJob {
+  const FormatInfo* fmt;
+  int64_t n, k, row_bytes;
+  at::Tensor w, qweight, scales;
+};
+QuantizeJob prepare_quantize(const at::Tensor& w, int64_t qtype);
+
 // Output dtypes dequantize may produce.
 void check_float_dtype(at::ScalarType dtype, const char* op, const char* what);
 

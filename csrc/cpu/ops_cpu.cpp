@@ -76,26 +76,15 @@ at::Tensor qmatmul_cpu(const at::Tensor& x, const at::Tensor& qweight, const std
 }
 
 std::tuple<at::Tensor, at::Tensor> quantize_cpu(const at::Tensor& wt, int64_t qtype) {
-  const FormatInfo& f = format_or_throw(qtype, "quantize");
-  check_float_dtype(wt.scalar_type(), "quantize", "w");
-  TORCH_CHECK_VALUE(wt.dim() == 2, "rocq.quantize: w must be a 2-D weight [n, k], got shape ", wt.sizes());
-  const int64_t n = wt.size(0), k = wt.size(1);
-  TORCH_CHECK_VALUE(n > 0 && k > 0, "rocq.quantize: w must be non-empty, got shape ", wt.sizes());
-  TORCH_CHECK_VALUE(k % f.block_elems == 0, "rocq.quantize: k=", k, " is not a multiple of the block size ",
-                    f.block_elems, " of format ", f.name);
-  TORCH_CHECK_NOT_IMPLEMENTED(can_quantize(f.id), "rocq.quantize: no quantizer for format ", f.name,
-                              " (it can be loaded and multiplied, not produced)");
-  const at::Tensor w = wt.to(at::kFloat).contiguous();
-  const int64_t row_bytes = k / f.block_elems * f.block_bytes;
-  at::Tensor q = at::empty({n, row_bytes}, w.options().dtype(at::kByte));
-  at::Tensor s = at::empty({f.scale_plane ? n : 0, f.scale_plane ? k / 32 : 0}, w.options().dtype(at::kByte));
-  const float* wp = w.data_ptr<float>();
-  uint8_t* qp = q.data_ptr<uint8_t>();
-  uint8_t* sp = f.scale_plane ? s.data_ptr<uint8_t>() : nullptr;
-  at::parallel_for(0, n, std::max<int64_t>(1, 16384 / k), [&](int64_t r0, int64_t r1) {
-    quantize_rows(f.id, wp + r0 * k, r1 - r0, k, qp + r0 * row_bytes, sp ? sp + r0 * (k / 32) : nullptr);
+  const QuantizeJob j = prepare_quantize(wt, qtype);
+  const int64_t k = j.k, row_bytes = j.row_bytes;
+  const float* wp = j.w.data_ptr<float>();
+  uint8_t* qp = j.qweight.data_ptr<uint8_t>();
+  uint8_t* sp = j.fmt->scale_plane ? j.scales.data_ptr<uint8_t>() : nullptr;
+  at::parallel_for(0, j.n, std::max<int64_t>(1, 16384 / k), [&](int64_t r0, int64_t r1) {
+    quantize_rows(j.fmt->id, wp + r0 * k, r1 - r0, k, qp + r0 * row_bytes, sp ? sp + r0 * (k / 32) : nullptr);
   });
-  return {q, s};
+  return {j.qweight, j.scales};
 }
 
 }  // namespace

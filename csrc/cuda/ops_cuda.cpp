@@ -194,25 +194,13 @@ at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const st
 // kernels/quantize_blocks.h, the same functions as the CPU op (so the bytes are identical),
 // one thread per block on the current stream: no host sync, capturable in a CUDA graph.
 std::tuple<at::Tensor, at::Tensor> quantize_cuda(const at::Tensor& wt, int64_t qtype) {
-  const FormatInfo& f = format_or_throw(qtype, "quantize");
-  check_float_dtype(wt.scalar_type(), "quantize", "w");
-  TORCH_CHECK_VALUE(wt.dim() == 2, "rocq.quantize: w must be a 2-D weight [n, k], got shape ", wt.sizes());
-  const int64_t n = wt.size(0), k = wt.size(1);
-  TORCH_CHECK_VALUE(n > 0 && k > 0, "rocq.quantize: w must be non-empty, got shape ", wt.sizes());
-  TORCH_CHECK_VALUE(k % f.block_elems == 0, "rocq.quantize: k=", k, " is not a multiple of the block size ",
-                    f.block_elems, " of format ", f.name);
-  TORCH_CHECK_NOT_IMPLEMENTED(cpu::can_quantize(f.id), "rocq.quantize: no quantizer for format ", f.name,
-                              " (it can be loaded and multiplied, not produced)");
   const c10::DeviceGuard guard(wt.device());
-  const at::Tensor w = wt.to(at::kFloat).contiguous();
-  const int64_t row_bytes = k / f.block_elems * f.block_bytes;
-  at::Tensor q = at::empty({n, row_bytes}, w.options().dtype(at::kByte));
-  at::Tensor s = at::empty({f.scale_plane ? n : 0, f.scale_plane ? k / 32 : 0}, w.options().dtype(at::kByte));
-  check_launch(gpu::launch_quantize(f.id, w.data_ptr<float>(), n, k, q.data_ptr<uint8_t>(),
-                                    f.scale_plane ? s.data_ptr<uint8_t>() : nullptr, /*mode=*/0,
-                                    current_stream(w.device())),
+  const QuantizeJob j = prepare_quantize(wt, qtype);
+  check_launch(gpu::launch_quantize(j.fmt->id, j.w.data_ptr<float>(), j.n, j.k, j.qweight.data_ptr<uint8_t>(),
+                                    j.fmt->scale_plane ? j.scales.data_ptr<uint8_t>() : nullptr, /*mode=*/0,
+                                    current_stream(j.w.device())),
                "quantize");
-  return {q, s};
+  return {j.qweight, j.scales};
 }
 
 }  // namespace
