@@ -131,6 +131,7 @@ def test_opcheck(name, device, rng):
     torch.library.opcheck(torch.ops.rocq.qmatmul.default, (x, qw, sc, fmt.id, n, k, b))
     torch.library.opcheck(torch.ops.rocq.qmatmul.default, (x.detach().half(), qw, sc, fmt.id, n, k, None))
     torch.library.opcheck(torch.ops.rocq.dequantize.default, (qw, sc, fmt.id, n, k, torch.bfloat16))
+    torch.library.opcheck(torch.ops.rocq.quantize.default, (torch.randn(n, k, device=device), fmt.id))
 
 
 @pytest.mark.parametrize("device", DEVICES)
