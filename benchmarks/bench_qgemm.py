@@ -21,23 +21,14 @@ import torch
 import torch.nn.functional as F
 
 import rocq
+from bench_qmatmul import random_qweight as _random_qweight_and_scales  # same folder
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336), (28672, 8192), (8192, 28672)]  # (n, k)
 MS = [8, 16, 32, 64, 128, 256]
-HALF_FIELDS = {"q4_0": (0,), "q4_1": (0, 2), "q5_0": (0,), "q5_1": (0, 2), "q8_0": (0,), "q2_k": (80, 82),
-               "q3_k": (108,), "q4_k": (0, 2), "q5_k": (0, 2), "q6_k": (208,), "iq4_nl": (0,), "iq4_xs": (0,)}
-E8M0_FIELDS = {"mxfp4": (0,)}
-
-
+# The same random well-formed weights as the qmatmul benchmark (scales not needed here: the
+# formats qgemm takes keep their scales inside the blocks).
 def random_qweight(fmt, n, k, gen):
-    nb = k // fmt.block_elems
-    b = torch.randint(0, 256, (n, nb, fmt.block_bytes), dtype=torch.uint8, device="cuda", generator=gen)
-    for off in HALF_FIELDS.get(fmt.name, ()):
-        d = (torch.rand(n, nb, device="cuda", generator=gen) * 0.02 + 1e-3).half()
-        b[:, :, off:off + 2] = d.view(torch.uint8).view(n, nb, 2)
-    for off in E8M0_FIELDS.get(fmt.name, ()):
-        b[:, :, off] = torch.randint(118, 127, (n, nb), dtype=torch.uint8, device="cuda", generator=gen)
-    return b.view(n, -1)
+    return _random_qweight_and_scales(fmt, n, k, gen)[0]
 
 
 def copies_for(nbytes):

@@ -1,6 +1,7 @@
 #include "checks.h"
 
 #include "cpu/quantize_gguf.h"
+#include "cpu/quantize_mx.h"
 
 #include <sstream>
 #include <string>
@@ -93,6 +94,25 @@ QuantizeJob prepare_quantize(const at::Tensor& wt, int64_t qtype) {
   QuantizeJob job{&f, n, k, k / f.block_elems * f.block_bytes, wt.to(at::kFloat).contiguous(), {}, {}};
   job.qweight = at::empty({n, job.row_bytes}, job.w.options().dtype(at::kByte));
   job.scales = at::empty({f.scale_plane ? n : 0, f.scale_plane ? k / 32 : 0}, job.w.options().dtype(at::kByte));
+  return job;
+}
+
+QuantizeJob prepare_quantize_mx(const at::Tensor& wt, int64_t qtype, int64_t mode) {
+  const FormatInfo& f = format_or_throw(qtype, "_quantize_mx");
+  TORCH_CHECK_VALUE(cpu::is_mx_format(f.id), "rocq._quantize_mx: format ", f.name,
+                    " is not a planar OCP MX format (ocp_mxfp4, ocp_mxfp6_e2m3, ocp_mxfp6_e3m2, ocp_mxfp8_e4m3, "
+                    "ocp_mxfp8_e5m2, ocp_mxint8)");
+  TORCH_CHECK_VALUE(mode == cpu::kMxScaleSpec || mode == cpu::kMxScaleEven, "rocq._quantize_mx: unknown scale mode ",
+                    mode, " (0 = spec, 1 = even)");
+  check_float_dtype(wt.scalar_type(), "_quantize_mx", "w");
+  TORCH_CHECK_VALUE(wt.dim() == 2, "rocq._quantize_mx: w must be a 2-D weight [n, k], got shape ", wt.sizes());
+  const int64_t n = wt.size(0), k = wt.size(1);
+  TORCH_CHECK_VALUE(n > 0 && k > 0, "rocq._quantize_mx: w must be non-empty, got shape ", wt.sizes());
+  TORCH_CHECK_VALUE(k % 32 == 0, "rocq._quantize_mx: k=", k, " is not a multiple of the block size 32 of format ",
+                    f.name);
+  QuantizeJob job{&f, n, k, k / 32 * f.block_bytes, wt.to(at::kFloat).contiguous(), {}, {}};
+  job.qweight = at::empty({n, job.row_bytes}, job.w.options().dtype(at::kByte));
+  job.scales = at::empty({n, k / 32}, job.w.options().dtype(at::kByte));
   return job;
 }
 

@@ -46,6 +46,8 @@ struct QuantizeJob {
   at::Tensor w, qweight, scales;
 };
 QuantizeJob prepare_quantize(const at::Tensor& w, int64_t qtype);
+// The same for the internal op rocq::_quantize_mx (planar OCP MX formats, scale mode 0 or 1).
+QuantizeJob prepare_quantize_mx(const at::Tensor& w, int64_t qtype, int64_t mode);
 
 // Output dtypes dequantize may produce.
 void check_float_dtype(at::ScalarType dtype, const char* op, const char* what);

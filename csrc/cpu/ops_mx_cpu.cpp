@@ -13,29 +13,15 @@ namespace rocq::cpu {
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> quantize_mx_cpu(const at::Tensor& wt, int64_t qtype, int64_t mode) {
-  const FormatInfo& f = format_or_throw(qtype, "_quantize_mx");
-  TORCH_CHECK_VALUE(is_mx_format(f.id), "rocq._quantize_mx: format ", f.name,
-                    " is not a planar OCP MX format (ocp_mxfp4, ocp_mxfp6_e2m3, ocp_mxfp6_e3m2, ocp_mxfp8_e4m3, "
-                    "ocp_mxfp8_e5m2, ocp_mxint8)");
-  TORCH_CHECK_VALUE(mode == kMxScaleSpec || mode == kMxScaleEven, "rocq._quantize_mx: unknown scale mode ", mode,
-                    " (0 = spec, 1 = even)");
-  check_float_dtype(wt.scalar_type(), "_quantize_mx", "w");
-  TORCH_CHECK_VALUE(wt.dim() == 2, "rocq._quantize_mx: w must be a 2-D weight [n, k], got shape ", wt.sizes());
-  const int64_t n = wt.size(0), k = wt.size(1);
-  TORCH_CHECK_VALUE(n > 0 && k > 0, "rocq._quantize_mx: w must be non-empty, got shape ", wt.sizes());
-  TORCH_CHECK_VALUE(k % 32 == 0, "rocq._quantize_mx: k=", k, " is not a multiple of the block size 32 of format ",
-                    f.name);
-  const at::Tensor w = wt.to(at::kFloat).contiguous();
-  const int64_t row_bytes = k / 32 * f.block_bytes;
-  at::Tensor q = at::empty({n, row_bytes}, w.options().dtype(at::kByte));
-  at::Tensor s = at::empty({n, k / 32}, w.options().dtype(at::kByte));
-  const float* wp = w.data_ptr<float>();
-  uint8_t* qp = q.data_ptr<uint8_t>();
-  uint8_t* sp = s.data_ptr<uint8_t>();
-  at::parallel_for(0, n, std::max<int64_t>(1, 16384 / k), [&](int64_t r0, int64_t r1) {
-    quantize_mx_rows(f.id, wp + r0 * k, r1 - r0, k, qp + r0 * row_bytes, sp + r0 * (k / 32), (int)mode);
+  const QuantizeJob j = prepare_quantize_mx(wt, qtype, mode);
+  const int64_t k = j.k, row_bytes = j.row_bytes;
+  const float* wp = j.w.data_ptr<float>();
+  uint8_t* qp = j.qweight.data_ptr<uint8_t>();
+  uint8_t* sp = j.scales.data_ptr<uint8_t>();
+  at::parallel_for(0, j.n, std::max<int64_t>(1, 16384 / k), [&](int64_t r0, int64_t r1) {
+    quantize_mx_rows(j.fmt->id, wp + r0 * k, r1 - r0, k, qp + r0 * row_bytes, sp + r0 * (k / 32), (int)mode);
   });
-  return {q, s};
+  return {j.qweight, j.scales};
 }
 
 }  // namespace
