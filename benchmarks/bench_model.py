@@ -4,10 +4,15 @@ torch.compile, side by side in one process on one device.
 
     python benchmarks/bench_model.py --formats bf16,q4_k,q8_0 --out benchmarks/results
 
-Decode: greedy generate() of --new tokens after a --prompt-token prompt (static KV cache for
-the compiled runs; --compile-mode default: inductor without CUDA graphs, because generate()
-with transformers 5.17's static cache reads outputs of a CUDA graph after its next replay). Prefill: one forward over --prefill tokens. Reports tokens/s, ms and
-the weight bytes of the linear layers; writes JSON.
+Modes (--modes):
+  eager     greedy generate() of --new tokens after a --prompt-token prompt;
+  compile   the same with a static KV cache and the forward compiled by inductor (default mode:
+            generate() with transformers 5.17's static cache reads the outputs of a CUDA graph
+            after its next replay, so no CUDA graphs here);
+  graphs    our own greedy loop with the step compiled with mode="reduce-overhead" (CUDA
+            graphs) on a static cache allocated before compiling (transformers' recipe).
+Prefill: one forward over --prefill tokens (eager, or the compiled forward). Reports tokens/s,
+ms and the weight bytes of the linear layers; writes JSON.
 """
 from __future__ import annotations
 
@@ -59,18 +64,47 @@ def linear_bytes(model) -> int:
     return total
 
 
+def graph_decoder(model, args, device):
+    """Greedy decode of args.new tokens with a CUDA-graph (reduce-overhead) compiled step."""
+    from transformers import StaticCache
+
+    cfg = model.config
+    cache = StaticCache(config=cfg, max_cache_len=args.prompt + args.new + 1)
+    cache.early_initialization(batch_size=1, num_heads=cfg.num_key_value_heads,
+                               head_dim=cfg.hidden_size // cfg.num_attention_heads, dtype=torch.bfloat16,
+                               device=torch.device(device))
+
+    def step(ids, pos):
+        return model(input_ids=ids, cache_position=pos, past_key_values=cache, use_cache=True).logits[:, -1:]
+
+    cstep = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+
+    def run(prompt):
+        cache.reset()
+        tok = cstep(prompt, torch.arange(args.prompt, device=device)).argmax(-1)
+        for i in range(args.new - 1):
+            tok = cstep(tok, torch.tensor([args.prompt + i], device=device)).argmax(-1)
+        return tok
+
+    return run
+
+
 @torch.no_grad()
-def measure(model, args, device, compiled: bool) -> dict:
+def measure(model, args, device, mode: str) -> dict:
     gen = torch.Generator(device="cpu").manual_seed(1)
     prompt = torch.randint(0, args.vocab, (1, args.prompt), generator=gen).to(device)
     long = torch.randint(0, args.vocab, (1, args.prefill), generator=gen).to(device)
     kw = dict(max_new_tokens=args.new, min_new_tokens=args.new, do_sample=False, pad_token_id=0)
     fwd = model.forward
-    if compiled:
+    if mode == "compile":
         kw["cache_implementation"] = "static"
         model.forward = torch.compile(fwd, mode=args.compile_mode, fullgraph=True)
     try:
-        decode_s = timed(lambda: model.generate(prompt, **kw), device, args.reps)
+        if mode == "graphs":
+            run = graph_decoder(model, args, device)
+            decode_s = timed(lambda: run(prompt), device, args.reps)
+        else:
+            decode_s = timed(lambda: model.generate(prompt, **kw), device, args.reps)
         prefill_s = timed(lambda: model(long, use_cache=False), device, args.reps)
     finally:
         model.forward = fwd
@@ -89,7 +123,7 @@ def main(argv=None):
     p.add_argument("--new", type=int, default=64)
     p.add_argument("--prefill", type=int, default=512)
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--modes", default="eager,compile")
+    p.add_argument("--modes", default="eager,compile,graphs")
     p.add_argument("--compile-mode", default="default", help="torch.compile mode of the compiled runs")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=None, help="folder for bench_model.json")
@@ -108,7 +142,7 @@ def main(argv=None):
         for mode in args.modes.split(","):
             torch._dynamo.reset()
             try:
-                r = measure(model, args, device, compiled=(mode == "compile"))
+                r = measure(model, args, device, mode)
             except Exception as e:  # report, keep going with the other formats
                 print(f"{fmt:>8} {mode:>8} failed: {type(e).__name__}: {e}")
                 results["runs"].append({"format": fmt, "mode": mode, "error": f"{type(e).__name__}: {e}"})
