@@ -135,6 +135,31 @@ def test_qmatmul_unaligned_views(fmt, rng):
     assert rel_err(y, ref) < 1e-4
 
 
+@pytest.mark.parametrize("fmt", ["q4_0", "q4_k", "q5_k", "q6_k", "q8_0", "iq4_xs", "mxfp4", "ocp_mxfp4",
+                                 "ocp_mxfp8_e4m3", "bf16"])
+def test_qmatmul_streaming_kernel_large(fmt, rng):
+    """The streaming decode kernel's pipeline on a layer larger than one pass of the device:
+    more row groups than resident CTAs (CTAs run several groups back to back), k spanning
+    several shared-memory windows with a partial last one, n not a multiple of the group."""
+    f = rocq.format_info(fmt)
+    n = 4099
+    k = f.block_elems * (300 if f.block_elems <= 32 else 37) if f.block_elems > 1 else 9608
+    g = torch.Generator(device="cpu").manual_seed(7)
+    qwd, scd = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)  # GPU quantize: bit-exact, fast
+    scd = scd if scd.numel() else None
+    w64 = rocq.dequantize(qwd, scd, f.id, n, k, torch.float32).double()
+    assert torch.isfinite(w64).all()
+    for M in (1, 2, 5):
+        x = torch.randn(M, k, generator=g).cuda()
+        bias = torch.randn(n, generator=g).cuda() if M != 2 else None
+        ref = x.double() @ w64.T + (bias.double() if bias is not None else 0)
+        with PathEnv("fused"):
+            poison(M * n * 4)
+            y = rocq.qmatmul(x, qwd, scd, f.id, n, k, bias)
+        err = rel_err(y, ref)
+        assert err < 1e-4, f"{fmt} M={M}: rel err {err:.3g}"
+
+
 def _q4k_layer(rng, n=96, k=512):
     f = rocq.format_info("q4_k")
     qw, sc, w = finite_weight(f, n, k, rng)
