@@ -467,18 +467,6 @@ inline int rq_sm_count() {
   return n;
 }
 
-// Blocks of `threads` threads and `smem` bytes of dynamic shared memory that one
-// multiprocessor (CU) holds at once for kernel `fn` (host code; 0 on error).
-inline int rq_occupancy(const void* fn, int threads, int smem) {
-  int n = 0;
-#if defined(ROCQ_HIP)
-  if (hipOccupancyMaxActiveBlocksPerMultiprocessor(&n, fn, threads, (size_t)smem) != hipSuccess) return 0;
-#else
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, fn, threads, (size_t)smem) != cudaSuccess) return 0;
-#endif
-  return n;
-}
-
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 ROCQ_DEVICE void rq_cp_async16(void* smem, const void* gmem) {
   const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);

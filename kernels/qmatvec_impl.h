@@ -16,9 +16,6 @@
 //     16-byte loads straight from global memory (L1/L2 resident, but lanes read 100+ bytes apart).
 #pragma once
 
-#include <cstdlib>
-#include <string>
-
 #include "qdot.h"
 
 namespace rocq::gpu {
@@ -401,20 +398,6 @@ const char* qmv_launch_one(const QmvArgs& a, bool xsmem, gpuStream_t stream) {
   return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
 }
 
-}  // namespace rocq::gpu
-#include "qmatvec_staged.h"
-namespace rocq::gpu {
-
-// Which kernel runs the formats with pieces: the streaming kernel (default) or, with
-// ROCQ_QMV_KERNEL=piece, the register-blocked one (kept for comparison in benchmarks).
-inline bool qmv_use_staged() {
-  static const bool on = [] {
-    const char* v = std::getenv("ROCQ_QMV_KERNEL");
-    return !(v && std::string(v) == "piece");
-  }();
-  return on;
-}
-
 #define ROCQ_QMV_INSTANTIATE(XK, MT)                                                      \
   template <>                                                                             \
   const char* qmv_launch<XK, MT>(int qtype, const QmvArgs& a, bool xsmem, gpuStream_t s) { \
@@ -422,8 +405,7 @@ inline bool qmv_use_staged() {
     dispatch_format(qtype, [&](auto codec) {                                              \
       constexpr int id_ = decltype(codec)::kId;                                           \
       if constexpr (Piece<id_>::kOn)                                                      \
-        err = qmv_use_staged() ? qmv_staged_launch_one<id_, MT, XK>(a, s)                 \
-                               : qmv_piece_launch_one<id_, MT, XK>(a, s);                 \
+        err = qmv_piece_launch_one<id_, MT, XK>(a, s);                                    \
       else                                                                                \
         err = qmv_launch_one<id_, MT, XK>(a, xsmem, s);                                   \
     });                                                                                   \

@@ -137,10 +137,10 @@ def test_qmatmul_unaligned_views(fmt, rng):
 
 @pytest.mark.parametrize("fmt", ["q4_0", "q4_k", "q5_k", "q6_k", "q8_0", "iq4_xs", "mxfp4", "ocp_mxfp4",
                                  "ocp_mxfp8_e4m3", "bf16"])
-def test_qmatmul_streaming_kernel_large(fmt, rng):
-    """The streaming decode kernel's pipeline on a layer larger than one pass of the device:
-    more row groups than resident CTAs (CTAs run several groups back to back), k spanning
-    several shared-memory windows with a partial last one, n not a multiple of the group."""
+def test_qmatmul_fused_large(fmt, rng):
+    """The fused decode kernel on a layer larger than one pass of the device: many more CTAs
+    than fit at once, k of several thousand (k-split partial sums), n not a multiple of the
+    rows per CTA; fp32 x, so the bound is the fp32 one."""
     f = rocq.format_info(fmt)
     n = 4099
     k = f.block_elems * (300 if f.block_elems <= 32 else 37) if f.block_elems > 1 else 9608
