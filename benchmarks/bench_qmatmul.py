@@ -8,6 +8,8 @@ One process, one device (../shared/DESIGN.md "Benchmarks"). Measured side by sid
   fused     rocq's fused decode kernel (ROCQ_QMATMUL_PATH=fused; small M only)
   qgemm     rocq's matrix-unit kernel (ROCQ_QMATMUL_PATH=qgemm; M >= 8, if built)
   rocq      rocq.qmatmul with the automatic path choice (what users get)
+  dqonly    rocq.dequantize to bf16 alone (reported once per format as M=0; GB/s and % copy
+            count the bytes read AND written, like the copy bar)
 x is bf16 [M, k]. Weights are random valid bytes, rotated over enough copies (>= --rotate-mb)
 that they do not sit in the L2 cache; each method is a CUDA graph of R calls cycling over the
 copies, replayed --reps times; we report the median time per call (CUDA events), so host
@@ -196,6 +198,10 @@ def main():
             wbytes = q0.numel() + (s0.numel() if s0 is not None else 0)
             ncopy = copies_for(wbytes, args.rotate_mb)
             qs = [(q0, s0)] + [random_qweight(fmt, n, k, gen) for _ in range(ncopy - 1)]
+            if "dqonly" in methods:
+                us = time_graph([lambda q=q, s=s: rocq.dequantize(q, s, fmt.id, n, k, torch.bfloat16) for q, s in qs],
+                                args.reps)
+                record("dqonly", fmt.name, sname, n, k, 0, us, wbytes + n * k * 2)
             for M in ms:
                 for method in ("rocq", "fused", "qgemm", "dequant"):
                     if method not in methods:
@@ -237,7 +243,7 @@ def summary(rows, copy_gbs, dev):
     print(f"\n== {dev}, copy {copy_gbs:.0f} GB/s ==")
     for sh in shapes:
         fm = sorted({r["format"] for r in rows if r["shape"] == sh and r["method"] == "rocq"})
-        mlist = sorted({r["M"] for r in rows if r["shape"] == sh})
+        mlist = sorted({r["M"] for r in rows if r["shape"] == sh and r["M"] > 0})
         print(f"-- {sh}: rocq (auto path) us at M=1, % copy BW; then time / bf16 time per M")
         print("format          M=1 us  %copy | " + " ".join(f"{m:>6d}" for m in mlist))
         for f in fm:
@@ -248,6 +254,10 @@ def summary(rows, copy_gbs, dev):
                 a, b = by.get(("rocq", f, sh, m)), by.get(("bf16", "bf16", sh, m))
                 ratios.append(f"{a['us'] / b['us']:6.2f}" if a and b else f"{'-':>6s}")
             print(head + " | " + " ".join(ratios))
+        for r in rows:
+            if r["shape"] == sh and r["method"] == "dqonly":
+                print(f"   dequantize {r['format']:15s} to bf16 alone: {r['us']:7.1f} us, {r['gbps']:5.0f} GB/s read+write "
+                      f"({r['pct_copy']:.0f}% of copy)")
 
 
 def plot(rows, meta, path):

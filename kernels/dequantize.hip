@@ -1,12 +1,77 @@
 // GPU dequantize: W[n, k] decoded with the formats.h codecs (bit-exact with the CPU op: fp32
 // decode, then one round-to-nearest-even conversion to the output dtype).
-// One thread per 8-element run: decode8 from the weight bytes, one or two 16-byte stores.
+//
+// Block formats with 16-byte aligned weights (the usual case) take the streaming kernel: a
+// contiguous [n, row_bytes] weight is one stream of units (blocks) whose decoded elements form
+// one contiguous stream of the [n, k] output, so rows do not matter. A CTA copies a chunk of
+// kDqRuns 8-element runs' worth of units into shared memory with coalesced 16-byte loads, then
+// each thread decodes runs t, t + 256, ... from shared memory (decode8) and writes each as one
+// or two coalesced 16-byte stores. Everything else (dense formats, ragged k, unaligned
+// pointers) takes the simple kernel: one thread per run, decode8 straight from global memory.
 #include "qcommon.h"
 
 namespace rocq::gpu {
 namespace {
 
 constexpr int kDqThreads = 256;
+constexpr int kDqRuns = 1024;  // 8-element runs per CTA of the streaming kernel (4 per thread)
+
+template <class C>
+struct DqChunk {
+  static constexpr int RPU = C::kElems / 8;  // runs per unit
+  static constexpr int kUnits = kDqRuns / RPU;
+  static constexpr int kBytes = kUnits * C::kBytes;
+  static_assert(kDqRuns % RPU == 0 && kBytes % 16 == 0, "a chunk is whole units and 16-byte vectors");
+};
+
+// Stores the 8 decoded values v at o (16-byte aligned for 16-bit outputs, 32 for fp32).
+template <int OK>
+ROCQ_DEVICE void dq_store8(typename XStore<OK>::T* o, const float (&v)[8]) {
+  if constexpr (OK == (int)DType::F32) {
+    float4* p = reinterpret_cast<float4*>(o);
+    p[0] = make_float4(v[0], v[1], v[2], v[3]);
+    p[1] = make_float4(v[4], v[5], v[6], v[7]);
+  } else {
+    uint32_t h[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      h[i] = (uint32_t)rq_from_float<OK>(v[2 * i]) | ((uint32_t)rq_from_float<OK>(v[2 * i + 1]) << 16);
+    *reinterpret_cast<uint4*>(o) = make_uint4(h[0], h[1], h[2], h[3]);
+  }
+}
+
+template <class C, int OK>
+__global__ void __launch_bounds__(kDqThreads)
+    dequant_stream_kernel(const uint8_t* qw, const uint8_t* sc, int64_t units, void* out_) {
+  using Ch = DqChunk<C>;
+  using T = typename XStore<OK>::T;
+  __shared__ uint4 buf[Ch::kBytes / 16];
+  const int64_t u0 = (int64_t)blockIdx.x * Ch::kUnits;
+  const int64_t nbytes = units * C::kBytes;  // the whole weight stream
+  const uint8_t* src = qw + u0 * C::kBytes;
+  const int64_t left = nbytes - u0 * C::kBytes;  // bytes from the chunk start to the stream end
+  for (int v = threadIdx.x; v < Ch::kBytes / 16; v += kDqThreads) {
+    if ((int64_t)v * 16 + 16 <= left) {
+      buf[v] = reinterpret_cast<const uint4*>(src)[v];
+    } else if ((int64_t)v * 16 < left) {  // the stream's last, partial vector
+      uint8_t* d = reinterpret_cast<uint8_t*>(&buf[v]);
+      for (int j = 0; j < 16 && (int64_t)v * 16 + j < left; ++j) d[j] = src[v * 16 + j];
+    }
+  }
+  __syncthreads();
+  const uint8_t* sb = reinterpret_cast<const uint8_t*>(buf);
+  T* out = static_cast<T*>(out_) + u0 * C::kElems;
+#pragma unroll
+  for (int i = 0; i < kDqRuns / kDqThreads; ++i) {
+    const int r = i * kDqThreads + threadIdx.x;
+    const int u = r / Ch::RPU;
+    if (u0 + u >= units) break;
+    const uint8_t scale = sc ? sc[u0 + u] : (uint8_t)0;  // plane formats: one E8M0 byte per 32-element unit
+    float v[8];
+    C::decode8(sb + u * C::kBytes, scale, r % Ch::RPU, v);
+    dq_store8<OK>(out + (int64_t)r * 8, v);
+  }
+}
 
 template <class C, int OK>
 __global__ void __launch_bounds__(kDqThreads)
@@ -35,17 +100,7 @@ __global__ void __launch_bounds__(kDqThreads)
     C::decode8(rowp + (e0 / C::kElems) * C::kBytes, scale, (int)((e0 % C::kElems) / 8), v);
   }
   if (k % 8 == 0) {  // 8-element runs are 16/32-byte aligned: vector stores
-    if constexpr (OK == (int)DType::F32) {
-      float4* p = reinterpret_cast<float4*>(o);
-      p[0] = make_float4(v[0], v[1], v[2], v[3]);
-      p[1] = make_float4(v[4], v[5], v[6], v[7]);
-    } else {
-      uint32_t h[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        h[i] = (uint32_t)rq_from_float<OK>(v[2 * i]) | ((uint32_t)rq_from_float<OK>(v[2 * i + 1]) << 16);
-      *reinterpret_cast<uint4*>(o) = make_uint4(h[0], h[1], h[2], h[3]);
-    }
+    dq_store8<OK>(o, v);
   } else {
 #pragma unroll
     for (int j = 0; j < 8; ++j) o[j] = rq_from_float<OK>(v[j]);
@@ -57,8 +112,20 @@ const char* launch_dq(int qtype, const uint8_t* qw, const uint8_t* sc, int64_t n
                       void* out, gpuStream_t stream) {
   const int64_t total = n * ((k + 7) / 8);
   const dim3 grid((unsigned)rq_ceil_div(total, kDqThreads)), block(kDqThreads);
+  // The stream view needs a contiguous weight of whole blocks (row_bytes = k / kElems * kBytes)
+  // and 16-byte aligned chunk starts and outputs.
+  const bool aligned = reinterpret_cast<uintptr_t>(qw) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 32 == 0;
   const bool known = dispatch_format(qtype, [&](auto codec) {
-    dequant_kernel<decltype(codec), OK><<<grid, block, 0, stream>>>(qw, sc, n, k, row_bytes, out);
+    using C = decltype(codec);
+    if constexpr (C::kElems >= 32) {
+      if (aligned && k % C::kElems == 0 && row_bytes == k / C::kElems * C::kBytes) {
+        const int64_t units = n * (k / C::kElems);
+        dequant_stream_kernel<C, OK>
+            <<<(unsigned)rq_ceil_div(units, DqChunk<C>::kUnits), kDqThreads, 0, stream>>>(qw, sc, units, out);
+        return;
+      }
+    }
+    dequant_kernel<C, OK><<<grid, block, 0, stream>>>(qw, sc, n, k, row_bytes, out);
   });
   if (!known) return "rocq dequantize: unknown qtype";
   const gpuError_t e = rq_last_error();
