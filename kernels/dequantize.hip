@@ -14,7 +14,7 @@ namespace rocq::gpu {
 namespace {
 
 constexpr int kDqThreads = 256;
-constexpr int kDqRuns = 1024;  // 8-element runs per CTA of the streaming kernel (4 per thread)
+constexpr int kDqRuns = 2048;  // 8-element runs per CTA of the streaming kernel (8 per thread)
 
 template <class C>
 struct DqChunk {
@@ -35,7 +35,9 @@ ROCQ_DEVICE void dq_store8(typename XStore<OK>::T* o, const float (&v)[8]) {
     uint32_t h[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i)
-      h[i] = (uint32_t)rq_from_float<OK>(v[2 * i]) | ((uint32_t)rq_from_float<OK>(v[2 * i + 1]) << 16);
+      h[i] = OK == (int)DType::BF16
+                 ? rq_pack2_bf16_exact(v[2 * i], v[2 * i + 1])
+                 : (uint32_t)rq_from_float<OK>(v[2 * i]) | ((uint32_t)rq_from_float<OK>(v[2 * i + 1]) << 16);
     *reinterpret_cast<uint4*>(o) = make_uint4(h[0], h[1], h[2], h[3]);
   }
 }

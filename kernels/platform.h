@@ -430,6 +430,19 @@ struct RqMma {
 };
 #endif
 
+// Two floats -> bf16 bits packed lo | hi << 16, bit-exact with rq_float_to_bf16_bits (round to
+// nearest even, NaN payloads kept): one hardware conversion for both where the target has it
+// (NVIDIA sm_80+; it would canonicalise NaNs, which take the exact path), else the bit recipe.
+ROCQ_DEVICE uint32_t rq_pack2_bf16_exact(float lo, float hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if (lo == lo && hi == hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+#endif
+  return (uint32_t)rq_float_to_bf16_bits(lo) | ((uint32_t)rq_float_to_bf16_bits(hi) << 16);
+}
+
 // Two floats -> two operand values, round to nearest even, packed low | high << 16.
 template <RqOp OP>
 ROCQ_DEVICE uint32_t rq_pack2_op(float lo, float hi) {
