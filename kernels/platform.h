@@ -231,6 +231,19 @@ ROCQ_DEVICE uint32_t rq_byte_perm(uint32_t x, uint32_t y, uint32_t s) {
 }
 #endif
 
+// Integer dot product of two signed 16-bit values (x16x2: low half, high half) with two signed
+// bytes of w4 (bytes 0,1 when HI is false, bytes 2,3 when true), plus acc. One DP2A on NVIDIA
+// (sm_61+); plain integer multiply-adds elsewhere (AMD has no 16x8-bit dot instruction).
+template <bool HI>
+ROCQ_DEVICE int rq_dot2_16x8(uint32_t x16x2, uint32_t w4, int acc) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
+  return HI ? __dp2a_hi((int)x16x2, (int)w4, acc) : __dp2a_lo((int)x16x2, (int)w4, acc);
+#else
+  const int w0 = (int)(int8_t)(w4 >> (HI ? 16 : 0)), w1 = (int)(int8_t)(w4 >> (HI ? 24 : 8));
+  return acc + (int)(int16_t)(x16x2 & 0xFFFFu) * w0 + (int)(int16_t)(x16x2 >> 16) * w1;
+#endif
+}
+
 // Two OCP FP8 E4M3 codes (low byte, high byte) -> IEEE half bits (low half, high half), exact,
 // NaN kept, where the target converts in hardware (NVIDIA sm_89+): ROCQ_HAS_E4M3X2_CVT.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890

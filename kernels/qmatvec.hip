@@ -1,5 +1,7 @@
 // launch_qmatvec: walks x in groups of up to 8 rows, picks the activation dtype, the fast
 // kernel (16-byte aligned rows) or the simple one, and the row count it is compiled for.
+#include <cstdlib>
+
 #include "qmatvec_impl.h"
 
 namespace rocq::gpu {
@@ -26,6 +28,64 @@ bool qmatvec_register_blocked(int qtype) { return qmv_piece_format(qtype); }
 
 namespace {
 
+// Whether the integer pieces (qdot_int.h) run: 16-bit x, a format that has them, the fast
+// path, and ROCQ_QMV_EXACT not set to 1 (read once per process).
+bool int_path(int qtype, DType dtype, bool fast) {
+  static const bool exact = [] {
+    const char* v = std::getenv("ROCQ_QMV_EXACT");
+    return v && v[0] == '1';
+  }();
+  bool on = false;
+  dispatch_format(qtype, [&](auto codec) { on = PieceInt<decltype(codec)::kId>::kOn; });
+  return on && dtype != DType::F32 && fast && !exact;
+}
+
+// x [M, k] (16-bit) -> xq [M, k] int16 and xs [M, k/32] = 2^-e per 32-element block, e chosen
+// so that the block's max |x| * 2^e lies in [2^14, 2^15) (qdot_int.h). One thread per block.
+// A block holding inf/NaN gets a NaN scale (its products become NaN); a block whose max is
+// below 2^-100, or zero, becomes zeros.
+template <int XK>
+__global__ void __launch_bounds__(256) qmv_xquant_kernel(const void* x_, int64_t blocks, int16_t* xq, float* xs) {
+  using T = typename XStore<XK>::T;
+  const int64_t i = (int64_t)blockIdx.x * 256 + threadIdx.x;
+  if (i >= blocks) return;
+  const uint4* src = reinterpret_cast<const uint4*>(static_cast<const T*>(x_) + 32 * i);
+  float v[32];
+  float amax = 0.f;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint4 u = src[j];
+    rq_unpack2<XK>(u.x, v[8 * j], v[8 * j + 1]);
+    rq_unpack2<XK>(u.y, v[8 * j + 2], v[8 * j + 3]);
+    rq_unpack2<XK>(u.z, v[8 * j + 4], v[8 * j + 5]);
+    rq_unpack2<XK>(u.w, v[8 * j + 6], v[8 * j + 7]);
+  }
+#pragma unroll
+  for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(v[j]));
+  bool nonfinite = false;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) nonfinite |= !(fabsf(v[j]) <= 3.4e38f);
+  int ex = 0;
+  frexpf(amax, &ex);
+  const bool zero = amax == 0.f || ex < -100;
+  const int e = zero ? 0 : 15 - ex;
+  uint32_t w[16];
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    int q[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = (zero || nonfinite) ? 0 : __float2int_rn(ldexpf(v[2 * j + h], e));
+      q[h] = r > 32767 ? 32767 : (r < -32767 ? -32767 : r);
+    }
+    w[j] = ((uint32_t)q[0] & 0xFFFFu) | ((uint32_t)q[1] << 16);
+  }
+  uint4* dst = reinterpret_cast<uint4*>(xq + 32 * i);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) dst[j] = make_uint4(w[4 * j], w[4 * j + 1], w[4 * j + 2], w[4 * j + 3]);
+  xs[i] = nonfinite ? __int_as_float(0x7FC00000) : (zero ? 0.f : ldexpf(1.f, -e));
+}
+
 // Weight rows per CTA: enough CTAs to fill the device several times over for small n, more
 // rows per CTA for large n so that staging x in shared memory is amortised.
 int rows_per_cta(int64_t n) { return n >= 16384 ? 16 : (n >= 4096 ? 8 : 4); }
@@ -42,8 +102,22 @@ int64_t xsmem_budget() {
 
 template <int XK>
 const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw, const uint8_t* sc, int64_t n,
-                          int64_t k, int64_t row_bytes, const float* bias, void* y, bool fast, gpuStream_t s) {
+                          int64_t k, int64_t row_bytes, const float* bias, void* y, bool fast, void* workspace,
+                          gpuStream_t s) {
   using T = typename XStore<XK>::T;
+  int16_t* xq = nullptr;
+  float* xs = nullptr;
+  if constexpr (XK != (int)DType::F32) {
+    if (int_path(qtype, (DType)XK, fast)) {
+      if (!workspace) return "rocq qmatvec: the integer path needs a workspace (qmatvec_workspace_bytes)";
+      xq = static_cast<int16_t*>(workspace);
+      xs = reinterpret_cast<float*>(xq + M * k);
+      const int64_t blocks = M * (k / 32);
+      qmv_xquant_kernel<XK><<<(unsigned)rq_ceil_div(blocks, 256), 256, 0, s>>>(x, blocks, xq, xs);
+      const gpuError_t e = rq_last_error();
+      if (e != ROCQ_GPU_SUCCESS) return rq_error_string(e);
+    }
+  }
   const FormatInfo* f = find_format(qtype);
   if (!f) return "rocq qmatvec: unknown qtype";
   const int ue = f->block_elems == 1 ? 8 : f->block_elems;
@@ -69,7 +143,8 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
     const int mm = (int)(M - m0 < group ? M - m0 : group);
     const int mt = mm == 1 ? 1 : mm == 2 ? 2 : mm <= 4 ? 4 : 8;
     const QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes,
-                    !fast ? 4 : piece ? qmv_piece_splits(n, mt) : rows_per_cta(n)};
+                    !fast ? 4 : piece ? qmv_piece_splits(n, mt) : rows_per_cta(n), xq ? xq + m0 * k : nullptr,
+                    xs ? xs + m0 * (k / 32) : nullptr};
     const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
                       : mm == 1 ? qmv_launch<XK, 1>(qtype, a, xsmem, s)
                       : mm == 2 ? qmv_launch<XK, 2>(qtype, a, xsmem, s)
@@ -81,16 +156,26 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
 }
 }  // namespace
 
+int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t k,
+                                int64_t row_bytes) {
+  if (M <= 0 || !int_path(qtype, dtype, qmatvec_fast_path(qtype, x, qweight, k, row_bytes))) return 0;
+  return M * k * 2 + M * (k / 32) * 4;
+}
+
 const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
                            const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias,
-                           void* y, void* stream) {
+                           void* y, void* workspace, void* stream) {
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
+  void* ws = workspace;
   switch (dtype) {
-    case DType::F32: return qmatvec_dtype<(int)DType::F32>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, s);
-    case DType::F16: return qmatvec_dtype<(int)DType::F16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, s);
-    case DType::BF16: return qmatvec_dtype<(int)DType::BF16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, s);
+    case DType::F32:
+      return qmatvec_dtype<(int)DType::F32>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, ws, s);
+    case DType::F16:
+      return qmatvec_dtype<(int)DType::F16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, ws, s);
+    case DType::BF16:
+      return qmatvec_dtype<(int)DType::BF16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, ws, s);
   }
   return "rocq qmatvec: unknown activation dtype";
 }

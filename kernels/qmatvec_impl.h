@@ -16,7 +16,7 @@
 //     16-byte loads straight from global memory (L1/L2 resident, but lanes read 100+ bytes apart).
 #pragma once
 
-#include "qdot.h"
+#include "qdot_int.h"
 
 namespace rocq::gpu {
 
@@ -31,6 +31,9 @@ struct QmvArgs {
   int M;
   int64_t n, k, row_bytes;
   int rows;  // weight rows per CTA (launcher's choice, independent of the warp width)
+  // x in 16-bit fixed point for the integer pieces (qdot_int.h), else null
+  const int16_t* xq;
+  const float* xs;
 };
 
 // x rows staged in shared memory as fp32, unit by unit with 4 floats of padding after each
@@ -252,7 +255,7 @@ struct QmvPieceNQ {
   static constexpr bool plane = rq_has_scale_plane(ID);
 };
 
-template <int ID, int MT, int XK>
+template <int ID, int MT, int XK, bool INT>
 __global__ void __launch_bounds__(kQmvThreads, MT <= 2 ? 4 : 3) qmv_piece_kernel(QmvArgs a) {
   using C = Codec<ID>;
   using P = Piece<ID>;
@@ -302,21 +305,42 @@ __global__ void __launch_bounds__(kQmvThreads, MT <= 2 ? 4 : 3) qmv_piece_kernel
       const int64_t b = p / PPB;
       const int Q0 = (int)(p % PPB) * NQ;
       const int64_t e0 = b * UE;
-      XPiece<MT, NQ> x;
-#pragma unroll
-      for (int q = 0; q < NQ; ++q) {
+      if constexpr (INT) {  // 16-bit x in fixed point, integer dot products (qdot_int.h)
+        const XIRows xi{a.xq, a.xs, a.k, a.M};
+        XIPiece<MT, NQ> x;
 #pragma unroll
         for (int m = 0; m < MT; ++m) {
-          xg.load4(m, e0 + P::xa(Q0 + q), x.a[q][m]);
-          xg.load4(m, e0 + P::xb(Q0 + q), x.b[q][m]);
-          x.sa[q][m] = (x.a[q][m][0] + x.a[q][m][1]) + (x.a[q][m][2] + x.a[q][m][3]);
-          x.sb[q][m] = (x.b[q][m][0] + x.b[q][m][1]) + (x.b[q][m][2] + x.b[q][m][3]);
+          x.sa[m] = x.sb[m] = 0;
+          x.fa[m] = xi.scale(m, e0 + P::xa(Q0));
+          x.fb[m] = xi.scale(m, e0 + P::xb(Q0));
         }
-      }
 #pragma unroll
-      for (int rr = 0; rr < R; ++rr) {
-        const uint8_t s = kPlane ? sp[rr][b] : (uint8_t)0;  // plane formats: 32-element units
-        P::template dot<MT, NQ>(rp[rr] + b * UB, Q0, s, x, lut, acc[rr]);
+        for (int q = 0; q < NQ; ++q) {
+#pragma unroll
+          for (int m = 0; m < MT; ++m) {
+            xi.load4(m, e0 + P::xa(Q0 + q), x.a[q][m], x.sa[m]);
+            xi.load4(m, e0 + P::xb(Q0 + q), x.b[q][m], x.sb[m]);
+          }
+        }
+#pragma unroll
+        for (int rr = 0; rr < R; ++rr) PieceInt<ID>::template dot<MT, NQ>(rp[rr] + b * UB, Q0, x, acc[rr]);
+      } else {
+        XPiece<MT, NQ> x;
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) {
+#pragma unroll
+          for (int m = 0; m < MT; ++m) {
+            xg.load4(m, e0 + P::xa(Q0 + q), x.a[q][m]);
+            xg.load4(m, e0 + P::xb(Q0 + q), x.b[q][m]);
+            x.sa[q][m] = (x.a[q][m][0] + x.a[q][m][1]) + (x.a[q][m][2] + x.a[q][m][3]);
+            x.sb[q][m] = (x.b[q][m][0] + x.b[q][m][1]) + (x.b[q][m][2] + x.b[q][m][3]);
+          }
+        }
+#pragma unroll
+        for (int rr = 0; rr < R; ++rr) {
+          const uint8_t s = kPlane ? sp[rr][b] : (uint8_t)0;  // plane formats: 32-element units
+          P::template dot<MT, NQ>(rp[rr] + b * UB, Q0, s, x, lut, acc[rr]);
+        }
       }
     }
 #pragma unroll
@@ -342,12 +366,21 @@ __global__ void __launch_bounds__(kQmvThreads, MT <= 2 ? 4 : 3) qmv_piece_kernel
   }
 }
 
-// a.rows = k-splits S (1, 2 or 4): a CTA covers R * kQmvTasks / S weight rows.
+// a.rows = k-splits S (1, 2 or 4): a CTA covers R * kQmvTasks / S weight rows. The integer
+// pieces run when the launcher quantized x (a.xq set; only for formats with a PieceInt).
 template <int ID, int MT, int XK>
 const char* qmv_piece_launch_one(const QmvArgs& a, gpuStream_t stream) {
   constexpr int R = QmvPieceCfg<MT>::R;
   const int64_t rows_per_cta = (int64_t)R * (kQmvTasks / a.rows);
-  qmv_piece_kernel<ID, MT, XK><<<dim3((unsigned)rq_ceil_div(a.n, rows_per_cta)), kQmvThreads, 0, stream>>>(a);
+  const dim3 grid((unsigned)rq_ceil_div(a.n, rows_per_cta));
+  if constexpr (PieceInt<ID>::kOn && XK != (int)DType::F32) {
+    if (a.xq) {
+      qmv_piece_kernel<ID, MT, XK, true><<<grid, kQmvThreads, 0, stream>>>(a);
+      const gpuError_t e = rq_last_error();
+      return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+    }
+  }
+  qmv_piece_kernel<ID, MT, XK, false><<<grid, kQmvThreads, 0, stream>>>(a);
   const gpuError_t e = rq_last_error();
   return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
 }

@@ -160,6 +160,51 @@ def test_qmatmul_fused_large(fmt, rng):
         assert err < 1e-4, f"{fmt} M={M}: rel err {err:.3g}"
 
 
+def _fixed_point_x(x: torch.Tensor) -> torch.Tensor:
+    """x as the integer decode path rounds it (kernels/qdot_int.h): per 32-element block,
+    xq = round-half-even(x * 2^e) clamped to +-32767 with e = 15 - frexp(max |x|).exponent;
+    returns xq * 2^-e in fp64 (zero blocks stay zero)."""
+    xb = x.double().cpu().reshape(x.shape[0], -1, 32)
+    amax = xb.abs().amax(-1, keepdim=True)
+    _, ex = torch.frexp(amax)
+    e = torch.where(amax > 0, 15 - ex, torch.zeros_like(ex)).double()
+    q = torch.round(xb * torch.exp2(e)).clamp(-32767, 32767)  # torch.round: half to even
+    return (q * torch.exp2(-e)).reshape(x.shape)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("fmt", ["q4_0", "q8_0", "q4_k"])
+def test_qmatmul_integer_path(fmt, dtype):
+    """16-bit x on the formats with integer pieces: x is rounded to 16-bit fixed point per
+    32-element block (documented rule, emulated here), then the products are exact. Outliers,
+    a zero block and a block of tiny values included; inf in x gives non-finite outputs."""
+    f = rocq.format_info(fmt)
+    n, k = 301, 1024
+    g = torch.Generator(device="cpu").manual_seed(11)
+    qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
+    w64 = rocq.dequantize(qw, None, f.id, n, k, torch.float32).double().cpu()
+    x = torch.randn(5, k, generator=g)
+    x[1, 37] = 900.0       # an outlier: its block's other elements lose low bits
+    x[2, 96:128] *= 1e-3   # a block of small values: exact after its own scaling
+    x[3, 64:96] = 0.0      # an all-zero block
+    x = x.to(dtype)
+    with PathEnv("fused"):
+        poison(5 * n * 2)
+        y = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k)
+    ref_fixed = _fixed_point_x(x) @ w64.T
+    ref = x.double() @ w64.T
+    # against the fixed-point x: only the output rounding to fp16/bf16 remains
+    assert rel_err(y, ref_fixed) < {torch.float16: 1e-3, torch.bfloat16: 6e-3}[dtype]
+    assert rel_err(y, ref) < TOL[dtype]
+    # the documented bound: each element within 2^-16 of its block's max |x|
+    xb, fb = x.double().reshape(5, -1, 32), _fixed_point_x(x).reshape(5, -1, 32)
+    assert ((xb - fb).abs() <= xb.abs().amax(-1, keepdim=True) * 2.0**-16).all()
+    x[4, 500] = float("inf")
+    with PathEnv("fused"):
+        y = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k)
+    assert not torch.isfinite(y[4]).any() and torch.isfinite(y[:4]).all()
+
+
 def _q4k_layer(rng, n=96, k=512):
     f = rocq.format_info("q4_k")
     qw, sc, w = finite_weight(f, n, k, rng)

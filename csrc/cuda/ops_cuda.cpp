@@ -177,10 +177,14 @@ at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const st
     if (reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0) x2 = x2.clone(at::MemoryFormat::Contiguous);
     const at::Tensor b = has_bias ? bias->to(at::kFloat).contiguous() : at::Tensor();
     at::Tensor y = at::empty({M, n}, x.options());
+    const int64_t ws_bytes = gpu::qmatvec_workspace_bytes(w.fmt->id, x2.data_ptr(), to_gpu_dtype(x.scalar_type()), M,
+                                                          qw.data_ptr<uint8_t>(), k, w.row_bytes);
+    at::Tensor ws;
+    if (ws_bytes > 0) ws = at::empty({ws_bytes}, x.options().dtype(at::kByte));
     check_launch(gpu::launch_qmatvec(w.fmt->id, x2.data_ptr(), to_gpu_dtype(x.scalar_type()), M, qw.data_ptr<uint8_t>(),
                                      sc.defined() ? sc.data_ptr<uint8_t>() : nullptr, n, k, w.row_bytes,
                                      b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr(),
-                                     current_stream(x.device())),
+                                     ws.defined() ? ws.data_ptr() : nullptr, current_stream(x.device())),
                  "qmatmul");
     return y.view(out_shape);
   }

@@ -1,0 +1,131 @@
+// Integer pieces: the register-blocked decode kernel's dot products for 16-bit activations
+// (fp16/bf16 x), computed with integer dot products (rq_dot2_16x8: one DP2A per two weights on
+// NVIDIA) instead of one float conversion plus one FMA per weight.
+//
+// Why: at M = 1..2 the fp32 pieces (qdot.h) issue about 2.5 instructions per weight and the
+// kernel is instruction-bound well below the memory bandwidth (ncu on the H200: 64% SM busy,
+// 43% DRAM for Q4_0). Integer codes times integer x need no per-weight conversion.
+//
+// x in integers: qmv_xquant_kernel (qmatvec_impl.h) rounds x once per call to 16-bit fixed point
+// per 32-element block, x = xq * 2^-e with one power-of-two exponent per block, chosen so that
+// the block's largest |x| lands in [2^14, 2^15). For bf16 x (8 significant bits) that is exact
+// for every element within 2^7 of the block maximum; otherwise, and for fp16 x, the error of an
+// element is at most 2^-16 of the block maximum. Products and sums are exact int32 (|sum| <
+// 2^31 for every format here); the per-block float scaling happens once per piece.
+// Set ROCQ_QMV_EXACT=1 to keep the fp32 pieces for 16-bit x as well (fp32 x always uses them).
+#pragma once
+
+#include "qdot.h"
+
+namespace rocq::gpu {
+
+// The x values of one piece as int16 pairs: run A of quad q = a[q][m][0..1] (4 elements), run
+// B = b[q][m][0..1]; sa/sb: sums of the A/B elements over the piece's quads; fa/fb: the x block
+// scales 2^-e of runs A and B (a piece never straddles an x block within run A or within run B).
+template <int MT, int NQ>
+struct XIPiece {
+  uint32_t a[NQ][MT][2], b[NQ][MT][2];
+  int sa[MT], sb[MT];
+  float fa[MT], fb[MT];
+};
+
+// x in fixed point, as qmv_xquant_kernel writes it: xq [M, k] int16, and per (row, 32-block)
+// the scale 2^-e (float) in xs [M, k/32].
+struct XIRows {
+  const int16_t* xq;
+  const float* xs;
+  int64_t k;
+  int M;
+  ROCQ_DEVICE int64_t row(int m) const { return (int64_t)(m < M ? m : M - 1); }
+  // Loads run [e, e+4) (e a multiple of 4) into two int16 pairs and adds its sum to s.
+  ROCQ_DEVICE void load4(int m, int64_t e, uint32_t (&o)[2], int& s) const {
+    const uint2 v = *reinterpret_cast<const uint2*>(xq + row(m) * k + e);
+    o[0] = v.x;
+    o[1] = v.y;
+    s = rq_dot2_16x8<false>(v.x, 0x0101u, rq_dot2_16x8<false>(v.y, 0x0101u, s));
+  }
+  ROCQ_DEVICE float scale(int m, int64_t e) const { return xs[row(m) * (k / 32) + e / 32]; }
+};
+
+template <int ID>
+struct PieceInt {
+  static constexpr bool kOn = false;
+};
+
+// s[m] += sum over the 4 code bytes of w4 (signed) times the 4 x values of run r.
+template <int MT>
+ROCQ_DEVICE void rq_idot4(uint32_t w4, const uint32_t (&r)[MT][2], int (&s)[MT]) {
+#pragma unroll
+  for (int m = 0; m < MT; ++m) s[m] = rq_dot2_16x8<true>(r[m][1], w4, rq_dot2_16x8<false>(r[m][0], w4, s[m]));
+}
+
+#define ROCQ_IPIECE_HEAD                                                                       \
+  static constexpr bool kOn = true;                                                            \
+  template <int MT, int NQ>                                                                    \
+  ROCQ_DEVICE static void dot(const uint8_t* blk, int Q0, const XIPiece<MT, NQ>& x, float (&acc)[MT])
+
+// Q4_0: quad Q = qs word Q (low nibbles: run A, high: run B); x = d * (q - 8).
+template <>
+struct PieceInt<QT_Q4_0> {
+  ROCQ_IPIECE_HEAD {
+    const float d = rq_gf16(blk);
+    int s[MT] = {};
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const uint32_t w = rq_g32_any(blk + 2 + 4 * (Q0 + q));
+      rq_idot4<MT>(w & 0x0F0F0F0Fu, x.a[q], s);
+      rq_idot4<MT>((w >> 4) & 0x0F0F0F0Fu, x.b[q], s);
+    }
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[m], (float)(s[m] - 8 * (x.sa[m] + x.sb[m])), acc[m]);
+  }
+};
+
+// Q8_0: quad Q = signed bytes 8Q..8Q+7 (run A: the first word, run B: the second).
+template <>
+struct PieceInt<QT_Q8_0> {
+  ROCQ_IPIECE_HEAD {
+    const float d = rq_gf16(blk);
+    int s[MT] = {};
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const uint8_t* p = blk + 2 + 8 * (Q0 + q);
+      rq_idot4<MT>(rq_g32_any(p), x.a[q], s);
+      rq_idot4<MT>(rq_g32_any(p + 4), x.b[q], s);
+    }
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[m], (float)s[m], acc[m]);
+  }
+};
+
+// Q4_K: as Piece<QT_Q4_K> (qdot.h): run A = low nibbles (sub-block 2g), run B = high nibbles
+// (sub-block 2g + 1); x = (d * sc) * q - dmin * mn per sub-block.
+template <>
+struct PieceInt<QT_Q4_K> {
+  ROCQ_IPIECE_HEAD {
+    const uint32_t dm = rq_g32(blk);
+    uint32_t scp, mnp;
+    rq_k4_pair(rq_g32(blk + 4), rq_g32(blk + 8), rq_g32(blk + 12), Q0 / 8, scp, mnp);
+    const float d = rq_f16_to_f32((uint16_t)dm), dmin = rq_f16_to_f32((uint16_t)(dm >> 16));
+    const float dA = rq_mul(d, (float)(scp & 0xFFu)), dB = rq_mul(d, (float)(scp >> 8));
+    const float mA = rq_mul(dmin, (float)(mnp & 0xFFu)), mB = rq_mul(dmin, (float)(mnp >> 8));
+    int sA[MT] = {}, sB[MT] = {};
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const uint32_t w = rq_g32(blk + 16 + 4 * (Q0 + q));
+      rq_idot4<MT>(w & 0x0F0F0F0Fu, x.a[q], sA);
+      rq_idot4<MT>((w >> 4) & 0x0F0F0F0Fu, x.b[q], sB);
+    }
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      float v = acc[m];
+      v = fmaf(x.fa[m], fmaf(dA, (float)sA[m], -mA * (float)x.sa[m]), v);
+      v = fmaf(x.fb[m], fmaf(dB, (float)sB[m], -mB * (float)x.sb[m]), v);
+      acc[m] = v;
+    }
+  }
+};
+
+#undef ROCQ_IPIECE_HEAD
+
+}  // namespace rocq::gpu
