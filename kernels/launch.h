@@ -22,9 +22,9 @@ const char* launch_dequantize(int qtype, const uint8_t* qweight, const uint8_t* 
 // `dtype`; fp32 accumulation. Reads each weight byte once per group of up to 8 rows of x.
 // Works for any M (it walks x in groups of 8 rows), but is meant for small M (see
 // csrc/cuda/ops_cuda.cpp: choose_path).
-// For 16-bit x and the formats with integer pieces (kernels/qdot_int.h: Q4_0, Q8_0, Q4_K), x
-// is first rounded to 16-bit fixed point per 32-element block (power-of-two scale; error at
-// most 2^-16 of the block's max |x|, exact for bf16 values within 2^7 of it) into `workspace`,
+// For 16-bit x and the formats with integer pieces (kernels/qdot_int.h: Q4_0, Q8_0, Q4_K, Q5_K,
+// Q6_K), x is first rounded to 16-bit fixed point per 32-element block (power-of-two scale;
+// error at most 2^-15 of the block's max |x|, none for bf16 values within 2^7 of it) into `workspace`,
 // whose size qmatvec_workspace_bytes gives (0: none needed, pass null); ROCQ_QMV_EXACT=1 turns
 // that off. fp32 x is always used as is.
 const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,

@@ -1,6 +1,7 @@
 // Integer pieces: the register-blocked decode kernel's dot products for 16-bit activations
 // (fp16/bf16 x), computed with integer dot products (rq_dot2_16x8: one DP2A per two weights on
-// NVIDIA) instead of one float conversion plus one FMA per weight.
+// NVIDIA) instead of one float conversion plus one FMA per weight. Formats: Q4_0, Q8_0, Q4_K,
+// Q5_K, Q6_K (table formats - IQ4, MXFP4 - and floats - FP8 - keep the fp32 pieces).
 //
 // Why: at M = 1..2 the fp32 pieces (qdot.h) issue about 2.5 instructions per weight and the
 // kernel is instruction-bound well below the memory bandwidth (ncu on the H200: 64% SM busy,
@@ -9,8 +10,8 @@
 // x in integers: qmv_xquant_kernel (qmatvec_impl.h) rounds x once per call to 16-bit fixed point
 // per 32-element block, x = xq * 2^-e with one power-of-two exponent per block, chosen so that
 // the block's largest |x| lands in [2^14, 2^15). For bf16 x (8 significant bits) that is exact
-// for every element within 2^7 of the block maximum; otherwise, and for fp16 x, the error of an
-// element is at most 2^-16 of the block maximum. Products and sums are exact int32 (|sum| <
+// for every element within a factor 2^7 of the block maximum (fp16: 2^4); otherwise the error
+// of an element is at most half a step, 2^-15 of the block maximum. Products and sums are exact int32 (|sum| <
 // 2^31 for every format here); the per-block float scaling happens once per piece.
 // Set ROCQ_QMV_EXACT=1 to keep the fp32 pieces for 16-bit x as well (fp32 x always uses them).
 #pragma once
@@ -98,23 +99,31 @@ struct PieceInt<QT_Q8_0> {
   }
 };
 
-// Q4_K: as Piece<QT_Q4_K> (qdot.h): run A = low nibbles (sub-block 2g), run B = high nibbles
-// (sub-block 2g + 1); x = (d * sc) * q - dmin * mn per sub-block.
-template <>
-struct PieceInt<QT_Q4_K> {
+// Q4_K / Q5_K: as PieceK45 (qdot.h): run A = low nibbles (sub-block 2g), run B = high nibbles
+// (sub-block 2g + 1), Q5_K's 5th bits from qh word Q % 8; x = (d * sc) * q - dmin * mn.
+template <bool Q5>
+struct PieceIntK45 {
   ROCQ_IPIECE_HEAD {
+    constexpr int kQs = Q5 ? 48 : 16;
+    const int g = Q0 / 8;
     const uint32_t dm = rq_g32(blk);
     uint32_t scp, mnp;
-    rq_k4_pair(rq_g32(blk + 4), rq_g32(blk + 8), rq_g32(blk + 12), Q0 / 8, scp, mnp);
+    rq_k4_pair(rq_g32(blk + 4), rq_g32(blk + 8), rq_g32(blk + 12), g, scp, mnp);
     const float d = rq_f16_to_f32((uint16_t)dm), dmin = rq_f16_to_f32((uint16_t)(dm >> 16));
     const float dA = rq_mul(d, (float)(scp & 0xFFu)), dB = rq_mul(d, (float)(scp >> 8));
     const float mA = rq_mul(dmin, (float)(mnp & 0xFFu)), mB = rq_mul(dmin, (float)(mnp >> 8));
     int sA[MT] = {}, sB[MT] = {};
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {
-      const uint32_t w = rq_g32(blk + 16 + 4 * (Q0 + q));
-      rq_idot4<MT>(w & 0x0F0F0F0Fu, x.a[q], sA);
-      rq_idot4<MT>((w >> 4) & 0x0F0F0F0Fu, x.b[q], sB);
+      const uint32_t w = rq_g32(blk + kQs + 4 * (Q0 + q));
+      uint32_t ca = w & 0x0F0F0F0Fu, cb = (w >> 4) & 0x0F0F0F0Fu;
+      if constexpr (Q5) {
+        const uint32_t qh = rq_g32(blk + 16 + 4 * ((Q0 + q) % 8));
+        ca |= ((qh >> (2 * g)) & 0x01010101u) << 4;
+        cb |= ((qh >> (2 * g + 1)) & 0x01010101u) << 4;
+      }
+      rq_idot4<MT>(ca, x.a[q], sA);
+      rq_idot4<MT>(cb, x.b[q], sB);
     }
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
@@ -122,6 +131,35 @@ struct PieceInt<QT_Q4_K> {
       v = fmaf(x.fa[m], fmaf(dA, (float)sA[m], -mA * (float)x.sa[m]), v);
       v = fmaf(x.fb[m], fmaf(dB, (float)sB[m], -mB * (float)x.sb[m]), v);
       acc[m] = v;
+    }
+  }
+};
+template <> struct PieceInt<QT_Q4_K> : PieceIntK45<false> {};
+template <> struct PieceInt<QT_Q5_K> : PieceIntK45<true> {};
+
+// Q6_K: as Piece<QT_Q6_K> (qdot.h): 6-bit codes from ql nibbles and 2 qh bits; runs A and B
+// each lie in one 16-element sub-block (int8 scale); x = d * sc * (q - 32).
+template <>
+struct PieceInt<QT_Q6_K> {
+  ROCQ_IPIECE_HEAD {
+    const int h = Q0 / 16, u = Q0 % 16;
+    const float d = rq_gf16(blk + 208);
+    const float dA = rq_mul(d, (float)(int8_t)blk[192 + 8 * h + u / 4]);
+    const float dB = rq_mul(d, (float)(int8_t)blk[196 + 8 * h + u / 4]);
+    const int shA = 2 * (u / 8);
+    int sA[MT] = {}, sB[MT] = {};
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const int Q = Q0 + q;
+      const uint32_t w = rq_g32_any(blk + 4 * Q);
+      const uint32_t qh = rq_g32_any(blk + 128 + 4 * (8 * h + (Q % 16) % 8));
+      rq_idot4<MT>((w & 0x0F0F0F0Fu) | (((qh >> shA) & 0x03030303u) << 4), x.a[q], sA);
+      rq_idot4<MT>(((w >> 4) & 0x0F0F0F0Fu) | (((qh >> (shA + 4)) & 0x03030303u) << 4), x.b[q], sB);
+    }
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      float v = fmaf(x.fa[m] * dA, (float)(sA[m] - 32 * x.sa[m]), acc[m]);
+      acc[m] = fmaf(x.fb[m] * dB, (float)(sB[m] - 32 * x.sb[m]), v);
     }
   }
 };

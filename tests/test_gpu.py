@@ -173,7 +173,7 @@ def _fixed_point_x(x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("fmt", ["q4_0", "q8_0", "q4_k"])
+@pytest.mark.parametrize("fmt", ["q4_0", "q8_0", "q4_k", "q5_k", "q6_k"])
 def test_qmatmul_integer_path(fmt, dtype):
     """16-bit x on the formats with integer pieces: x is rounded to 16-bit fixed point per
     32-element block (documented rule, emulated here), then the products are exact. Outliers,
@@ -196,9 +196,9 @@ def test_qmatmul_integer_path(fmt, dtype):
     # against the fixed-point x: only the output rounding to fp16/bf16 remains
     assert rel_err(y, ref_fixed) < {torch.float16: 1e-3, torch.bfloat16: 6e-3}[dtype]
     assert rel_err(y, ref) < TOL[dtype]
-    # the documented bound: each element within 2^-16 of its block's max |x|
+    # the documented bound: each element within 2^-15 of its block's max |x|
     xb, fb = x.double().reshape(5, -1, 32), _fixed_point_x(x).reshape(5, -1, 32)
-    assert ((xb - fb).abs() <= xb.abs().amax(-1, keepdim=True) * 2.0**-16).all()
+    assert ((xb - fb).abs() <= xb.abs().amax(-1, keepdim=True) * 2.0**-15).all()
     x[4, 500] = float("inf")
     with PathEnv("fused"):
         y = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k)
