@@ -143,7 +143,7 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
     const int mm = (int)(M - m0 < group ? M - m0 : group);
     const int mt = mm == 1 ? 1 : mm == 2 ? 2 : mm <= 4 ? 4 : 8;
     const QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes,
-                    !fast ? 4 : piece ? qmv_piece_splits(n, mt) : rows_per_cta(n), xq ? xq + m0 * k : nullptr,
+                    !fast ? 4 : piece ? qmv_piece_splits(n, mt, xq != nullptr) : rows_per_cta(n), xq ? xq + m0 * k : nullptr,
                     xs ? xs + m0 * (k / 32) : nullptr};
     const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
                       : mm == 1 ? qmv_launch<XK, 1>(qtype, a, xsmem, s)

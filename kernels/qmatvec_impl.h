@@ -245,29 +245,32 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
 // (deterministic). The same source serves 32- and 64-wide warps.
 // ---------------------------------------------------------------------------------------------
 constexpr int kQmvTasks = 4;  // (row group, k-split) tasks per CTA of the piece kernel
-template <int MT>
+// "Wide" configurations (4 weight rows per task, the format's widest pieces) where registers
+// allow: up to 2 rows of x, and up to 4 on the integer pieces (x held as int16 pairs).
+template <int MT, bool INT>
 struct QmvPieceCfg {
-  static constexpr int R = MT <= 2 ? 4 : 2;  // weight rows per CTA
+  static constexpr bool kWide = MT <= 2 || (INT && MT <= 4);
+  static constexpr int R = kWide ? 4 : 2;  // weight rows per task
 };
-template <int ID, int MT>
+template <int ID, int MT, bool INT>
 struct QmvPieceNQ {
-  static constexpr int v = MT <= 2 ? Piece<ID>::kMaxNQ : 1;  // quads per piece
+  static constexpr int v = QmvPieceCfg<MT, INT>::kWide ? Piece<ID>::kMaxNQ : 1;  // quads per piece
   static constexpr bool plane = rq_has_scale_plane(ID);
 };
 
 template <int ID, int MT, int XK, bool INT>
-__global__ void __launch_bounds__(kQmvThreads, MT <= 2 ? 4 : 3) qmv_piece_kernel(QmvArgs a) {
+__global__ void __launch_bounds__(kQmvThreads, QmvPieceCfg<MT, INT>::kWide ? 4 : 3) qmv_piece_kernel(QmvArgs a) {
   using C = Codec<ID>;
   using P = Piece<ID>;
   using T = typename XStore<XK>::T;
   constexpr int WS = ROCQ_WARP_SIZE;
   constexpr int NWARP = kQmvThreads / WS;
-  constexpr int R = QmvPieceCfg<MT>::R;
-  constexpr int NQ = QmvPieceNQ<ID, MT>::v;
+  constexpr int R = QmvPieceCfg<MT, INT>::R;
+  constexpr int NQ = QmvPieceNQ<ID, MT, INT>::v;
   constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   constexpr int PPB = P::kQuads / NQ;  // pieces per unit
   static_assert(P::kQuads % NQ == 0, "quads per unit must split into pieces");
-  constexpr bool kPlane = QmvPieceNQ<ID, MT>::plane;
+  constexpr bool kPlane = QmvPieceNQ<ID, MT, INT>::plane;
 
   __shared__ float lut[16];
   __shared__ float red[kQmvTasks][R * MT];
@@ -370,25 +373,24 @@ __global__ void __launch_bounds__(kQmvThreads, MT <= 2 ? 4 : 3) qmv_piece_kernel
 // pieces run when the launcher quantized x (a.xq set; only for formats with a PieceInt).
 template <int ID, int MT, int XK>
 const char* qmv_piece_launch_one(const QmvArgs& a, gpuStream_t stream) {
-  constexpr int R = QmvPieceCfg<MT>::R;
-  const int64_t rows_per_cta = (int64_t)R * (kQmvTasks / a.rows);
-  const dim3 grid((unsigned)rq_ceil_div(a.n, rows_per_cta));
+  auto grid = [&](int R) { return dim3((unsigned)rq_ceil_div(a.n, (int64_t)R * (kQmvTasks / a.rows))); };
   if constexpr (PieceInt<ID>::kOn && XK != (int)DType::F32) {
     if (a.xq) {
-      qmv_piece_kernel<ID, MT, XK, true><<<grid, kQmvThreads, 0, stream>>>(a);
+      qmv_piece_kernel<ID, MT, XK, true><<<grid(QmvPieceCfg<MT, true>::R), kQmvThreads, 0, stream>>>(a);
       const gpuError_t e = rq_last_error();
       return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
     }
   }
-  qmv_piece_kernel<ID, MT, XK, false><<<grid, kQmvThreads, 0, stream>>>(a);
+  qmv_piece_kernel<ID, MT, XK, false><<<grid(QmvPieceCfg<MT, false>::R), kQmvThreads, 0, stream>>>(a);
   const gpuError_t e = rq_last_error();
   return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
 }
 
 // k-splits for the piece kernel: the fewest (1, 2, 4) that give >= 4 CTAs per multiprocessor.
-inline int qmv_piece_splits(int64_t n, int MT) {
+inline int qmv_piece_splits(int64_t n, int MT, bool integer) {
   static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
-  const int R = MT <= 2 ? QmvPieceCfg<1>::R : QmvPieceCfg<8>::R;
+  const bool wide = integer ? QmvPieceCfg<4, true>::kWide && MT <= 4 : MT <= 2;
+  const int R = wide ? QmvPieceCfg<1, false>::R : QmvPieceCfg<8, false>::R;
   for (int S : {1, 2})
     if (rq_ceil_div(n, (int64_t)R * (kQmvTasks / S)) >= 4 * sms) return S;
   return 4;
