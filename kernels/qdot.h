@@ -86,12 +86,12 @@ ROCQ_DEVICE void rq_mdot4(uint32_t u4, float off, const float (&x)[MT][4], float
     for (int j = 0; j < 4; ++j) s[m] = fmaf(f[j], x[m][j], s[m]);
 }
 
-// s[m] += sum_j lut[nibble at bit sh0 + step*j of w] * x[m][j].
-template <int MT, int SH0, int STEP>
+// s[m] += sum_j lut[code at bit sh0 + step*j of w (MASK: 4- or 6-bit codes)] * x[m][j].
+template <int MT, int SH0, int STEP, uint32_t MASK = 15u>
 ROCQ_DEVICE void rq_ldot4(uint32_t w, const float* lut, const float (&x)[MT][4], float (&s)[MT]) {
   float f[4];
 #pragma unroll
-  for (int j = 0; j < 4; ++j) f[j] = lut[(w >> (SH0 + STEP * j)) & 15u];
+  for (int j = 0; j < 4; ++j) f[j] = lut[(w >> (SH0 + STEP * j)) & MASK];
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
@@ -112,10 +112,13 @@ struct Piece {
   static constexpr bool kOn = false;
 };
 
-// kQuads: quads per unit; kMaxNQ: quads a thread may take at once (sharing scales).
-#define ROCQ_PIECE_HEAD(LUT, QUADS, MAXNQ)                                                          \
+// kQuads: quads per unit; kMaxNQ: quads a thread may take at once (sharing scales); table
+// formats (kLut) read kLutSize floats table(0..kLutSize-1) from shared memory (at most 64).
+#define ROCQ_PIECE_HEAD(LUT, QUADS, MAXNQ) ROCQ_PIECE_HEAD_L(LUT, 16, QUADS, MAXNQ)
+#define ROCQ_PIECE_HEAD_L(LUT, LUTSIZE, QUADS, MAXNQ)                                               \
   static constexpr bool kOn = true;                                                                 \
   static constexpr bool kLut = LUT;                                                                 \
+  static constexpr int kLutSize = LUTSIZE;                                                          \
   static constexpr int kQuads = QUADS, kMaxNQ = MAXNQ;                                              \
   template <int MT, int NQ>                                                                         \
   ROCQ_DEVICE static void dot(const uint8_t* blk, int Q0, uint8_t sc, const XPiece<MT, NQ>& x,      \
@@ -241,115 +244,9 @@ struct Piece<QT_Q8_0> {
   }
 };
 
-// Q4_K / Q5_K: quad Q = qs bytes 4Q..4Q+3, group g = Q/8 (32 qs bytes): A = sub-block 2g at
-// element 64g + 4(Q%8) (low nibbles), B = sub-block 2g+1, 32 further (high nibbles).
-// Scales and mins of sub-blocks 2g, 2g+1 from the 12 scale bytes (words s0, s1, s2):
-// returns sc = scA | scB << 8, mn likewise.
-ROCQ_DEVICE void rq_k4_pair(uint32_t s0, uint32_t s1, uint32_t s2, int g, uint32_t& sc, uint32_t& mn) {
-  const uint32_t sh = (uint32_t)(g & 1) * 16u;
-  const uint32_t h0 = (s0 >> sh) & 0xFFFFu, h1 = (s1 >> sh) & 0xFFFFu, h2 = (s2 >> sh) & 0xFFFFu;
-  if (g < 2) {
-    sc = h0 & 0x3F3Fu;
-    mn = h1 & 0x3F3Fu;
-  } else {
-    sc = (h2 & 0x0F0Fu) | ((h0 >> 2) & 0x3030u);
-    mn = ((h2 >> 4) & 0x0F0Fu) | ((h1 >> 2) & 0x3030u);
-  }
-}
-
-template <int ID, bool Q5>
-struct PieceK45 {
-  ROCQ_DEVICE static int xa(int Q) { return 64 * (Q / 8) + 4 * (Q % 8); }
-  ROCQ_DEVICE static int xb(int Q) { return 64 * (Q / 8) + 32 + 4 * (Q % 8); }
-  ROCQ_PIECE_HEAD(false, 32, 2) {
-    (void)sc; (void)lut;
-    constexpr int kQs = Q5 ? 48 : 16;
-    const uint32_t dm = rq_g32(blk);
-    const uint32_t s0 = rq_g32(blk + 4), s1 = rq_g32(blk + 8), s2 = rq_g32(blk + 12);
-    uint32_t w[NQ], qh[NQ];
-    if constexpr (NQ == 2) {
-      const uint2 v = *reinterpret_cast<const uint2*>(blk + kQs + 4 * Q0);
-      w[0] = v.x; w[1] = v.y;
-      if constexpr (Q5) {
-        const uint2 h = *reinterpret_cast<const uint2*>(blk + 16 + 4 * (Q0 % 8));
-        qh[0] = h.x; qh[1] = h.y;
-      }
-    } else {
-#pragma unroll
-      for (int q = 0; q < NQ; ++q) {
-        w[q] = rq_g32(blk + kQs + 4 * (Q0 + q));
-        if constexpr (Q5) qh[q] = rq_g32(blk + 16 + 4 * ((Q0 + q) % 8));
-      }
-    }
-    const int g = Q0 / 8;
-    uint32_t scp, mnp;
-    rq_k4_pair(s0, s1, s2, g, scp, mnp);
-    const float d = rq_f16_to_f32((uint16_t)dm), dmin = rq_f16_to_f32((uint16_t)(dm >> 16));
-    const float dA = rq_mul(d, (float)(scp & 0xFFu)), dB = rq_mul(d, (float)(scp >> 8));
-    const float mA = rq_mul(dmin, (float)(mnp & 0xFFu)), mB = rq_mul(dmin, (float)(mnp >> 8));
-    float sA[MT], sB[MT];
-    ROCQ_PZERO(sA);
-    ROCQ_PZERO(sB);
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) {
-      if constexpr (Q5) {
-        rq_cdot4<MT>(rq_code5(w[q] << 2, (qh[q] >> (2 * g)) & 0x01010101u), x.a[q], sA);
-        rq_cdot4<MT>(rq_code5(w[q] >> 2, (qh[q] >> (2 * g + 1)) & 0x01010101u), x.b[q], sB);
-      } else {
-        rq_cdot4<MT>(rq_code_lo4(w[q]), x.a[q], sA);
-        rq_cdot4<MT>(rq_code_hi4(w[q]), x.b[q], sB);
-      }
-    }
-    constexpr float kC = Q5 ? 32.f : 16.f;
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      const float XA = x.sum_a(m), XB = x.sum_b(m);
-      float v = acc[m];
-      v = fmaf(dA, kC * (sA[m] - XA), v);
-      v = fmaf(-mA, XA, v);
-      v = fmaf(dB, kC * (sB[m] - XB), v);
-      v = fmaf(-mB, XB, v);
-      acc[m] = v;
-    }
-  }
-};
-template <> struct Piece<QT_Q4_K> : PieceK45<QT_Q4_K, false> {};
-template <> struct Piece<QT_Q5_K> : PieceK45<QT_Q5_K, true> {};
-
-// Q6_K: quad Q = ql bytes 4Q..4Q+3; h = Q/16, u = Q%16: A = elements 128h + 4u (low nibbles,
-// qh bits 2(u/8)), B = A + 64 (high nibbles, qh bits 4 + 2(u/8)); qh word 8h + u%8;
-// scales 8h + u/4 (A) and 8h + 4 + u/4 (B). Codes 0x80 | 2q.
-template <>
-struct Piece<QT_Q6_K> {
-  ROCQ_DEVICE static int xa(int Q) { return 128 * (Q / 16) + 4 * (Q % 16); }
-  ROCQ_DEVICE static int xb(int Q) { return 128 * (Q / 16) + 64 + 4 * (Q % 16); }
-  ROCQ_PIECE_HEAD(false, 32, 2) {
-    (void)sc; (void)lut;
-    const int h = Q0 / 16, u = Q0 % 16;
-    const float d = rq_gf16(blk + 208);
-    const float dA = rq_mul(d, (float)(int8_t)blk[192 + 8 * h + u / 4]);
-    const float dB = rq_mul(d, (float)(int8_t)blk[196 + 8 * h + u / 4]);
-    const int shA = 2 * (u / 8);
-    float sA[MT], sB[MT];
-    ROCQ_PZERO(sA);
-    ROCQ_PZERO(sB);
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) {
-      const int Q = Q0 + q;
-      const uint32_t w = rq_g32_any(blk + 4 * Q);
-      const uint32_t qh = rq_g32_any(blk + 128 + 4 * (8 * h + (Q % 16) % 8));
-      const uint32_t ca = ((w & 0x0F0F0F0Fu) << 1) | (((qh >> shA) & 0x03030303u) << 5) | 0x80808080u;
-      const uint32_t cb = ((w >> 3) & 0x1E1E1E1Eu) | (((qh >> (shA + 4)) & 0x03030303u) << 5) | 0x80808080u;
-      rq_cdot4<MT>(ca, x.a[q], sA);
-      rq_cdot4<MT>(cb, x.b[q], sB);
-    }
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      float v = fmaf(dA, fmaf(64.f, sA[m], -96.f * x.sum_a(m)), acc[m]);
-      acc[m] = fmaf(dB, fmaf(64.f, sB[m], -96.f * x.sum_b(m)), v);
-    }
-  }
-};
+}  // namespace rocq::gpu
+#include "qdot_k.h"  // the K-quant pieces (Q2_K .. Q6_K)
+namespace rocq::gpu {
 
 // Table formats with Q4_0 nibble order (IQ4_NL, MXFP4): s = sum table[q] x, times the scale.
 template <int MT, int NQ>
@@ -518,6 +415,29 @@ struct Piece<QT_OCP_MXINT8> : PieceMxOrder {
 };
 
 // Dense formats: a unit is 8 elements (one quad: A = 0..3, B = 4..7).
+// OCP FP6 (E2M3, E3M2): quad Q = bytes 6Q..6Q+5, two little-endian 24-bit groups of four
+// 6-bit codes (run A = elements 8Q.., run B = 8Q + 4..), decoded through a 64-entry table; run
+// B's word is read from byte 6Q + 2 so that no load passes the unit's last byte.
+template <int ID>
+struct PieceFp6 : PieceMxOrder {
+  ROCQ_PIECE_HEAD_L(true, 64, 4, 2) {
+    float s[MT];
+    ROCQ_PZERO(s);
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const uint8_t* p = blk + 6 * (Q0 + q);
+      rq_ldot4<MT, 0, 6, 63u>(rq_g32_any(p), lut, x.a[q], s);
+      rq_ldot4<MT, 8, 6, 63u>(rq_g32_any(p + 2), lut, x.b[q], s);
+    }
+    const float d = rq_e8m0(sc);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d, s[m], acc[m]);
+  }
+  ROCQ_HD static float table(int i) { return Codec<ID>::elem((uint32_t)i); }
+};
+template <> struct Piece<QT_OCP_MXFP6_E2M3> : PieceFp6<QT_OCP_MXFP6_E2M3> {};
+template <> struct Piece<QT_OCP_MXFP6_E3M2> : PieceFp6<QT_OCP_MXFP6_E3M2> {};
+
 template <int FID>
 struct PieceDense {
   ROCQ_DEVICE static int xa(int) { return 0; }
@@ -549,6 +469,7 @@ template <> struct Piece<QT_F16> : PieceDense<QT_F16> {};
 template <> struct Piece<QT_BF16> : PieceDense<QT_BF16> {};
 
 #undef ROCQ_PIECE_HEAD
+#undef ROCQ_PIECE_HEAD_L
 #undef ROCQ_PZERO
 
 }  // namespace rocq::gpu

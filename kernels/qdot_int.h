@@ -1,7 +1,7 @@
 // Integer pieces: the register-blocked decode kernel's dot products for 16-bit activations
 // (fp16/bf16 x), computed with integer dot products (rq_dot2_16x8: one DP2A per two weights on
-// NVIDIA) instead of one float conversion plus one FMA per weight. Formats: Q4_0, Q8_0, Q4_K,
-// Q5_K, Q6_K (table formats - IQ4, MXFP4 - and floats - FP8 - keep the fp32 pieces).
+// NVIDIA) instead of one float conversion plus one FMA per weight. Formats: Q4_0, Q8_0, Q2_K,
+// Q3_K, Q4_K, Q5_K, Q6_K (table formats - IQ4, MXFP4, FP6 - and FP8 keep the fp32 pieces).
 //
 // Why: at M = 1..2 the fp32 pieces (qdot.h) issue about 2.5 instructions per weight and the
 // kernel is instruction-bound well below the memory bandwidth (ncu on the H200: 64% SM busy,
@@ -21,13 +21,24 @@
 namespace rocq::gpu {
 
 // The x values of one piece as int16 pairs: run A of quad q = a[q][m][0..1] (4 elements), run
-// B = b[q][m][0..1]; sa/sb: sums of the A/B elements over the piece's quads; fa/fb: the x block
-// scales 2^-e of runs A and B (a piece never straddles an x block within run A or within run B).
+// B = b[q][m][0..1]; sa/sb: the runs' element sums; fa/fb: the x block scales 2^-e of the runs.
 template <int MT, int NQ>
 struct XIPiece {
   uint32_t a[NQ][MT][2], b[NQ][MT][2];
-  int sa[MT], sb[MT];
-  float fa[MT], fb[MT];
+  int sa[NQ][MT], sb[NQ][MT];
+  float fa[NQ][MT], fb[NQ][MT];
+  ROCQ_DEVICE int sum_a(int m) const {
+    int v = 0;
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) v += sa[q][m];
+    return v;
+  }
+  ROCQ_DEVICE int sum_b(int m) const {
+    int v = 0;
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) v += sb[q][m];
+    return v;
+  }
 };
 
 // x in fixed point, as qmv_xquant_kernel writes it: xq [M, k] int16, and per (row, 32-block)
@@ -78,7 +89,7 @@ struct PieceInt<QT_Q4_0> {
       rq_idot4<MT>((w >> 4) & 0x0F0F0F0Fu, x.b[q], s);
     }
 #pragma unroll
-    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[m], (float)(s[m] - 8 * (x.sa[m] + x.sb[m])), acc[m]);
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[0][m], (float)(s[m] - 8 * (x.sum_a(m) + x.sum_b(m))), acc[m]);
   }
 };
 
@@ -95,7 +106,7 @@ struct PieceInt<QT_Q8_0> {
       rq_idot4<MT>(rq_g32_any(p + 4), x.b[q], s);
     }
 #pragma unroll
-    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[m], (float)s[m], acc[m]);
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[0][m], (float)s[m], acc[m]);
   }
 };
 
@@ -128,8 +139,8 @@ struct PieceIntK45 {
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
       float v = acc[m];
-      v = fmaf(x.fa[m], fmaf(dA, (float)sA[m], -mA * (float)x.sa[m]), v);
-      v = fmaf(x.fb[m], fmaf(dB, (float)sB[m], -mB * (float)x.sb[m]), v);
+      v = fmaf(x.fa[0][m], fmaf(dA, (float)sA[m], -mA * (float)x.sum_a(m)), v);
+      v = fmaf(x.fb[0][m], fmaf(dB, (float)sB[m], -mB * (float)x.sum_b(m)), v);
       acc[m] = v;
     }
   }
@@ -158,8 +169,60 @@ struct PieceInt<QT_Q6_K> {
     }
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
-      float v = fmaf(x.fa[m] * dA, (float)(sA[m] - 32 * x.sa[m]), acc[m]);
-      acc[m] = fmaf(x.fb[m] * dB, (float)(sB[m] - 32 * x.sb[m]), v);
+      float v = fmaf(x.fa[0][m] * dA, (float)(sA[m] - 32 * x.sum_a(m)), acc[m]);
+      acc[m] = fmaf(x.fb[0][m] * dB, (float)(sB[m] - 32 * x.sum_b(m)), v);
+    }
+  }
+};
+
+// Q2_K / Q3_K (PieceK23Order, qdot_k.h): the two quads of a piece use different sub-blocks and
+// x blocks, so everything is per quad.
+template <>
+struct PieceInt<QT_Q2_K> {
+  ROCQ_IPIECE_HEAD {
+    const uint32_t dd = rq_g32(blk + 80);
+    const float d = rq_f16_to_f32((uint16_t)dd), dmin = rq_f16_to_f32((uint16_t)(dd >> 16));
+    const int wi = Q0 / 2, c = wi / 8, l = 4 * (wi % 8);
+    const uint32_t w = rq_g32(blk + 16 + 4 * wi);
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const int jA = 2 * ((Q0 + q) % 2);
+      const uint32_t scA = blk[8 * c + 2 * jA + l / 16], scB = blk[8 * c + 2 * jA + 2 + l / 16];
+      int sA[MT] = {}, sB[MT] = {};
+      rq_idot4<MT>((w >> (2 * jA)) & 0x03030303u, x.a[q], sA);
+      rq_idot4<MT>((w >> (2 * jA + 2)) & 0x03030303u, x.b[q], sB);
+      const float dA = rq_mul(d, (float)(scA & 15u)), mA = rq_mul(dmin, (float)(scA >> 4));
+      const float dB = rq_mul(d, (float)(scB & 15u)), mB = rq_mul(dmin, (float)(scB >> 4));
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        float v = fmaf(x.fa[q][m], fmaf(dA, (float)sA[m], -mA * (float)x.sa[q][m]), acc[m]);
+        acc[m] = fmaf(x.fb[q][m], fmaf(dB, (float)sB[m], -mB * (float)x.sb[q][m]), v);
+      }
+    }
+  }
+};
+
+template <>
+struct PieceInt<QT_Q3_K> {
+  ROCQ_IPIECE_HEAD {
+    const float d = rq_gf16(blk + 108);
+    const int wi = Q0 / 2, c = wi / 8, l = 4 * (wi % 8);
+    const uint32_t w = rq_g32_any(blk + 32 + 4 * wi), hm = rq_g32_any(blk + l);
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const int jA = 2 * ((Q0 + q) % 2);
+      const uint32_t cA = ((w >> (2 * jA)) & 0x03030303u) | (((hm >> (4 * c + jA)) & 0x01010101u) << 2);
+      const uint32_t cB = ((w >> (2 * jA + 2)) & 0x03030303u) | (((hm >> (4 * c + jA + 1)) & 0x01010101u) << 2);
+      int sA[MT] = {}, sB[MT] = {};
+      rq_idot4<MT>(cA, x.a[q], sA);
+      rq_idot4<MT>(cB, x.b[q], sB);
+      const float dA = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + l / 16));
+      const float dB = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + 2 + l / 16));
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const float v = fmaf(x.fa[q][m] * dA, (float)(sA[m] - 4 * x.sa[q][m]), acc[m]);
+        acc[m] = fmaf(x.fb[q][m] * dB, (float)(sB[m] - 4 * x.sb[q][m]), v);
+      }
     }
   }
 };

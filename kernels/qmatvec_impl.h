@@ -272,10 +272,11 @@ __global__ void __launch_bounds__(kQmvThreads, QmvPieceCfg<MT, INT>::kWide ? 4 :
   static_assert(P::kQuads % NQ == 0, "quads per unit must split into pieces");
   constexpr bool kPlane = QmvPieceNQ<ID, MT, INT>::plane;
 
-  __shared__ float lut[16];
+  __shared__ float lut[64];
   __shared__ float red[kQmvTasks][R * MT];
   if constexpr (P::kLut) {
-    if (threadIdx.x < 16) lut[threadIdx.x] = P::table(threadIdx.x);
+    static_assert(P::kLutSize <= 64, "piece tables hold at most 64 entries");
+    if (threadIdx.x < P::kLutSize) lut[threadIdx.x] = P::table(threadIdx.x);
     __syncthreads();
   }
   const int S = a.rows;          // k-splits per row group: 1, 2 or 4 (launcher's choice)
@@ -312,17 +313,14 @@ __global__ void __launch_bounds__(kQmvThreads, QmvPieceCfg<MT, INT>::kWide ? 4 :
         const XIRows xi{a.xq, a.xs, a.k, a.M};
         XIPiece<MT, NQ> x;
 #pragma unroll
-        for (int m = 0; m < MT; ++m) {
-          x.sa[m] = x.sb[m] = 0;
-          x.fa[m] = xi.scale(m, e0 + P::xa(Q0));
-          x.fb[m] = xi.scale(m, e0 + P::xb(Q0));
-        }
-#pragma unroll
         for (int q = 0; q < NQ; ++q) {
 #pragma unroll
           for (int m = 0; m < MT; ++m) {
-            xi.load4(m, e0 + P::xa(Q0 + q), x.a[q][m], x.sa[m]);
-            xi.load4(m, e0 + P::xb(Q0 + q), x.b[q][m], x.sb[m]);
+            x.sa[q][m] = x.sb[q][m] = 0;
+            x.fa[q][m] = xi.scale(m, e0 + P::xa(Q0 + q));
+            x.fb[q][m] = xi.scale(m, e0 + P::xb(Q0 + q));
+            xi.load4(m, e0 + P::xa(Q0 + q), x.a[q][m], x.sa[q][m]);
+            xi.load4(m, e0 + P::xb(Q0 + q), x.b[q][m], x.sb[q][m]);
           }
         }
 #pragma unroll

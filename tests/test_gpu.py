@@ -173,7 +173,7 @@ def _fixed_point_x(x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("fmt", ["q4_0", "q8_0", "q4_k", "q5_k", "q6_k"])
+@pytest.mark.parametrize("fmt", ["q4_0", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"])
 def test_qmatmul_integer_path(fmt, dtype):
     """16-bit x on the formats with integer pieces: x is rounded to 16-bit fixed point per
     32-element block (documented rule, emulated here), then the products are exact. Outliers,
