@@ -135,8 +135,8 @@ def test_qmatmul_unaligned_views(fmt, rng):
     assert rel_err(y, ref) < 1e-4
 
 
-@pytest.mark.parametrize("fmt", ["q4_0", "q4_k", "q5_k", "q6_k", "q8_0", "iq4_xs", "mxfp4", "ocp_mxfp4",
-                                 "ocp_mxfp8_e4m3", "bf16"])
+@pytest.mark.parametrize("fmt", ["q4_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_0", "iq4_xs", "mxfp4",
+                                 "ocp_mxfp4", "ocp_mxfp6_e3m2", "ocp_mxfp8_e4m3", "bf16"])
 def test_qmatmul_fused_large(fmt, rng):
     """The fused decode kernel on a layer larger than one pass of the device: many more CTAs
     than fit at once, k of several thousand (k-split partial sums), n not a multiple of the
