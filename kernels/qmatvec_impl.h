@@ -259,7 +259,7 @@ struct QmvPieceNQ {
 };
 
 template <int ID, int MT, int XK, bool INT>
-__global__ void __launch_bounds__(kQmvThreads, QmvPieceCfg<MT, INT>::kWide ? 4 : 3) qmv_piece_kernel(QmvArgs a) {
+__global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT>::kWide ? 4 : 3)) qmv_piece_kernel(QmvArgs a) {
   using C = Codec<ID>;
   using P = Piece<ID>;
   using T = typename XStore<XK>::T;
