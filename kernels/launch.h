@@ -38,8 +38,4 @@ int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M
 // kernel. Exposed for tests and benchmarks.
 bool qmatvec_fast_path(int qtype, const void* x, const uint8_t* qweight, int64_t k, int64_t row_bytes);
 
-// True when launch_qmatvec runs the register-blocked kernel for this format (no x tile in
-// shared memory: its speed does not depend on k); false for formats on the older tiled kernel.
-bool qmatvec_register_blocked(int qtype);
-
 }  // namespace rocq::gpu

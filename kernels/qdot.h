@@ -1,11 +1,19 @@
 // Per-format dot products for the register-blocked decode kernel (qmatvec): a thread owns a
-// "piece" of a block and keeps the matching x in registers across several weight rows. The
-// shared helpers and the tiled kernel's per-block dot products (FastDot) are in qdot_tiled.h.
+// "piece" of a block and keeps the matching x in registers across several weight rows.
+// Float pieces here (K-quants in qdot_k.h), integer pieces for 16-bit x in qdot_int.h.
 #pragma once
 
-#include "qdot_tiled.h"
+#include "qcommon.h"
 
 namespace rocq::gpu {
+
+constexpr float kMagic = 8388608.0f;  // 2^23: the float 2^23 + u has u in its low mantissa bits
+
+// (b3 b2 b1 b0) -> one bit per byte (bit 0 of byte i = b_i).
+ROCQ_DEVICE uint32_t rq_spread4(uint32_t b4) { return (b4 * 0x00204081u) & 0x01010101u; }
+
+ROCQ_DEVICE float rq_lo_half(uint32_t w) { return rq_f16_to_f32((uint16_t)(w & 0xFFFFu)); }
+ROCQ_DEVICE float rq_hi_half(uint32_t w) { return rq_f16_to_f32((uint16_t)(w >> 16)); }
 
 // =============================================================================================
 // Pieces: the per-format dot products of the register-blocked decode kernel (qmv_piece_kernel
@@ -21,7 +29,7 @@ namespace rocq::gpu {
 // /128 with X = sum_j x_j, known per run: sum c x = 128 (s - X). With c = q * 2^(7-b) for b-bit
 // q, the fp32 cancellation loses at most b+1 bits of the per-piece sum (relative error ~2^-17
 // at b = 6, far below the fp32 tolerance). 8-bit codes use the exact "2^23 + u" float and one
-// subtraction instead. Table formats read a 16-entry float table from shared memory.
+// subtraction instead. Table formats read a 16- or 64-entry float table from shared memory.
 // =============================================================================================
 
 template <int MT, int NQ>

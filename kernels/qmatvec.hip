@@ -1,5 +1,6 @@
 // launch_qmatvec: walks x in groups of up to 8 rows, picks the activation dtype, the fast
-// kernel (16-byte aligned rows) or the simple one, and the row count it is compiled for.
+// kernel (16-byte aligned rows and x) or the simple one, and the row count it is compiled for;
+// for 16-bit x on formats with integer pieces, first rounds x to fixed point (qdot_int.h).
 #include <cstdlib>
 
 #include "qmatvec_impl.h"
@@ -23,8 +24,6 @@ bool qmatvec_fast_path(int qtype, const void* x, const uint8_t* qweight, int64_t
   return row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(qweight) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(x) % 16 == 0 && k % 8 == 0 && k % unit_elems == 0;
 }
-
-bool qmatvec_register_blocked(int qtype) { return qmv_piece_format(qtype); }
 
 namespace {
 
@@ -86,20 +85,6 @@ __global__ void __launch_bounds__(256) qmv_xquant_kernel(const void* x_, int64_t
   xs[i] = nonfinite ? __int_as_float(0x7FC00000) : (zero ? 0.f : ldexpf(1.f, -e));
 }
 
-// Weight rows per CTA: enough CTAs to fill the device several times over for small n, more
-// rows per CTA for large n so that staging x in shared memory is amortised.
-int rows_per_cta(int64_t n) { return n >= 16384 ? 16 : (n >= 4096 ? 8 : 4); }
-
-// Shared memory available for staging x (what a block may opt in to, less the weight staging
-// buffers and a margin), cached per process.
-int64_t xsmem_budget() {
-  static const int64_t budget = [] {
-    const int64_t optin = rq_max_smem_optin();
-    return optin > 40 * 1024 ? optin - 36 * 1024 : 0;
-  }();
-  return budget;
-}
-
 template <int XK>
 const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw, const uint8_t* sc, int64_t n,
                           int64_t k, int64_t row_bytes, const float* bias, void* y, bool fast, void* workspace,
@@ -118,38 +103,18 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
       if (e != ROCQ_GPU_SUCCESS) return rq_error_string(e);
     }
   }
-  const FormatInfo* f = find_format(qtype);
-  if (!f) return "rocq qmatvec: unknown qtype";
-  const int ue = f->block_elems == 1 ? 8 : f->block_elems;
-  const int64_t budget = xsmem_budget();
-  // Rows of x per launch: the largest of 8/4/2/1 whose fp32 copy fits in shared memory (x then
-  // comes from shared memory); if not even one row fits, 8 rows read straight from global.
-  int group = 8;
-  bool xsmem = false;
-  // Above ~72 KiB per CTA, occupancy drops to 1-2 CTAs per multiprocessor: then fewer rows
-  // per launch (more passes over W) measured faster, except that one row always stages.
-  // Formats with a register-blocked kernel (Piece<ID>) need no x tile: always 8 rows per launch.
-  const bool piece = qmv_piece_format(qtype);
-  for (int g : {8, 4, 2, 1}) {
-    if (piece) break;
-    const int64_t bytes = qmv_xsmem_bytes(ue, k, g);
-    if (bytes <= budget && (bytes <= 72 * 1024 || g == 1)) {
-      group = g;
-      xsmem = true;
-      break;
-    }
-  }
+  constexpr int group = 8;  // rows of x per launch (the widest instantiation)
   for (int64_t m0 = 0; m0 < M; m0 += group) {
     const int mm = (int)(M - m0 < group ? M - m0 : group);
     const int mt = mm == 1 ? 1 : mm == 2 ? 2 : mm <= 4 ? 4 : 8;
     const QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes,
-                    !fast ? 4 : piece ? qmv_piece_splits(n, mt, xq != nullptr) : rows_per_cta(n), xq ? xq + m0 * k : nullptr,
+                    !fast ? 4 : qmv_piece_splits(n, mt, xq != nullptr), xq ? xq + m0 * k : nullptr,
                     xs ? xs + m0 * (k / 32) : nullptr};
     const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
-                      : mm == 1 ? qmv_launch<XK, 1>(qtype, a, xsmem, s)
-                      : mm == 2 ? qmv_launch<XK, 2>(qtype, a, xsmem, s)
-                      : mm <= 4 ? qmv_launch<XK, 4>(qtype, a, xsmem, s)
-                                : qmv_launch<XK, 8>(qtype, a, xsmem, s);
+                      : mm == 1 ? qmv_launch<XK, 1>(qtype, a, s)
+                      : mm == 2 ? qmv_launch<XK, 2>(qtype, a, s)
+                      : mm <= 4 ? qmv_launch<XK, 4>(qtype, a, s)
+                                : qmv_launch<XK, 8>(qtype, a, s);
     if (err) return err;
   }
   return nullptr;

@@ -1,20 +1,15 @@
-// The fused decode-path kernel (y = x @ W^T for a few rows of x), templated on the format,
-// the number of x rows it handles at once (MT) and the activation dtype (XK). Included by
-// qmatvec_{f32,f16,bf16}.hip, one activation dtype per file so that they compile in parallel.
-//
-// Work split (the same source for 32- and 64-wide warps: nothing below assumes a width):
-//   * a CTA of kQmvThreads threads owns QmvArgs::rows consecutive weight rows; each warp takes
-//     rows warp, warp + nwarps, ... of them and reduces its row's sum with rq_warp_sum;
-//   * a warp walks its row in chunks of WS*U units (blocks), i.e. WS*U*kBytes bytes, always
-//     a multiple of 16: the chunk is loaded with coalesced 16-byte loads (rows must start on
-//     16 bytes), prefetched into registers one chunk ahead, and staged through shared memory;
-//   * lane l then takes units l, l+WS, ... of the chunk: it pulls the unit's bytes out of
-//     shared memory as 32-bit words (funnel-shifting blocks that are not 4-byte aligned, e.g.
-//     Q4_0's 18 bytes) and runs the format's dot product (qdot.h) against x, which it reads
-//     from shared memory, where the CTA staged it as fp32 at the start (padded per unit so that
-//     lanes reading different units do not collide on banks); when x does not fit there, with
-//     16-byte loads straight from global memory (L1/L2 resident, but lanes read 100+ bytes apart).
+// The fused decode-path kernels (y = x @ W^T for a few rows of x), templated on the format,
+// the number of x rows they handle at once (MT) and the activation dtype (XK). Included by
+// qmatvec_{f32,f16,bf16}_m{1,2,4,8}.hip, one (dtype, MT) per file so that they compile in
+// parallel, and by qmatvec.hip (the launcher).
+//   * qmv_piece_kernel: the fast kernel, for every format (qdot.h, qdot_k.h: fp32 pieces;
+//     qdot_int.h: integer pieces for 16-bit x). Needs 16-byte aligned rows and x.
+//   * qmv_simple_kernel: whatever the fast one does not take (rows or x not 16-byte aligned,
+//     dense formats with k % 8 != 0): correct for every format and size, not fast.
+// Nothing below assumes a warp width: the same source serves 32- and 64-wide warps.
 #pragma once
+
+#include <cstdlib>
 
 #include "qdot_int.h"
 
@@ -36,149 +31,7 @@ struct QmvArgs {
   const float* xs;
 };
 
-// x rows staged in shared memory as fp32, unit by unit with 4 floats of padding after each
-// unit (UE elements), so that lanes reading the same offset of consecutive units hit distinct
-// banks with 16-byte loads.
-template <int UE>
-struct XSmem {
-  const float* s;
-  int64_t stride_m;
-  ROCQ_DEVICE static int64_t pos(int64_t e) { return e + (e / UE) * 4; }
-  ROCQ_DEVICE void load4(int m, int64_t e, float (&o)[4]) const {
-    const float4 v = *reinterpret_cast<const float4*>(s + m * stride_m + pos(e));
-    o[0] = v.x; o[1] = v.y; o[2] = v.z; o[3] = v.w;
-  }
-  ROCQ_DEVICE void load8(int m, int64_t e, float (&o)[8]) const {
-    float a[4], b[4];
-    load4(m, e, a);
-    load4(m, e + 4, b);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) { o[j] = a[j]; o[4 + j] = b[j]; }
-  }
-};
-
-// Bytes of shared memory XSmem needs for MT rows of k elements.
-inline int64_t qmv_xsmem_bytes(int unit_elems, int64_t k, int MT) {
-  return (k / unit_elems) * (unit_elems + 4) * 4 * (int64_t)MT;
-}
-
-template <class C>
-struct QmvGeom {
-  static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
-  static constexpr int U = UB <= 24 ? 4 : (UB <= 48 ? 2 : 1);  // units per lane per chunk
-  static constexpr int CU = ROCQ_WARP_SIZE * U;                // units per chunk
-  static constexpr int CB = CU * UB;                           // bytes per chunk (16 | CB)
-  static constexpr int CV = CB / 16;                           // 16-byte vectors per chunk
-  static constexpr int NV = (CV + ROCQ_WARP_SIZE - 1) / ROCQ_WARP_SIZE;
-  static constexpr int NW = (UB + 3) / 4 + 1;                  // words per unit (+1 spare)
-  static constexpr int SW = CB / 4 + 4;                        // shared words per warp
-};
-
-template <int ID, int MT, int XK, bool XS>
-__global__ void __launch_bounds__(kQmvThreads) qmv_kernel(QmvArgs a) {
-  using C = Codec<ID>;
-  using G = QmvGeom<C>;
-  using F = FastDot<ID>;
-  using T = typename XStore<XK>::T;
-  constexpr int WS = ROCQ_WARP_SIZE;
-  constexpr int NWARP = kQmvThreads / WS;
-  static_assert(G::CB % 16 == 0, "chunk must be whole 16-byte vectors");
-
-  __shared__ uint4 smem_v[NWARP][(G::SW + 3) / 4];
-  __shared__ float lut[16];
-  if constexpr (F::kLut) {
-    if (threadIdx.x < 16) lut[threadIdx.x] = F::table(threadIdx.x);
-    __syncthreads();
-  }
-
-  const int warp = threadIdx.x / WS, lane = threadIdx.x % WS;
-  uint32_t* buf = reinterpret_cast<uint32_t*>(smem_v[warp]);
-  uint4* bufv = smem_v[warp];
-  const XRows<XK> xg{static_cast<const T*>(a.x), a.k, a.M};
-  const int64_t nunits = a.k / G::UE;
-  const int64_t nchunks = (nunits + G::CU - 1) / G::CU;
-  const int64_t rvec = a.row_bytes / 16;
-
-  // x: either straight from global memory (XRows) or staged once per CTA in shared memory.
-  extern __shared__ float4 rq_dyn_smem[];
-  float* xs = reinterpret_cast<float*>(rq_dyn_smem);
-  const XSmem<G::UE> xsm{xs, nunits * (G::UE + 4)};
-  if constexpr (XS) {
-    const int64_t q = a.k / 4;
-    for (int64_t i = threadIdx.x; i < MT * q; i += kQmvThreads) {
-      const int m = (int)(i / q);
-      const int64_t e = (i - m * q) * 4;
-      float v[4];
-      xg.load4(m, e, v);
-      *reinterpret_cast<float4*>(xs + m * xsm.stride_m + xsm.pos(e)) = make_float4(v[0], v[1], v[2], v[3]);
-    }
-    __syncthreads();
-  }
-  const auto& xl = [&]() -> const auto& {
-    if constexpr (XS) return xsm; else return xg;
-  }();
-
-  for (int rr = warp; rr < a.rows; rr += NWARP) {
-    const int64_t row = (int64_t)blockIdx.x * a.rows + rr;
-    if (row >= a.n) break;
-    const uint4* rowv = reinterpret_cast<const uint4*>(a.qw + row * a.row_bytes);
-    const uint8_t* srow = a.sc ? a.sc + row * (a.k / 32) : nullptr;
-    float acc[MT];
-#pragma unroll
-    for (int m = 0; m < MT; ++m) acc[m] = 0.f;
-
-    uint4 pre[G::NV];
-    auto load_chunk = [&](int64_t c) {
-#pragma unroll
-      for (int i = 0; i < G::NV; ++i) {
-        const int v = i * WS + lane;
-        const int64_t gv = c * G::CV + v;
-        if (v < G::CV && gv < rvec) pre[i] = rowv[gv];
-      }
-    };
-    load_chunk(0);
-    for (int64_t c = 0; c < nchunks; ++c) {
-      rq_warp_sync();
-#pragma unroll
-      for (int i = 0; i < G::NV; ++i) {
-        const int v = i * WS + lane;
-        if (v < G::CV) bufv[v] = pre[i];
-      }
-      rq_warp_sync();
-      if (c + 1 < nchunks) load_chunk(c + 1);
-#pragma unroll
-      for (int u = 0; u < G::U; ++u) {
-        const int uc = u * WS + lane;
-        const int64_t unit = c * G::CU + uc;
-        if (unit < nunits) {
-          const int off = uc * G::UB;
-          const int base = off >> 2;
-          const uint32_t sh = (uint32_t)(off & 3) * 8u;
-          uint32_t w[G::NW];
-#pragma unroll
-          for (int i = 0; i < G::NW; ++i) w[i] = rq_funnel(buf[base + i], buf[base + i + 1], sh);
-          const uint8_t scale = srow ? srow[unit * G::UE / 32] : (uint8_t)0;
-          if constexpr (F::kOn)
-            F::template dot<MT>(w, scale, lut, xl, unit * G::UE, acc);
-          else
-            rq_generic_dot<C, MT>(w, scale, xl, unit * G::UE, acc);
-        }
-      }
-    }
-    T* y = static_cast<T*>(a.y);
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      float v = rq_warp_sum(acc[m]);
-      if (lane == 0 && m < a.M) {
-        if (a.bias) v += a.bias[row];
-        y[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
-      }
-    }
-  }
-}
-
-// Simple kernel for what the fast one does not take (rows not 16-byte aligned, dense formats
-// with k % 8 != 0): one warp per row, lane-strided 8-element runs decoded straight from
+// Simple kernel (rows or x not 16-byte aligned, dense formats with k % 8 != 0): one warp per row, lane-strided 8-element runs decoded straight from
 // global memory with the codec; scalar x loads. Correct for every format and size.
 template <int ID, int XK>
 __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
@@ -234,7 +87,7 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Register-blocked kernel (formats with a Piece<ID> in qdot.h). A CTA owns R consecutive weight
+// Register-blocked kernel (every format has a Piece<ID>, qdot*.h). A CTA owns R consecutive weight
 // rows; its threads walk k together: thread t takes pieces t, t + kQmvThreads, ... (a piece =
 // NQ quads = 8*NQ elements of one block, so neighbouring threads read neighbouring bytes). Per
 // piece it loads the x values of those positions (all MT rows of x) once into registers and
@@ -258,15 +111,29 @@ struct QmvPieceNQ {
   static constexpr bool plane = rq_has_scale_plane(ID);
 };
 
-template <int ID, int MT, int XK, bool INT>
+// TEMPORARY tuning variants (ROCQ_QMV_VARIANT, M = 1, integer pieces): rows, quads, unroll.
+template <int V> struct QmvVar { static constexpr int R = 0, NQ = 0, U = 0; };
+template <> struct QmvVar<1> { static constexpr int R = 8, NQ = 0, U = 0; };
+template <> struct QmvVar<2> { static constexpr int R = 0, NQ = 0, U = 4; };
+template <> struct QmvVar<3> { static constexpr int R = 0, NQ = 4, U = 0; };
+template <> struct QmvVar<4> { static constexpr int R = 8, NQ = 4, U = 0; };
+template <> struct QmvVar<5> { static constexpr int R = 8, NQ = 0, U = 4; };
+template <int ID, int MT, bool INT, int V>
+struct QmvKCfg {
+  static constexpr int R = QmvVar<V>::R ? QmvVar<V>::R : QmvPieceCfg<MT, INT>::R;
+  static constexpr int NQ = QmvVar<V>::NQ ? QmvVar<V>::NQ : QmvPieceNQ<ID, MT, INT>::v;
+  static constexpr int U = QmvVar<V>::U ? QmvVar<V>::U : (MT <= 2 ? 2 : 1);
+};
+
+template <int ID, int MT, int XK, bool INT, int V = 0>
 __global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT>::kWide ? 4 : 3)) qmv_piece_kernel(QmvArgs a) {
   using C = Codec<ID>;
   using P = Piece<ID>;
   using T = typename XStore<XK>::T;
   constexpr int WS = ROCQ_WARP_SIZE;
   constexpr int NWARP = kQmvThreads / WS;
-  constexpr int R = QmvPieceCfg<MT, INT>::R;
-  constexpr int NQ = QmvPieceNQ<ID, MT, INT>::v;
+  constexpr int R = QmvKCfg<ID, MT, INT, V>::R;
+  constexpr int NQ = QmvKCfg<ID, MT, INT, V>::NQ;
   constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   constexpr int PPB = P::kQuads / NQ;  // pieces per unit
   static_assert(P::kQuads % NQ == 0, "quads per unit must split into pieces");
@@ -303,7 +170,7 @@ __global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT>::kWide ? 4 
 #pragma unroll
       for (int m = 0; m < MT; ++m) acc[rr][m] = 0.f;
 
-    constexpr int kUnroll = MT <= 2 ? 2 : 1;  // two pieces' loads in flight where registers allow
+    constexpr int kUnroll = QmvKCfg<ID, MT, INT, V>::U;  // pieces' loads in flight where registers allow
 #pragma unroll kUnroll
     for (int64_t p = (int64_t)split * WS + lane; p < np; p += (int64_t)S * WS) {
       const int64_t b = p / PPB;
@@ -374,6 +241,20 @@ const char* qmv_piece_launch_one(const QmvArgs& a, gpuStream_t stream) {
   auto grid = [&](int R) { return dim3((unsigned)rq_ceil_div(a.n, (int64_t)R * (kQmvTasks / a.rows))); };
   if constexpr (PieceInt<ID>::kOn && XK != (int)DType::F32) {
     if (a.xq) {
+      if constexpr (MT == 1 && XK == (int)DType::BF16 && (ID == QT_Q4_0 || ID == QT_Q4_K || ID == QT_Q8_0)) {
+        static const int var = [] { const char* v = std::getenv("ROCQ_QMV_VARIANT"); return v ? std::atoi(v) : 0; }();
+        if (var > 0) {
+          switch (var) {
+            case 1: qmv_piece_kernel<ID, MT, XK, true, 1><<<grid(QmvKCfg<ID, MT, true, 1>::R), kQmvThreads, 0, stream>>>(a); break;
+            case 2: qmv_piece_kernel<ID, MT, XK, true, 2><<<grid(QmvKCfg<ID, MT, true, 2>::R), kQmvThreads, 0, stream>>>(a); break;
+            case 3: qmv_piece_kernel<ID, MT, XK, true, 3><<<grid(QmvKCfg<ID, MT, true, 3>::R), kQmvThreads, 0, stream>>>(a); break;
+            case 4: qmv_piece_kernel<ID, MT, XK, true, 4><<<grid(QmvKCfg<ID, MT, true, 4>::R), kQmvThreads, 0, stream>>>(a); break;
+            default: qmv_piece_kernel<ID, MT, XK, true, 5><<<grid(QmvKCfg<ID, MT, true, 5>::R), kQmvThreads, 0, stream>>>(a); break;
+          }
+          const gpuError_t e = rq_last_error();
+          return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+        }
+      }
       qmv_piece_kernel<ID, MT, XK, true><<<grid(QmvPieceCfg<MT, true>::R), kQmvThreads, 0, stream>>>(a);
       const gpuError_t e = rq_last_error();
       return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
@@ -394,53 +275,24 @@ inline int qmv_piece_splits(int64_t n, int MT, bool integer) {
   return 4;
 }
 
-// True for formats that run the register-blocked kernel (host and device).
-inline bool qmv_piece_format(int qtype) {
-  bool on = false;
-  dispatch_format(qtype, [&](auto codec) { on = Piece<decltype(codec)::kId>::kOn; });
-  return on;
-}
-
 // One launch of the fast kernel for activation dtype XK and up to MT rows of x (defined in
 // qmatvec_<dtype>_m<MT>.hip, one file each so that they compile in parallel), and of the simple
 // kernel (qmatvec.hip). Return nullptr or an error string.
 template <int XK, int MT>
-const char* qmv_launch(int qtype, const QmvArgs& a, bool xsmem, gpuStream_t stream);
+const char* qmv_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 template <int XK>
 const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 
 inline dim3 qmv_grid(const QmvArgs& a) { return dim3((unsigned)rq_ceil_div(a.n, a.rows)); }
 
-template <int ID, int MT, int XK>
-const char* qmv_launch_one(const QmvArgs& a, bool xsmem, gpuStream_t stream) {
-  if (xsmem) {
-    const int64_t bytes = qmv_xsmem_bytes(Unit<Codec<ID>>::kElems, a.k, MT);
-    // Static (weight staging) plus dynamic shared memory may pass the default 48 KiB: always
-    // raise this kernel's dynamic limit to what the launch needs (cached: a host call).
-    static int64_t raised = 0;
-    if (bytes > raised) {
-      const gpuError_t e = rq_func_set_max_dynamic_smem((const void*)&qmv_kernel<ID, MT, XK, true>, (int)bytes);
-      if (e != ROCQ_GPU_SUCCESS) return rq_error_string(e);
-      raised = bytes;
-    }
-    qmv_kernel<ID, MT, XK, true><<<qmv_grid(a), kQmvThreads, (size_t)bytes, stream>>>(a);
-  } else {
-    qmv_kernel<ID, MT, XK, false><<<qmv_grid(a), kQmvThreads, 0, stream>>>(a);
-  }
-  const gpuError_t e = rq_last_error();
-  return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
-}
-
 #define ROCQ_QMV_INSTANTIATE(XK, MT)                                                      \
   template <>                                                                             \
-  const char* qmv_launch<XK, MT>(int qtype, const QmvArgs& a, bool xsmem, gpuStream_t s) { \
+  const char* qmv_launch<XK, MT>(int qtype, const QmvArgs& a, gpuStream_t s) {            \
     const char* err = "rocq qmatvec: unknown qtype";                                     \
     dispatch_format(qtype, [&](auto codec) {                                              \
       constexpr int id_ = decltype(codec)::kId;                                           \
-      if constexpr (Piece<id_>::kOn)                                                      \
-        err = qmv_piece_launch_one<id_, MT, XK>(a, s);                                    \
-      else                                                                                \
-        err = qmv_launch_one<id_, MT, XK>(a, xsmem, s);                                   \
+      static_assert(Piece<id_>::kOn, "every format has a piece (qdot*.h)");               \
+      err = qmv_piece_launch_one<id_, MT, XK>(a, s);                                      \
     });                                                                                   \
     return err;                                                                           \
   }

@@ -112,10 +112,7 @@ Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& de
   // k) reads W once per 8 rows of x; dequantize+BLAS pays a full 16-bit write and read of W.
   // Quantized formats: fused up to M = 8 (benchmarks/results/bench_qmatmul_h200_v2.log). Dense
   // formats gain nothing from the fused kernel beyond M = 1..2 (no decode to save).
-  // Formats still on the tiled kernel (Q2_K, Q3_K, FP6) keep the earlier crossover: M = 4 for
-  // k <= 16384, M = 1 beyond (x tile in shared memory).
-  int64_t fused_max_rows =
-      f.block_elems == 1 ? 2 : (gpu::qmatvec_register_blocked(f.id) ? 8 : (k > 16384 ? 1 : 4));
+  int64_t fused_max_rows = f.block_elems == 1 ? 2 : 8;
   // Where qgemm takes over above the fused range, its time is flat up to M = 16 (one 16-row x
   // tile), so it wins earlier than M = 8 for the formats whose fused time grows fastest. From the
   // forced-path timings on the H200 (bench_qgemm_h200.log, bench_qmatmul_h200_v3.log), 70B FFN,
@@ -190,7 +187,14 @@ at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const st
     return y.view(out_shape);
   }
   // Prefill: W in x's dtype (fp32 stays fp32: exact), then the vendor BLAS (fp32 accumulation).
-  const at::Tensor W = dequantize_into(w, qw, sc, x.scalar_type());
+  // A dense weight already in x's dtype is used in place (a view of its bytes, no copy).
+  const at::ScalarType dense = w.fmt->id == QT_F32 ? at::kFloat
+                               : w.fmt->id == QT_F16 ? at::kHalf
+                               : w.fmt->id == QT_BF16 ? at::kBFloat16
+                                                      : at::ScalarType::Undefined;
+  const bool in_place = dense == x.scalar_type() &&
+                        reinterpret_cast<uintptr_t>(qw.data_ptr()) % c10::elementSize(dense) == 0;
+  const at::Tensor W = in_place ? qw.view(dense).view({w.n, w.k}) : dequantize_into(w, qw, sc, x.scalar_type());
   at::Tensor y = has_bias ? at::addmm(bias->to(x.scalar_type()), x2, W.t()) : at::mm(x2, W.t());
   return y.view(out_shape);
 }
