@@ -9,8 +9,6 @@
 // Nothing below assumes a warp width: the same source serves 32- and 64-wide warps.
 #pragma once
 
-#include <cstdlib>
-
 #include "qdot_int.h"
 
 namespace rocq::gpu {
@@ -99,41 +97,36 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
 // ---------------------------------------------------------------------------------------------
 constexpr int kQmvTasks = 4;  // (row group, k-split) tasks per CTA of the piece kernel
 // "Wide" configurations (4 weight rows per task, the format's widest pieces) where registers
-// allow: up to 2 rows of x, and up to 4 on the integer pieces (x held as int16 pairs).
-template <int MT, bool INT>
+// allow: up to 2 rows of x, and up to 4 on the integer pieces (x held as int16 pairs). At M = 1
+// the integer pieces of Q4_0 and Q4_K take 8 rows per task and Q4_K whole 32-element groups
+// (4 quads) per piece: measured on the H200, 70B FFN (benchmarks/results/tune_m1_variant*.log):
+// Q4_0 51.8 -> 48.6 us, Q4_K 62.9 -> 50.1 us; Q8_0 gained nothing (80.1 vs 80.6 us).
+template <int ID>
+struct QmvIntM1 {  // (rows per task, quads per piece) of the integer pieces at M = 1; 0: default
+  static constexpr int R = ID == QT_Q4_0 || ID == QT_Q4_K ? 8 : 0;
+  static constexpr int NQ = ID == QT_Q4_K ? 4 : 0;
+};
+template <int MT, bool INT, int ID>
 struct QmvPieceCfg {
   static constexpr bool kWide = MT <= 2 || (INT && MT <= 4);
-  static constexpr int R = kWide ? 4 : 2;  // weight rows per task
+  static constexpr int R = INT && MT == 1 && QmvIntM1<ID>::R ? QmvIntM1<ID>::R : (kWide ? 4 : 2);  // rows per task
 };
 template <int ID, int MT, bool INT>
-struct QmvPieceNQ {
-  static constexpr int v = QmvPieceCfg<MT, INT>::kWide ? Piece<ID>::kMaxNQ : 1;  // quads per piece
+struct QmvPieceNQ {  // quads per piece
+  static constexpr int v = INT && MT == 1 && QmvIntM1<ID>::NQ ? QmvIntM1<ID>::NQ
+                           : QmvPieceCfg<MT, INT, ID>::kWide ? Piece<ID>::kMaxNQ : 1;
   static constexpr bool plane = rq_has_scale_plane(ID);
 };
 
-// TEMPORARY tuning variants (ROCQ_QMV_VARIANT, M = 1, integer pieces): rows, quads, unroll.
-template <int V> struct QmvVar { static constexpr int R = 0, NQ = 0, U = 0; };
-template <> struct QmvVar<1> { static constexpr int R = 8, NQ = 0, U = 0; };
-template <> struct QmvVar<2> { static constexpr int R = 0, NQ = 0, U = 4; };
-template <> struct QmvVar<3> { static constexpr int R = 0, NQ = 4, U = 0; };
-template <> struct QmvVar<4> { static constexpr int R = 8, NQ = 4, U = 0; };
-template <> struct QmvVar<5> { static constexpr int R = 8, NQ = 0, U = 4; };
-template <int ID, int MT, bool INT, int V>
-struct QmvKCfg {
-  static constexpr int R = QmvVar<V>::R ? QmvVar<V>::R : QmvPieceCfg<MT, INT>::R;
-  static constexpr int NQ = QmvVar<V>::NQ ? QmvVar<V>::NQ : QmvPieceNQ<ID, MT, INT>::v;
-  static constexpr int U = QmvVar<V>::U ? QmvVar<V>::U : (MT <= 2 ? 2 : 1);
-};
-
-template <int ID, int MT, int XK, bool INT, int V = 0>
-__global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT>::kWide ? 4 : 3)) qmv_piece_kernel(QmvArgs a) {
+template <int ID, int MT, int XK, bool INT>
+__global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT, ID>::kWide ? 4 : 3)) qmv_piece_kernel(QmvArgs a) {
   using C = Codec<ID>;
   using P = Piece<ID>;
   using T = typename XStore<XK>::T;
   constexpr int WS = ROCQ_WARP_SIZE;
   constexpr int NWARP = kQmvThreads / WS;
-  constexpr int R = QmvKCfg<ID, MT, INT, V>::R;
-  constexpr int NQ = QmvKCfg<ID, MT, INT, V>::NQ;
+  constexpr int R = QmvPieceCfg<MT, INT, ID>::R;
+  constexpr int NQ = QmvPieceNQ<ID, MT, INT>::v;
   constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   constexpr int PPB = P::kQuads / NQ;  // pieces per unit
   static_assert(P::kQuads % NQ == 0, "quads per unit must split into pieces");
@@ -170,7 +163,7 @@ __global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT>::kWide ? 4 
 #pragma unroll
       for (int m = 0; m < MT; ++m) acc[rr][m] = 0.f;
 
-    constexpr int kUnroll = QmvKCfg<ID, MT, INT, V>::U;  // pieces' loads in flight where registers allow
+    constexpr int kUnroll = MT <= 2 ? 2 : 1;  // two pieces' loads in flight where registers allow
 #pragma unroll kUnroll
     for (int64_t p = (int64_t)split * WS + lane; p < np; p += (int64_t)S * WS) {
       const int64_t b = p / PPB;
@@ -241,35 +234,22 @@ const char* qmv_piece_launch_one(const QmvArgs& a, gpuStream_t stream) {
   auto grid = [&](int R) { return dim3((unsigned)rq_ceil_div(a.n, (int64_t)R * (kQmvTasks / a.rows))); };
   if constexpr (PieceInt<ID>::kOn && XK != (int)DType::F32) {
     if (a.xq) {
-      if constexpr (MT == 1 && XK == (int)DType::BF16 && (ID == QT_Q4_0 || ID == QT_Q4_K || ID == QT_Q8_0)) {
-        static const int var = [] { const char* v = std::getenv("ROCQ_QMV_VARIANT"); return v ? std::atoi(v) : 0; }();
-        if (var > 0) {
-          switch (var) {
-            case 1: qmv_piece_kernel<ID, MT, XK, true, 1><<<grid(QmvKCfg<ID, MT, true, 1>::R), kQmvThreads, 0, stream>>>(a); break;
-            case 2: qmv_piece_kernel<ID, MT, XK, true, 2><<<grid(QmvKCfg<ID, MT, true, 2>::R), kQmvThreads, 0, stream>>>(a); break;
-            case 3: qmv_piece_kernel<ID, MT, XK, true, 3><<<grid(QmvKCfg<ID, MT, true, 3>::R), kQmvThreads, 0, stream>>>(a); break;
-            case 4: qmv_piece_kernel<ID, MT, XK, true, 4><<<grid(QmvKCfg<ID, MT, true, 4>::R), kQmvThreads, 0, stream>>>(a); break;
-            default: qmv_piece_kernel<ID, MT, XK, true, 5><<<grid(QmvKCfg<ID, MT, true, 5>::R), kQmvThreads, 0, stream>>>(a); break;
-          }
-          const gpuError_t e = rq_last_error();
-          return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
-        }
-      }
-      qmv_piece_kernel<ID, MT, XK, true><<<grid(QmvPieceCfg<MT, true>::R), kQmvThreads, 0, stream>>>(a);
+      qmv_piece_kernel<ID, MT, XK, true><<<grid(QmvPieceCfg<MT, true, ID>::R), kQmvThreads, 0, stream>>>(a);
       const gpuError_t e = rq_last_error();
       return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
     }
   }
-  qmv_piece_kernel<ID, MT, XK, false><<<grid(QmvPieceCfg<MT, false>::R), kQmvThreads, 0, stream>>>(a);
+  qmv_piece_kernel<ID, MT, XK, false><<<grid(QmvPieceCfg<MT, false, ID>::R), kQmvThreads, 0, stream>>>(a);
   const gpuError_t e = rq_last_error();
   return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
 }
 
-// k-splits for the piece kernel: the fewest (1, 2, 4) that give >= 4 CTAs per multiprocessor.
+// k-splits for the piece kernel: the fewest (1, 2, 4) that give >= 4 CTAs per multiprocessor
+// (sized with 4 rows per task; the kernels with 8 get half as many CTAs, still >= 2 per SM).
 inline int qmv_piece_splits(int64_t n, int MT, bool integer) {
   static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
-  const bool wide = integer ? QmvPieceCfg<4, true>::kWide && MT <= 4 : MT <= 2;
-  const int R = wide ? QmvPieceCfg<1, false>::R : QmvPieceCfg<8, false>::R;
+  const bool wide = MT <= 2 || (integer && MT <= 4);
+  const int R = wide ? 4 : 2;
   for (int S : {1, 2})
     if (rq_ceil_div(n, (int64_t)R * (kQmvTasks / S)) >= 4 * sms) return S;
   return 4;
