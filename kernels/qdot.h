@@ -32,23 +32,29 @@ ROCQ_DEVICE float rq_hi_half(uint32_t w) { return rq_f16_to_f32((uint16_t)(w >> 
 // subtraction instead. Table formats read a 16- or 64-entry float table from shared memory.
 // =============================================================================================
 
+// The sums of x over each quad's run A (sa) and run B (sb), per row of x; S = float for the
+// fp32 pieces, int for the integer ones (qdot_int.h).
+template <class S, int MT, int NQ>
+struct XRunSums {
+  S sa[NQ][MT], sb[NQ][MT];
+  ROCQ_DEVICE S sum_a(int m) const {
+    S v = 0;
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) v += sa[q][m];
+    return v;
+  }
+  ROCQ_DEVICE S sum_b(int m) const {
+    S v = 0;
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) v += sb[q][m];
+    return v;
+  }
+  ROCQ_DEVICE S sum(int m) const { return sum_a(m) + sum_b(m); }
+};
+
 template <int MT, int NQ>
-struct XPiece {
+struct XPiece : XRunSums<float, MT, NQ> {
   float a[NQ][MT][4], b[NQ][MT][4];
-  float sa[NQ][MT], sb[NQ][MT];
-  ROCQ_DEVICE float sum_a(int m) const {
-    float s = 0.f;
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) s += sa[q][m];
-    return s;
-  }
-  ROCQ_DEVICE float sum_b(int m) const {
-    float s = 0.f;
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) s += sb[q][m];
-    return s;
-  }
-  ROCQ_DEVICE float sum(int m) const { return sum_a(m) + sum_b(m); }
 };
 
 // Global loads of weight bytes (p 4-aligned / 2-aligned / any alignment). rq_g32_any never

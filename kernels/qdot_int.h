@@ -23,22 +23,9 @@ namespace rocq::gpu {
 // The x values of one piece as int16 pairs: run A of quad q = a[q][m][0..1] (4 elements), run
 // B = b[q][m][0..1]; sa/sb: the runs' element sums; fa/fb: the x block scales 2^-e of the runs.
 template <int MT, int NQ>
-struct XIPiece {
+struct XIPiece : XRunSums<int, MT, NQ> {
   uint32_t a[NQ][MT][2], b[NQ][MT][2];
-  int sa[NQ][MT], sb[NQ][MT];
   float fa[NQ][MT], fb[NQ][MT];
-  ROCQ_DEVICE int sum_a(int m) const {
-    int v = 0;
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) v += sa[q][m];
-    return v;
-  }
-  ROCQ_DEVICE int sum_b(int m) const {
-    int v = 0;
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) v += sb[q][m];
-    return v;
-  }
 };
 
 // x in fixed point, as qmv_xquant_kernel writes it: xq [M, k] int16, and per (row, 32-block)
@@ -175,57 +162,27 @@ struct PieceInt<QT_Q6_K> {
   }
 };
 
-// Q2_K / Q3_K (PieceK23Order, qdot_k.h): the two quads of a piece use different sub-blocks and
-// x blocks, so everything is per quad.
-template <>
-struct PieceInt<QT_Q2_K> {
+// Q2_K / Q3_K (qdot_k.h: rq_q2k_quad, rq_q3k_quad): the two quads of a piece use different
+// sub-blocks and x blocks, so everything is per quad.
+template <int ID>
+struct PieceIntK23 {
   ROCQ_IPIECE_HEAD {
-    const uint32_t dd = rq_g32(blk + 80);
-    const float d = rq_f16_to_f32((uint16_t)dd), dmin = rq_f16_to_f32((uint16_t)(dd >> 16));
-    const int wi = Q0 / 2, c = wi / 8, l = 4 * (wi % 8);
-    const uint32_t w = rq_g32(blk + 16 + 4 * wi);
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {
-      const int jA = 2 * ((Q0 + q) % 2);
-      const uint32_t scA = blk[8 * c + 2 * jA + l / 16], scB = blk[8 * c + 2 * jA + 2 + l / 16];
+      const K23Quad k = ID == QT_Q2_K ? rq_q2k_quad(blk, Q0 + q) : rq_q3k_quad(blk, Q0 + q);
       int sA[MT] = {}, sB[MT] = {};
-      rq_idot4<MT>((w >> (2 * jA)) & 0x03030303u, x.a[q], sA);
-      rq_idot4<MT>((w >> (2 * jA + 2)) & 0x03030303u, x.b[q], sB);
-      const float dA = rq_mul(d, (float)(scA & 15u)), mA = rq_mul(dmin, (float)(scA >> 4));
-      const float dB = rq_mul(d, (float)(scB & 15u)), mB = rq_mul(dmin, (float)(scB >> 4));
+      rq_idot4<MT>(k.ca, x.a[q], sA);
+      rq_idot4<MT>(k.cb, x.b[q], sB);
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
-        float v = fmaf(x.fa[q][m], fmaf(dA, (float)sA[m], -mA * (float)x.sa[q][m]), acc[m]);
-        acc[m] = fmaf(x.fb[q][m], fmaf(dB, (float)sB[m], -mB * (float)x.sb[q][m]), v);
+        const float v = fmaf(x.fa[q][m], fmaf(k.dA, (float)sA[m], -k.mA * (float)x.sa[q][m]), acc[m]);
+        acc[m] = fmaf(x.fb[q][m], fmaf(k.dB, (float)sB[m], -k.mB * (float)x.sb[q][m]), v);
       }
     }
   }
 };
-
-template <>
-struct PieceInt<QT_Q3_K> {
-  ROCQ_IPIECE_HEAD {
-    const float d = rq_gf16(blk + 108);
-    const int wi = Q0 / 2, c = wi / 8, l = 4 * (wi % 8);
-    const uint32_t w = rq_g32_any(blk + 32 + 4 * wi), hm = rq_g32_any(blk + l);
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) {
-      const int jA = 2 * ((Q0 + q) % 2);
-      const uint32_t cA = ((w >> (2 * jA)) & 0x03030303u) | (((hm >> (4 * c + jA)) & 0x01010101u) << 2);
-      const uint32_t cB = ((w >> (2 * jA + 2)) & 0x03030303u) | (((hm >> (4 * c + jA + 1)) & 0x01010101u) << 2);
-      int sA[MT] = {}, sB[MT] = {};
-      rq_idot4<MT>(cA, x.a[q], sA);
-      rq_idot4<MT>(cB, x.b[q], sB);
-      const float dA = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + l / 16));
-      const float dB = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + 2 + l / 16));
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        const float v = fmaf(x.fa[q][m] * dA, (float)(sA[m] - 4 * x.sa[q][m]), acc[m]);
-        acc[m] = fmaf(x.fb[q][m] * dB, (float)(sB[m] - 4 * x.sb[q][m]), v);
-      }
-    }
-  }
-};
+template <> struct PieceInt<QT_Q2_K> : PieceIntK23<QT_Q2_K> {};
+template <> struct PieceInt<QT_Q3_K> : PieceIntK23<QT_Q3_K> {};
 
 #undef ROCQ_IPIECE_HEAD
 

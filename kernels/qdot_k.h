@@ -118,73 +118,69 @@ struct Piece<QT_Q6_K> {
 // Q2_K / Q3_K: qs word wi = Q/2 holds bytes l..l+3 (l = 4(wi%8)) of 32-byte half c = wi/8; its
 // 2-bit fields j = 0..3 are 4 runs of elements 128c + 32j + l..; quad Q takes runs A: j =
 // 2(Q%2), B: j + 1 (so a pair of quads Q0, Q0+1 shares one word). Every run lies in one
-// 16-element sub-block, 8c + 2j + l/16.
+// 16-element sub-block, 8c + 2j + l/16. The helpers below decode one quad's codes (one byte
+// per element) and run scales; the fp32 pieces here and the integer ones (qdot_int.h) use them.
 struct PieceK23Order {
   ROCQ_DEVICE static int xa(int Q) { return 128 * (Q / 16) + 64 * (Q % 2) + 4 * ((Q / 2) % 8); }
   ROCQ_DEVICE static int xb(int Q) { return xa(Q) + 32; }
 };
 
-// Q2_K: value (d * sc) * q - dmin * mn per sub-block (scales[sb]: sc low nibble, mn high).
-// Codes 0x80 | q << 5 (1 + q/4): sum q x = 4 (s - X).
-template <>
-struct Piece<QT_Q2_K> : PieceK23Order {
+// One quad of a K23 block: code bytes of runs A and B, and per run: value = dX * q - mX.
+struct K23Quad {
+  uint32_t ca, cb;
+  float dA, mA, dB, mB;
+};
+
+// Q2_K: q 2-bit; scales[sb] = sc (low nibble) | mn << 4; value (d * sc) * q - dmin * mn.
+ROCQ_DEVICE K23Quad rq_q2k_quad(const uint8_t* blk, int Q) {
+  const uint32_t dd = rq_g32(blk + 80);
+  const float d = rq_f16_to_f32((uint16_t)dd), dmin = rq_f16_to_f32((uint16_t)(dd >> 16));
+  const int wi = Q / 2, c = wi / 8, l = 4 * (wi % 8), jA = 2 * (Q % 2);
+  const uint32_t w = rq_g32(blk + 16 + 4 * wi);
+  const uint32_t scA = blk[8 * c + 2 * jA + l / 16], scB = blk[8 * c + 2 * jA + 2 + l / 16];
+  return {(w >> (2 * jA)) & 0x03030303u, (w >> (2 * jA + 2)) & 0x03030303u, rq_mul(d, (float)(scA & 15u)),
+          rq_mul(dmin, (float)(scA >> 4)), rq_mul(d, (float)(scB & 15u)), rq_mul(dmin, (float)(scB >> 4))};
+}
+
+// Q3_K: q 3-bit = 2 low bits (as Q2_K, qs at 32) | hmask bit (4c + j of bytes l..) << 2; value
+// d * sc * (q - 4) with sc a signed 6-bit scale: returned as dX = d * sc, mX = 4 dX.
+ROCQ_DEVICE K23Quad rq_q3k_quad(const uint8_t* blk, int Q) {
+  const float d = rq_gf16(blk + 108);
+  const int wi = Q / 2, c = wi / 8, l = 4 * (wi % 8), jA = 2 * (Q % 2);
+  const uint32_t w = rq_g32_any(blk + 32 + 4 * wi), hm = rq_g32_any(blk + l);
+  const float dA = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + l / 16));
+  const float dB = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + 2 + l / 16));
+  return {((w >> (2 * jA)) & 0x03030303u) | (((hm >> (4 * c + jA)) & 0x01010101u) << 2),
+          ((w >> (2 * jA + 2)) & 0x03030303u) | (((hm >> (4 * c + jA + 1)) & 0x01010101u) << 2), dA, 4.f * dA, dB,
+          4.f * dB};
+}
+
+// fp32 pieces: codes 0x80 | q << (7 - BITS) are floats 1 + q / 2^BITS, so sum q x = 2^BITS (s - X).
+template <int ID, int BITS>
+struct PieceK23 : PieceK23Order {
   ROCQ_PIECE_HEAD(false, 32, 2) {
     (void)sc; (void)lut;
-    const uint32_t dd = rq_g32(blk + 80);
-    const float d = rq_f16_to_f32((uint16_t)dd), dmin = rq_f16_to_f32((uint16_t)(dd >> 16));
-    const int wi = Q0 / 2, c = wi / 8, l = 4 * (wi % 8);
-    const uint32_t w = rq_g32(blk + 16 + 4 * wi);
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {
-      const int jA = 2 * ((Q0 + q) % 2);
-      const uint32_t scA = blk[8 * c + 2 * jA + l / 16], scB = blk[8 * c + 2 * jA + 2 + l / 16];
+      const K23Quad k = ID == QT_Q2_K ? rq_q2k_quad(blk, Q0 + q) : rq_q3k_quad(blk, Q0 + q);
       float sA[MT], sB[MT];
       ROCQ_PZERO(sA);
       ROCQ_PZERO(sB);
-      rq_cdot4<MT>((((w >> (2 * jA)) & 0x03030303u) << 5) | 0x80808080u, x.a[q], sA);
-      rq_cdot4<MT>((((w >> (2 * jA + 2)) & 0x03030303u) << 5) | 0x80808080u, x.b[q], sB);
-      const float dA = rq_mul(d, (float)(scA & 15u)), mA = rq_mul(dmin, (float)(scA >> 4));
-      const float dB = rq_mul(d, (float)(scB & 15u)), mB = rq_mul(dmin, (float)(scB >> 4));
+      rq_cdot4<MT>((k.ca << (7 - BITS)) | 0x80808080u, x.a[q], sA);
+      rq_cdot4<MT>((k.cb << (7 - BITS)) | 0x80808080u, x.b[q], sB);
+      constexpr float kC = (float)(1 << BITS);
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         const float XA = x.sa[q][m], XB = x.sb[q][m];
-        float v = fmaf(dA, 4.f * (sA[m] - XA), acc[m]);
-        v = fmaf(-mA, XA, v);
-        v = fmaf(dB, 4.f * (sB[m] - XB), v);
-        acc[m] = fmaf(-mB, XB, v);
+        float v = fmaf(k.dA, kC * (sA[m] - XA), acc[m]);
+        v = fmaf(-k.mA, XA, v);
+        v = fmaf(k.dB, kC * (sB[m] - XB), v);
+        acc[m] = fmaf(-k.mB, XB, v);
       }
     }
   }
 };
-
-// Q3_K: 3-bit q = 2 low bits (as Q2_K, qs at 32) | hmask bit (4c + j of byte l..) << 2; value
-// d * sc * (q - 4), sc a signed 6-bit scale. Codes 0x80 | q << 4: sum q x = 8 (s - X).
-template <>
-struct Piece<QT_Q3_K> : PieceK23Order {
-  ROCQ_PIECE_HEAD(false, 32, 2) {
-    (void)sc; (void)lut;
-    const float d = rq_gf16(blk + 108);
-    const int wi = Q0 / 2, c = wi / 8, l = 4 * (wi % 8);
-    const uint32_t w = rq_g32_any(blk + 32 + 4 * wi), hm = rq_g32_any(blk + l);
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) {
-      const int jA = 2 * ((Q0 + q) % 2);
-      const uint32_t cA = ((w >> (2 * jA)) & 0x03030303u) | (((hm >> (4 * c + jA)) & 0x01010101u) << 2);
-      const uint32_t cB = ((w >> (2 * jA + 2)) & 0x03030303u) | (((hm >> (4 * c + jA + 1)) & 0x01010101u) << 2);
-      float sA[MT], sB[MT];
-      ROCQ_PZERO(sA);
-      ROCQ_PZERO(sB);
-      rq_cdot4<MT>((cA << 4) | 0x80808080u, x.a[q], sA);
-      rq_cdot4<MT>((cB << 4) | 0x80808080u, x.b[q], sB);
-      const float dA = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + l / 16));
-      const float dB = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + 2 + l / 16));
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        const float v = fmaf(dA, fmaf(8.f, sA[m], -12.f * x.sa[q][m]), acc[m]);
-        acc[m] = fmaf(dB, fmaf(8.f, sB[m], -12.f * x.sb[q][m]), v);
-      }
-    }
-  }
-};
+template <> struct Piece<QT_Q2_K> : PieceK23<QT_Q2_K, 2> {};
+template <> struct Piece<QT_Q3_K> : PieceK23<QT_Q3_K, 3> {};
 
 }  // namespace rocq::gpu
