@@ -162,14 +162,15 @@ struct PieceInt<QT_Q6_K> {
   }
 };
 
-// Q2_K / Q3_K (qdot_k.h: rq_q2k_quad, rq_q3k_quad): the two quads of a piece use different
+// Q2_K / Q3_K (qdot_k.h: rq_k23_fields, rq_k23_quad): the two quads of a piece use different
 // sub-blocks and x blocks, so everything is per quad.
 template <int ID>
 struct PieceIntK23 {
   ROCQ_IPIECE_HEAD {
+    const K23Fields f = rq_k23_fields<ID>(blk, Q0);
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {
-      const K23Quad k = ID == QT_Q2_K ? rq_q2k_quad(blk, Q0 + q) : rq_q3k_quad(blk, Q0 + q);
+      const K23Quad k = rq_k23_quad<ID>(blk, f, Q0 + q);
       int sA[MT] = {}, sB[MT] = {};
       rq_idot4<MT>(k.ca, x.a[q], sA);
       rq_idot4<MT>(k.cb, x.b[q], sB);

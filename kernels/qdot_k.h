@@ -118,41 +118,53 @@ struct Piece<QT_Q6_K> {
 // Q2_K / Q3_K: qs word wi = Q/2 holds bytes l..l+3 (l = 4(wi%8)) of 32-byte half c = wi/8; its
 // 2-bit fields j = 0..3 are 4 runs of elements 128c + 32j + l..; quad Q takes runs A: j =
 // 2(Q%2), B: j + 1 (so a pair of quads Q0, Q0+1 shares one word). Every run lies in one
-// 16-element sub-block, 8c + 2j + l/16. The helpers below decode one quad's codes (one byte
-// per element) and run scales; the fp32 pieces here and the integer ones (qdot_int.h) use them.
+// 16-element sub-block, 8c + 2j + l/16. The helpers below decode a quad's codes (one byte per
+// element) and run scales; the fp32 pieces here and the integer ones (qdot_int.h) use them.
 struct PieceK23Order {
   ROCQ_DEVICE static int xa(int Q) { return 128 * (Q / 16) + 64 * (Q % 2) + 4 * ((Q / 2) % 8); }
   ROCQ_DEVICE static int xb(int Q) { return xa(Q) + 32; }
 };
 
-// One quad of a K23 block: code bytes of runs A and B, and per run: value = dX * q - mX.
+// The fields a piece of a K23 block loads once (its quads Q0, Q0 + 1 share qs word Q0 / 2), and
+// one quad's code bytes of runs A and B with the runs' value = dX * q - mX.
+struct K23Fields {
+  float d, dmin;  // dmin: Q2_K only
+  uint32_t w, hm;  // hm: Q3_K only
+  int c, l;
+};
 struct K23Quad {
   uint32_t ca, cb;
   float dA, mA, dB, mB;
 };
 
 // Q2_K: q 2-bit; scales[sb] = sc (low nibble) | mn << 4; value (d * sc) * q - dmin * mn.
-ROCQ_DEVICE K23Quad rq_q2k_quad(const uint8_t* blk, int Q) {
-  const uint32_t dd = rq_g32(blk + 80);
-  const float d = rq_f16_to_f32((uint16_t)dd), dmin = rq_f16_to_f32((uint16_t)(dd >> 16));
-  const int wi = Q / 2, c = wi / 8, l = 4 * (wi % 8), jA = 2 * (Q % 2);
-  const uint32_t w = rq_g32(blk + 16 + 4 * wi);
-  const uint32_t scA = blk[8 * c + 2 * jA + l / 16], scB = blk[8 * c + 2 * jA + 2 + l / 16];
-  return {(w >> (2 * jA)) & 0x03030303u, (w >> (2 * jA + 2)) & 0x03030303u, rq_mul(d, (float)(scA & 15u)),
-          rq_mul(dmin, (float)(scA >> 4)), rq_mul(d, (float)(scB & 15u)), rq_mul(dmin, (float)(scB >> 4))};
-}
-
 // Q3_K: q 3-bit = 2 low bits (as Q2_K, qs at 32) | hmask bit (4c + j of bytes l..) << 2; value
-// d * sc * (q - 4) with sc a signed 6-bit scale: returned as dX = d * sc, mX = 4 dX.
-ROCQ_DEVICE K23Quad rq_q3k_quad(const uint8_t* blk, int Q) {
-  const float d = rq_gf16(blk + 108);
-  const int wi = Q / 2, c = wi / 8, l = 4 * (wi % 8), jA = 2 * (Q % 2);
-  const uint32_t w = rq_g32_any(blk + 32 + 4 * wi), hm = rq_g32_any(blk + l);
-  const float dA = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + l / 16));
-  const float dB = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, 8 * c + 2 * jA + 2 + l / 16));
-  return {((w >> (2 * jA)) & 0x03030303u) | (((hm >> (4 * c + jA)) & 0x01010101u) << 2),
-          ((w >> (2 * jA + 2)) & 0x03030303u) | (((hm >> (4 * c + jA + 1)) & 0x01010101u) << 2), dA, 4.f * dA, dB,
-          4.f * dB};
+// d * sc * (q - 4) with sc a signed 6-bit scale: dX = d * sc, mX = 4 dX.
+template <int ID>
+ROCQ_DEVICE K23Fields rq_k23_fields(const uint8_t* blk, int Q0) {
+  const int wi = Q0 / 2, c = wi / 8, l = 4 * (wi % 8);
+  if constexpr (ID == QT_Q2_K) {
+    const uint32_t dd = rq_g32(blk + 80);
+    return {rq_f16_to_f32((uint16_t)dd), rq_f16_to_f32((uint16_t)(dd >> 16)), rq_g32(blk + 16 + 4 * wi), 0u, c, l};
+  } else {
+    return {rq_gf16(blk + 108), 0.f, rq_g32_any(blk + 32 + 4 * wi), rq_g32_any(blk + l), c, l};
+  }
+}
+template <int ID>
+ROCQ_DEVICE K23Quad rq_k23_quad(const uint8_t* blk, const K23Fields& f, int Q) {
+  const int jA = 2 * (Q % 2), sbA = 8 * f.c + 2 * jA + f.l / 16;
+  uint32_t ca = (f.w >> (2 * jA)) & 0x03030303u, cb = (f.w >> (2 * jA + 2)) & 0x03030303u;
+  if constexpr (ID == QT_Q2_K) {
+    const uint32_t scA = blk[sbA], scB = blk[sbA + 2];
+    return {ca, cb, rq_mul(f.d, (float)(scA & 15u)), rq_mul(f.dmin, (float)(scA >> 4)), rq_mul(f.d, (float)(scB & 15u)),
+            rq_mul(f.dmin, (float)(scB >> 4))};
+  } else {
+    ca |= ((f.hm >> (4 * f.c + jA)) & 0x01010101u) << 2;
+    cb |= ((f.hm >> (4 * f.c + jA + 1)) & 0x01010101u) << 2;
+    const float dA = rq_mul(f.d, (float)Codec<QT_Q3_K>::scale(blk + 96, sbA));
+    const float dB = rq_mul(f.d, (float)Codec<QT_Q3_K>::scale(blk + 96, sbA + 2));
+    return {ca, cb, dA, 4.f * dA, dB, 4.f * dB};
+  }
 }
 
 // fp32 pieces: codes 0x80 | q << (7 - BITS) are floats 1 + q / 2^BITS, so sum q x = 2^BITS (s - X).
@@ -160,9 +172,10 @@ template <int ID, int BITS>
 struct PieceK23 : PieceK23Order {
   ROCQ_PIECE_HEAD(false, 32, 2) {
     (void)sc; (void)lut;
+    const K23Fields f = rq_k23_fields<ID>(blk, Q0);
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {
-      const K23Quad k = ID == QT_Q2_K ? rq_q2k_quad(blk, Q0 + q) : rq_q3k_quad(blk, Q0 + q);
+      const K23Quad k = rq_k23_quad<ID>(blk, f, Q0 + q);
       float sA[MT], sB[MT];
       ROCQ_PZERO(sA);
       ROCQ_PZERO(sB);
