@@ -26,7 +26,8 @@ const char* launch_dequantize(int qtype, const uint8_t* qweight, const uint8_t* 
 // Q6_K), x is first rounded to 16-bit fixed point per 32-element block (power-of-two scale;
 // error at most 2^-15 of the block's max |x|, none for bf16 values within 2^7 of it) into `workspace`,
 // whose size qmatvec_workspace_bytes gives (0: none needed, pass null); ROCQ_QMV_EXACT=1 turns
-// that off. fp32 x is always used as is.
+// that off. fp32 x is always used as is, and so is every x on backends without a fast integer
+// dot product (platform.h kRqIntDot: AMD for now).
 const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
                            const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias,
                            void* y, void* workspace, void* stream);

@@ -231,6 +231,16 @@ ROCQ_DEVICE uint32_t rq_byte_perm(uint32_t x, uint32_t y, uint32_t s) {
 }
 #endif
 
+// Whether the backend has a fast 16x8-bit integer dot product (host-visible, like
+// kRqLargeShared): the integer decode pieces (qdot_int.h) are only chosen where it does.
+// NVIDIA: DP2A (sm_61+). AMD: none (rq_dot2_16x8 below is plain multiply-adds there), so the
+// fp32 pieces stay until an AMD measurement says otherwise.
+#if defined(ROCQ_CUDA)
+inline constexpr bool kRqIntDot = true;
+#else
+inline constexpr bool kRqIntDot = false;
+#endif
+
 // Integer dot product of two signed 16-bit values (x16x2: low half, high half) with two signed
 // bytes of w4 (bytes 0,1 when HI is false, bytes 2,3 when true), plus acc. One DP2A on NVIDIA
 // (sm_61+); plain integer multiply-adds elsewhere (AMD has no 16x8-bit dot instruction).

@@ -13,7 +13,8 @@
 // for every element within a factor 2^7 of the block maximum (fp16: 2^4); otherwise the error
 // of an element is at most half a step, 2^-15 of the block maximum. Products and sums are exact int32 (|sum| <
 // 2^31 for every format here); the per-block float scaling happens once per piece.
-// Set ROCQ_QMV_EXACT=1 to keep the fp32 pieces for 16-bit x as well (fp32 x always uses them).
+// Set ROCQ_QMV_EXACT=1 to keep the fp32 pieces for 16-bit x as well (fp32 x always uses them;
+// so does every x on backends without a fast integer dot, platform.h kRqIntDot: AMD for now).
 #pragma once
 
 #include "qdot.h"

@@ -27,8 +27,9 @@ bool qmatvec_fast_path(int qtype, const void* x, const uint8_t* qweight, int64_t
 
 namespace {
 
-// Whether the integer pieces (qdot_int.h) run: 16-bit x, a format that has them, the fast
-// path, and ROCQ_QMV_EXACT not set to 1 (read once per process).
+// Whether the integer pieces (qdot_int.h) run: a backend with a fast integer dot (kRqIntDot),
+// 16-bit x, a format that has them, the fast path, and ROCQ_QMV_EXACT not set to 1 (read once
+// per process).
 bool int_path(int qtype, DType dtype, bool fast) {
   static const bool exact = [] {
     const char* v = std::getenv("ROCQ_QMV_EXACT");
@@ -36,7 +37,7 @@ bool int_path(int qtype, DType dtype, bool fast) {
   }();
   bool on = false;
   dispatch_format(qtype, [&](auto codec) { on = PieceInt<decltype(codec)::kId>::kOn; });
-  return on && dtype != DType::F32 && fast && !exact;
+  return kRqIntDot && on && dtype != DType::F32 && fast && !exact;
 }
 
 // x [M, k] (16-bit) -> xq [M, k] int16 and xs [M, k/32] = 2^-e per 32-element block, e chosen
