@@ -66,13 +66,7 @@ def linear_bytes(model) -> int:
 
 def graph_decoder(model, args, device):
     """Greedy decode of args.new tokens with a CUDA-graph (reduce-overhead) compiled step."""
-    from transformers import StaticCache
-
-    cfg = model.config
-    cache = StaticCache(config=cfg, max_cache_len=args.prompt + args.new + 1)
-    cache.early_initialization(batch_size=1, num_heads=cfg.num_key_value_heads,
-                               head_dim=cfg.hidden_size // cfg.num_attention_heads, dtype=torch.bfloat16,
-                               device=torch.device(device))
+    cache = rocq.static_cache(model, args.prompt + args.new + 1)
 
     def step(ids, pos):
         return model(input_ids=ids, cache_position=pos, past_key_values=cache, use_cache=True).logits[:, -1:]

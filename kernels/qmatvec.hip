@@ -107,9 +107,8 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
   constexpr int group = 8;  // rows of x per launch (the widest instantiation)
   for (int64_t m0 = 0; m0 < M; m0 += group) {
     const int mm = (int)(M - m0 < group ? M - m0 : group);
-    const int mt = mm == 1 ? 1 : mm == 2 ? 2 : mm <= 4 ? 4 : 8;
     const QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes,
-                    !fast ? 4 : qmv_piece_splits(n, mt, xq != nullptr), xq ? xq + m0 * k : nullptr,
+                    /*rows: the simple kernel's; the piece launch sets its own*/ 4, xq ? xq + m0 * k : nullptr,
                     xs ? xs + m0 * (k / 32) : nullptr};
     const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
                       : mm == 1 ? qmv_launch<XK, 1>(qtype, a, s)
@@ -134,14 +133,16 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
-  void* ws = workspace;
   switch (dtype) {
     case DType::F32:
-      return qmatvec_dtype<(int)DType::F32>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, ws, s);
+      return qmatvec_dtype<(int)DType::F32>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, workspace,
+                                            s);
     case DType::F16:
-      return qmatvec_dtype<(int)DType::F16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, ws, s);
+      return qmatvec_dtype<(int)DType::F16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, workspace,
+                                            s);
     case DType::BF16:
-      return qmatvec_dtype<(int)DType::BF16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, ws, s);
+      return qmatvec_dtype<(int)DType::BF16>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, workspace,
+                                             s);
   }
   return "rocq qmatvec: unknown activation dtype";
 }

@@ -23,7 +23,7 @@ struct QmvArgs {
   const float* bias;
   int M;
   int64_t n, k, row_bytes;
-  int rows;  // weight rows per CTA (launcher's choice, independent of the warp width)
+  int rows;  // simple kernel: weight rows per CTA; piece kernel: k-splits (qmv_piece_launch_cfg)
   // x in 16-bit fixed point for the integer pieces (qdot_int.h), else null
   const int16_t* xq;
   const float* xs;
@@ -99,7 +99,7 @@ constexpr int kQmvTasks = 4;  // (row group, k-split) tasks per CTA of the piece
 // "Wide" configurations (4 weight rows per task, the format's widest pieces) where registers
 // allow: up to 2 rows of x, and up to 4 on the integer pieces (x held as int16 pairs). At M = 1
 // the integer pieces of Q4_0 and Q4_K take 8 rows per task and Q4_K whole 32-element groups
-// (4 quads) per piece: measured on the H200, 70B FFN (benchmarks/results/tune_m1_variant*.log):
+// (4 quads) per piece: measured on the H200, 70B FFN (benchmarks/results/tune_m1_h200.md):
 // Q4_0 51.8 -> 48.6 us, Q4_K 62.9 -> 50.1 us; Q8_0 gained nothing (80.1 vs 80.6 us).
 template <int ID>
 struct QmvIntM1 {  // (rows per task, quads per piece) of the integer pieces at M = 1; 0: default
@@ -227,32 +227,33 @@ __global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT, ID>::kWide 
   }
 }
 
-// a.rows = k-splits S (1, 2 or 4): a CTA covers R * kQmvTasks / S weight rows. The integer
-// pieces run when the launcher quantized x (a.xq set; only for formats with a PieceInt).
-template <int ID, int MT, int XK>
-const char* qmv_piece_launch_one(const QmvArgs& a, gpuStream_t stream) {
-  auto grid = [&](int R) { return dim3((unsigned)rq_ceil_div(a.n, (int64_t)R * (kQmvTasks / a.rows))); };
-  if constexpr (PieceInt<ID>::kOn && XK != (int)DType::F32) {
-    if (a.xq) {
-      qmv_piece_kernel<ID, MT, XK, true><<<grid(QmvPieceCfg<MT, true, ID>::R), kQmvThreads, 0, stream>>>(a);
-      const gpuError_t e = rq_last_error();
-      return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
-    }
-  }
-  qmv_piece_kernel<ID, MT, XK, false><<<grid(QmvPieceCfg<MT, false, ID>::R), kQmvThreads, 0, stream>>>(a);
+// k-splits for the piece kernel: the fewest (1, 2, 4) that give >= 4 CTAs per multiprocessor,
+// sized with `rows` weight rows per task (the wide configurations' 4, else 2; the M = 1 kernels
+// with 8 rows keep that sizing: half as many CTAs, still >= 2 per SM, as measured).
+inline int qmv_piece_splits(int64_t n, int rows) {
+  static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
+  for (int S : {1, 2})
+    if (rq_ceil_div(n, (int64_t)rows * (kQmvTasks / S)) >= 4 * sms) return S;
+  return 4;
+}
+
+// One launch of the piece kernel; it takes the k-splits S in QmvArgs::rows (a CTA covers
+// R * kQmvTasks / S weight rows). The integer pieces run when the launcher quantized x (a.xq
+// set; only for formats with a PieceInt).
+template <int ID, int MT, int XK, bool INT>
+const char* qmv_piece_launch_cfg(QmvArgs a, gpuStream_t stream) {
+  using Cfg = QmvPieceCfg<MT, INT, ID>;
+  a.rows = qmv_piece_splits(a.n, Cfg::kWide ? 4 : 2);
+  const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)Cfg::R * (kQmvTasks / a.rows)));
+  qmv_piece_kernel<ID, MT, XK, INT><<<grid, kQmvThreads, 0, stream>>>(a);
   const gpuError_t e = rq_last_error();
   return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
 }
-
-// k-splits for the piece kernel: the fewest (1, 2, 4) that give >= 4 CTAs per multiprocessor
-// (sized with 4 rows per task; the kernels with 8 get half as many CTAs, still >= 2 per SM).
-inline int qmv_piece_splits(int64_t n, int MT, bool integer) {
-  static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
-  const bool wide = MT <= 2 || (integer && MT <= 4);
-  const int R = wide ? 4 : 2;
-  for (int S : {1, 2})
-    if (rq_ceil_div(n, (int64_t)R * (kQmvTasks / S)) >= 4 * sms) return S;
-  return 4;
+template <int ID, int MT, int XK>
+const char* qmv_piece_launch_one(const QmvArgs& a, gpuStream_t stream) {
+  if constexpr (PieceInt<ID>::kOn && XK != (int)DType::F32)
+    if (a.xq) return qmv_piece_launch_cfg<ID, MT, XK, true>(a, stream);
+  return qmv_piece_launch_cfg<ID, MT, XK, false>(a, stream);
 }
 
 // One launch of the fast kernel for activation dtype XK and up to MT rows of x (defined in

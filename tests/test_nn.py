@@ -172,28 +172,17 @@ def test_peft_lora_step():
 # ---- torch.compile --------------------------------------------------------------------------
 def _decode_compiled(m, backend, mode=None, device="cpu", steps=5):
     """Greedy decode with a static KV cache and a compiled step function (transformers' own
-    recipe for compiled decoding): the cache is allocated before compiling (early_initialization
-    marks its tensors as static addresses, so CUDA graphs update them in place instead of
-    skipping graph capture for "mutated inputs"), prefill and every decode step run compiled
-    and must equal eager, and decode steps must not recompile."""
+    recipe for compiled decoding): the cache is allocated before compiling (rocq.static_cache),
+    prefill and every decode step run compiled and must equal eager, and decode steps must not
+    recompile."""
     import torch._dynamo
     from torch._dynamo.utils import counters
-    from transformers import StaticCache
 
     torch._dynamo.reset()
     counters.clear()
     ids = torch.randint(0, 256, (1, 8), device=device)
-    cfg = m.config
     dtype = next(m.parameters()).dtype
-
-    def new_cache():
-        cache = StaticCache(config=cfg, max_cache_len=32)
-        cache.early_initialization(batch_size=1, num_heads=cfg.num_key_value_heads,
-                                   head_dim=cfg.hidden_size // cfg.num_attention_heads, dtype=dtype,
-                                   device=torch.device(device))
-        return cache
-
-    cache, eager_cache = new_cache(), new_cache()
+    cache, eager_cache = rocq.static_cache(m, 32), rocq.static_cache(m, 32)
 
     def step(input_ids, cache_position):
         return m(input_ids=input_ids, cache_position=cache_position, past_key_values=cache, use_cache=True).logits

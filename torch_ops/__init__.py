@@ -35,6 +35,7 @@ _LAZY = {
     "quantize_model": "nn",
     "enable_peft": "nn",
     "RocqConfig": "hf",
+    "static_cache": "hf",
     "load_gguf": "gguf_loader",
     "load_gguf_tokenizer": "gguf_loader",
     "inspect_gguf": "gguf_loader",

@@ -36,9 +36,28 @@ except ImportError as e:  # pragma: no cover
         "rocq.hf needs transformers>=5 (pip install 'transformers==5.17.0'); " f"import failed: {e}"
     ) from e
 
-__all__ = ["RocqConfig", "RocqHfQuantizer", "QUANT_METHOD"]
+__all__ = ["RocqConfig", "RocqHfQuantizer", "QUANT_METHOD", "static_cache"]
 
 QUANT_METHOD = "rocq"
+
+
+def static_cache(model, max_cache_len: int, batch_size: int = 1):
+    """A transformers ``StaticCache`` for compiled decoding of ``model``, allocated now.
+
+    transformers' recipe for ``torch.compile(mode="reduce-overhead")``: the cache tensors exist
+    (and are marked as static addresses) before the first compiled call, so CUDA graphs update
+    them in place. A cache created lazily inside the compiled prefill makes inductor skip CUDA
+    graphs for "mutated inputs" (and torch 2.11 then crashes in its Triton launcher, with or
+    without rocq layers). Pass it as ``past_key_values``; ``cache.reset()`` clears it in place.
+    """
+    from transformers import StaticCache
+
+    cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    cache = StaticCache(config=cfg, max_cache_len=max_cache_len)
+    cache.early_initialization(batch_size=batch_size, num_heads=cfg.num_key_value_heads, head_dim=head_dim,
+                               dtype=model.dtype, device=model.device)
+    return cache
 
 
 class RocqConfig(QuantizationConfigMixin):
