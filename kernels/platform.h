@@ -520,6 +520,55 @@ template <int N>
 ROCQ_DEVICE void rq_cp_async_wait() {}
 #endif
 
+// ---- register fragments (qmma: weights decoded straight into matrix-unit operands) ----------
+// kRqMmaFrag (host-visible): the backend has rq_mma_frag below. Only NVIDIA sm_80+ for now: the
+// AMD mappings (MFMA 16x16x16: lane l holds A row l%16, k quarter l/16, 16 tokens per product;
+// WMMA on gfx11) are not written yet, so HIP builds keep the piece kernels for every M.
+//
+// rq_mma_frag<OP>(c, a, b0, b1): c[4] += A[16x16] * B[16x8], fp32 sums. Lane l (g = l/4, t = l%4)
+// supplies rows g and g+8 of A and column g of B, each at 4 k positions e0..e3 that it picks
+// itself (any permutation of k works as long as A and B agree): a[0] = (A[g][e0], A[g][e1]),
+// a[1] = the same for row g+8, a[2] = (A[g][e2], A[g][e3]), a[3] = row g+8; b0 = (B[e0][g],
+// B[e1][g]), b1 = (B[e2][g], B[e3][g]), pairs packed low | high << 16. Lanes with the same t
+// together cover the 16 k of one product: t picks the k quarter. Result: c[0], c[1] = C[g][2t],
+// C[g][2t+1]; c[2], c[3] = C[g+8][2t], C[g+8][2t+1].
+#if defined(ROCQ_CUDA)
+inline constexpr bool kRqMmaFrag = true;
+#else
+inline constexpr bool kRqMmaFrag = false;
+#endif
+
+#if defined(ROCQ_MMA_NV)
+template <RqOp OP>
+ROCQ_DEVICE void rq_mma_frag(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (OP == RqOp::BF16)
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// a - b on two packed operand values (round to nearest even; exact for the small integers the
+// decoders subtract).
+template <RqOp OP>
+ROCQ_DEVICE uint32_t rq_sub2_op(uint32_t a, uint32_t b) {
+  uint32_t r;
+  if constexpr (OP == RqOp::BF16) {
+    const __nv_bfloat162 v =
+        __hsub2(*reinterpret_cast<const __nv_bfloat162*>(&a), *reinterpret_cast<const __nv_bfloat162*>(&b));
+    r = *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __hsub2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
+    r = *reinterpret_cast<const uint32_t*>(&v);
+  }
+  return r;
+}
+#endif
+
 }  // namespace rocq
 #endif  // ROCQ_GPU_COMPILER
-// ---- end of matrix-unit fragments (qgemm) ---------------------------------------------------
+// ---- end of matrix-unit fragments (qgemm, qmma) ---------------------------------------------

@@ -97,4 +97,16 @@ ROCQ_HD uint32_t rq_funnel(uint32_t lo, uint32_t hi, uint32_t sh) {
 
 inline int64_t rq_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// The operands of one fused matmul launch, y[M, n] = x[M, k] @ W^T (+ bias): x and y contiguous
+// in the activation dtype, W as [n, row_bytes] format bytes (+ the scale plane), bias fp32.
+struct QmatArgs {
+  const void* x;
+  void* y;
+  const uint8_t* qw;
+  const uint8_t* sc;
+  const float* bias;
+  int M;
+  int64_t n, k, row_bytes;
+};
+
 }  // namespace rocq::gpu

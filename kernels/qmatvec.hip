@@ -44,6 +44,9 @@ bool int_path(int qtype, DType dtype, bool fast) {
 // so that the block's max |x| * 2^e lies in [2^14, 2^15) (qdot_int.h). One thread per block.
 // A block holding inf/NaN gets a NaN scale (its products become NaN); a block whose max is
 // below 2^-100, or zero, becomes zeros.
+// Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h).
+bool mma_path(int qtype, DType dtype, int64_t M, bool fast) { return fast && qmma_takes(qtype, dtype, M); }
+
 template <int XK>
 __global__ void __launch_bounds__(256) qmv_xquant_kernel(const void* x_, int64_t blocks, int16_t* xq, float* xs) {
   using T = typename XStore<XK>::T;
@@ -107,7 +110,7 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
   constexpr int group = 8;  // rows of x per launch (the widest instantiation)
   for (int64_t m0 = 0; m0 < M; m0 += group) {
     const int mm = (int)(M - m0 < group ? M - m0 : group);
-    const QmvArgs a{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes,
+    const QmvArgs a{{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes},
                     /*rows: the simple kernel's; the piece launch sets its own*/ 4, xq ? xq + m0 * k : nullptr,
                     xs ? xs + m0 * (k / 32) : nullptr};
     const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
@@ -123,7 +126,8 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
 
 int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t k,
                                 int64_t row_bytes) {
-  if (M <= 0 || !int_path(qtype, dtype, qmatvec_fast_path(qtype, x, qweight, k, row_bytes))) return 0;
+  const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
+  if (M <= 0 || mma_path(qtype, dtype, M, fast) || !int_path(qtype, dtype, fast)) return 0;
   return M * k * 2 + M * (k / 32) * 4;
 }
 
@@ -132,6 +136,8 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
                            void* y, void* workspace, void* stream) {
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
+  if (mma_path(qtype, dtype, M, fast))
+    return launch_qmma(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, bias, y, stream);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
   switch (dtype) {
     case DType::F32:

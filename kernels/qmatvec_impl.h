@@ -15,14 +15,7 @@ namespace rocq::gpu {
 
 constexpr int kQmvThreads = 128;
 
-struct QmvArgs {
-  const void* x;
-  void* y;
-  const uint8_t* qw;
-  const uint8_t* sc;
-  const float* bias;
-  int M;
-  int64_t n, k, row_bytes;
+struct QmvArgs : QmatArgs {
   int rows;  // simple kernel: weight rows per CTA; piece kernel: k-splits (qmv_piece_launch_cfg)
   // x in 16-bit fixed point for the integer pieces (qdot_int.h), else null
   const int16_t* xq;

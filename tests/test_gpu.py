@@ -160,6 +160,65 @@ def test_qmatmul_fused_large(fmt, rng):
         assert err < 1e-4, f"{fmt} M={M}: rel err {err:.3g}"
 
 
+# Formats with a matrix-unit fragment decoder (kernels/qfrag.h kQFragOn).
+QMMA_FORMATS = ["q4_0", "q8_0", "q4_k", "q5_k", "q6_k"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("fmt", QMMA_FORMATS)
+def test_qmatmul_matrix_units(fmt, dtype):
+    """The matrix-unit decode kernel (kernels/qmma*, M >= 2 of 16-bit x on NVIDIA): every x
+    tile width (M up to 8, 16, 32, 64 and beyond: several x tiles), n not a multiple of the 32
+    rows per CTA, k not a multiple of the chunks the warps of a CTA take per round (a partial
+    last round), with and without bias; codes and x are exact operands and the sums fp32, so the
+    bound is the output rounding. A large layer exercises the 4-warp split, and two calls agree
+    bit for bit (fixed-order reduction). Unwritten outputs stay NaN (poison)."""
+    f = rocq.format_info(fmt)
+    g = torch.Generator(device="cpu").manual_seed(5)
+    bound = {torch.float16: 1.2e-3, torch.bfloat16: 6e-3}[dtype]
+    for n, blocks in ((200, 37 if f.block_elems == 32 else 5), (8456, 16 if f.block_elems == 32 else 2)):
+        k = f.block_elems * blocks
+        qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
+        w64 = rocq.dequantize(qw, None, f.id, n, k, torch.float32).double().cpu()
+        for M in ((2, 3, 8, 9, 16, 17, 33, 64, 70) if n == 200 else (5, 40)):
+            x = (torch.randn(M, k, generator=g) * 3).to(dtype)
+            bias = torch.randn(n, generator=g) if M % 2 else None
+            ref = x.double() @ w64.T + (bias.double() if bias is not None else 0)
+            with PathEnv("fused"):
+                poison(M * n * 2)
+                y = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k, None if bias is None else bias.cuda())
+                y2 = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k, None if bias is None else bias.cuda())
+            err = rel_err(y, ref)
+            assert err < bound, f"{fmt} {dtype} M={M} n={n} k={k}: rel err {err:.3g}"
+            assert torch.equal(y, y2)
+
+
+def test_piece_kernels_when_matrix_units_off():
+    """ROCQ_QMMA=0 (read once per process, so in a child process) keeps the piece kernels for
+    M = 2..8 of the matrix-unit formats: still right."""
+    import subprocess
+    import sys
+    code = (
+        "import torch, rocq\n"
+        "g = torch.Generator().manual_seed(3)\n"
+        "for name in %r:\n"
+        "    f = rocq.format_info(name); n, k = 77, 512\n"
+        "    qw, _ = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)\n"
+        "    w = rocq.dequantize(qw, None, f.id, n, k, torch.float32).double().cpu()\n"
+        "    for dt in (torch.float16, torch.bfloat16):\n"
+        "        for M in (2, 5, 8):\n"
+        "            x = torch.randn(M, k, generator=g).to(dt)\n"
+        "            y = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k).double().cpu()\n"
+        "            r = x.double() @ w.T\n"
+        "            e = float((y - r).norm() / r.norm())\n"
+        "            assert e < 1e-2, (name, dt, M, e)\n"
+        "print('ok')\n" % (QMMA_FORMATS,)
+    )
+    env = dict(os.environ, ROCQ_QMMA="0", ROCQ_QMATMUL_PATH="fused")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+
+
 def _fixed_point_x(x: torch.Tensor) -> torch.Tensor:
     """x as the integer decode path rounds it (kernels/qdot_int.h): per 32-element block,
     xq = round-half-even(x * 2^e) clamped to +-32767 with e = 15 - frexp(max |x|).exponent;
@@ -188,9 +247,11 @@ def test_qmatmul_integer_path(fmt, dtype):
     x[2, 96:128] *= 1e-3   # a block of small values: exact after its own scaling
     x[3, 64:96] = 0.0      # an all-zero block
     x = x.to(dtype)
+    # one row of x per call: from M = 2 the matrix-unit kernel (test_qmatmul_matrix_units) takes
+    # these formats on NVIDIA, with x as is
     with PathEnv("fused"):
         poison(5 * n * 2)
-        y = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k)
+        y = torch.cat([rocq.qmatmul(x[i:i + 1].cuda(), qw, None, f.id, n, k) for i in range(5)])
     ref_fixed = _fixed_point_x(x) @ w64.T
     ref = x.double() @ w64.T
     # against the fixed-point x: only the output rounding to fp16/bf16 remains
@@ -201,7 +262,7 @@ def test_qmatmul_integer_path(fmt, dtype):
     assert ((xb - fb).abs() <= xb.abs().amax(-1, keepdim=True) * 2.0**-15).all()
     x[4, 500] = float("inf")
     with PathEnv("fused"):
-        y = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k)
+        y = torch.cat([rocq.qmatmul(x[i:i + 1].cuda(), qw, None, f.id, n, k) for i in range(5)])
     assert not torch.isfinite(y[4]).any() and torch.isfinite(y[:4]).all()
 
 

@@ -63,6 +63,7 @@ void check_launch(const char* err, const char* op) {
 // every call (a getenv costs far less than a launch), so a test can switch paths in-process.
 // ---------------------------------------------------------------------------------------------
 enum class Path { Fused, DequantBlas, Qgemm };
+constexpr int64_t kQmmaAutoRows = 32;
 
 int forced_path() {
   const char* s = std::getenv("ROCQ_QMATMUL_PATH");
@@ -108,6 +109,10 @@ Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& de
   if (forced_path() == 1) return Path::Fused;
   if (forced_path() == 2) return Path::DequantBlas;
   if (forced_path() == 3) return Path::Qgemm;
+  // The matrix-unit decode kernel (kernels/qmma, launch.h) takes its range of M on the fused
+  // path, up to M = 32 automatically: at M = 64 it lost to qgemm / dequantize+BLAS on the H200
+  // (its x fragments come from L2 once per 32 weight rows).
+  if (M <= kQmmaAutoRows && gpu::qmma_takes(f.id, to_gpu_dtype(xdtype), M)) return Path::Fused;
   // The fused kernel (register-blocked, x in registers, no shared-memory x tile: independent of
   // k) reads W once per 8 rows of x; dequantize+BLAS pays a full 16-bit write and read of W.
   // Quantized formats: fused up to M = 8 (benchmarks/results/bench_qmatmul_h200_v2.log). Dense

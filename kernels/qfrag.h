@@ -1,0 +1,221 @@
+// Fragment decoders: a format's weights decoded straight into matrix-unit operands (platform.h
+// rq_mma_frag), for the qmma kernel (qmma_impl.h). Device code for NVIDIA sm_80+ only (see
+// kRqMmaFrag); every pass sees kQFragOn, the one list of formats that have a decoder.
+//
+// The kernel walks a weight row in chunks of kC elements (whole scale groups, inside one block).
+// A chunk is kS products of 16 k each ("steps"); in step s, lane quarter t (0..3, platform.h)
+// supplies the 4 k positions that start at chunk offset xo(s, t) (4 consecutive elements: the
+// kernel loads the matching x with one 8-byte load). Steps s of group s / (kS / kG) share one
+// scale. Each decoder:
+//   x0(c)                       element offset (in the row) that xo() counts from;
+//   Raw load(win, i, t)         the lane's raw bytes of chunk i of a window (kWC chunks, whole
+//                               blocks) of one row, win: the window's first byte as the kernel
+//                               staged it in shared memory (i is a constant in whole windows,
+//                               so the offsets fold); formats with a scale plane would also
+//                               need its row (none has a decoder yet);
+//   decode<OP>(raw, a, sc, mn)  a[s][0], a[s][1]: the step's 4 codes as operand pairs (e0,e1),
+//                               (e2,e3), exact small integers; sc[grp] the fp32 scale, so that
+//                               W = sc * code (- mn * 1 when kMin: the kernel subtracts
+//                               mn * sum(x) over the group, sum(x) from a product with ones).
+// The scales are computed with the same fp32 operations as the codec (formats.h) and every code
+// is exact in the operand type, so W * x products are exact; only the fp32 summation order
+// differs from the fp32 pieces.
+#pragma once
+
+#include "qdot.h"
+
+namespace rocq::gpu {
+
+template <int ID>
+inline constexpr bool kQFragOn = ID == QT_Q4_0 || ID == QT_Q8_0 || ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_Q6_K;
+
+// Chunk size (elements) and chunks per shared-memory window (whole blocks, ~150-250 bytes of a
+// row) of each format's decoder; visible to host code (the kernel's shared-memory size).
+template <int ID>
+struct QFragWin {
+  static constexpr int kElems = ID == QT_Q4_0 || ID == QT_Q8_0 ? 32 : 64;
+  static constexpr int kChunks = ID == QT_Q4_0 ? 8 : 4;  // Q4_0: 144 bytes, Q8_0: 136, K: one block
+};
+
+template <int ID>
+struct QFrag;
+
+#if defined(ROCQ_MMA_NV)
+// Operand bit patterns: M = 128 (bf16, 7 mantissa bits) or 1024 (fp16, 10 bits), so M + c is
+// exact for a code byte c < 128 (bf16) or < 256 (fp16), with c in the low mantissa bits.
+template <RqOp OP>
+struct QfOp {
+  static constexpr uint32_t kHiByte4 = OP == RqOp::BF16 ? 0x43434343u : 0x64646464u;
+  static constexpr uint32_t kOne2 = OP == RqOp::BF16 ? 0x3F803F80u : 0x3C003C00u;  // (1.0, 1.0)
+  // (M + off, M + off)
+  static constexpr uint32_t bias2(uint32_t off) {
+    return ((OP == RqOp::BF16 ? 0x4300u : 0x6400u) | off) * 0x00010001u;
+  }
+};
+
+// Four code bytes c0..c3 (c4 = c0 | c1 << 8 | ...) -> the operand pairs (c0 - off, c1 - off),
+// (c2 - off, c3 - off): one byte permute under M's high byte and one subtraction per pair.
+template <RqOp OP, uint32_t OFF>
+ROCQ_DEVICE void qf_codes(uint32_t c4, uint32_t& lo, uint32_t& hi) {
+  lo = rq_sub2_op<OP>(__byte_perm(c4, QfOp<OP>::kHiByte4, 0x4140), QfOp<OP>::bias2(OFF));
+  hi = rq_sub2_op<OP>(__byte_perm(c4, QfOp<OP>::kHiByte4, 0x4342), QfOp<OP>::bias2(OFF));
+}
+
+// Four signed bytes -> operand pairs. fp16: the biased byte under 1024; bf16 (8 significant
+// bits: every int8 is exact, but 128 + c is not for c >= 128): convert through fp32.
+template <RqOp OP>
+ROCQ_DEVICE void qf_s8(uint32_t w, uint32_t& lo, uint32_t& hi) {
+  if constexpr (OP == RqOp::F16) {
+    qf_codes<OP, 128>(w ^ 0x80808080u, lo, hi);
+  } else {
+    lo = rq_pack2_op<OP>((float)(int8_t)w, (float)(int8_t)(w >> 8));
+    hi = rq_pack2_op<OP>((float)(int8_t)(w >> 16), (float)(int8_t)(w >> 24));
+  }
+}
+
+// Q4_0 (18-byte blocks: f16 d, 16 nibble bytes; element j < 16 = low nibble of byte j, j + 16 =
+// its high nibble): chunk = block; step 0 = low nibbles (elements 4t..4t+3 = qs word t), step 1
+// = high nibbles. W = d * (q - 8).
+template <>
+struct QFrag<QT_Q4_0> {
+  static constexpr bool kMin = false;
+  static constexpr int kC = QFragWin<QT_Q4_0>::kElems, kWC = QFragWin<QT_Q4_0>::kChunks, kS = 2, kG = 1;
+  struct Raw { uint32_t w, d; };
+  ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
+  ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
+  // (win is 4-byte aligned: block i's qs words are aligned for odd i, half-word offset for even i)
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
+    const uint8_t* p = win + i * 18;
+    if (i & 1) return {rq_g32(p + 2 + 4 * t), rq_g16(p)};
+    return {rq_funnel(rq_g32(p + 4 * t), rq_g32(p + 4 * t + 4), 16), rq_g16(p)};
+  }
+  template <RqOp OP>
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG]) {
+    qf_codes<OP, 8>(r.w & 0x0F0F0F0Fu, a[0][0], a[0][1]);
+    qf_codes<OP, 8>((r.w >> 4) & 0x0F0F0F0Fu, a[1][0], a[1][1]);
+    sc[0] = rq_f16_to_f32((uint16_t)r.d);
+  }
+};
+
+// Q8_0 (34-byte blocks: f16 d, 32 signed bytes): step s, quarter t = bytes 16s + 4t.. W = d * q.
+template <>
+struct QFrag<QT_Q8_0> {
+  static constexpr bool kMin = false;
+  static constexpr int kC = QFragWin<QT_Q8_0>::kElems, kWC = QFragWin<QT_Q8_0>::kChunks, kS = 2, kG = 1;
+  struct Raw { uint32_t w0, w1, d; };
+  ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
+  ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
+    const uint8_t* p = win + i * 34 + 2 + 4 * t;
+    return {rq_g16(p) | (rq_g16(p + 2) << 16), rq_g16(p + 16) | (rq_g16(p + 18) << 16), rq_g16(win + i * 34)};
+  }
+  template <RqOp OP>
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG]) {
+    qf_s8<OP>(r.w0, a[0][0], a[0][1]);
+    qf_s8<OP>(r.w1, a[1][0], a[1][1]);
+    sc[0] = rq_f16_to_f32((uint16_t)r.d);
+  }
+};
+
+// Q4_K / Q5_K (256-element blocks: f16 d, dmin; 12 bytes of 6-bit scales/mins; Q5_K: 32 qh
+// bytes; 128 qs bytes): chunk p (0..3) = sub-blocks 2p (low nibbles of qs bytes 32p..32p+31) and
+// 2p+1 (high nibbles); steps 0-1 = sub-block 2p, 2-3 = 2p+1, quarter t of step s at qs byte
+// 32p + 16(s%2) + 4t. Q5_K's fifth bit of sub-block j is bit j of the qh byte at the same
+// position within 32. W = (d * sc) * q - dmin * m.
+template <bool Q5>
+struct QFragK45 {
+  static constexpr bool kMin = true;
+  static constexpr int kC = QFragWin<QT_Q4_K>::kElems, kWC = QFragWin<QT_Q4_K>::kChunks, kS = 4, kG = 2;
+  static constexpr int kQs = Q5 ? 48 : 16, kBytes = Q5 ? 176 : 144;
+  struct Raw { uint32_t w0, w1, h0, h1, dm, s0, s1, s2; int p; };
+  ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
+  ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
+  ROCQ_DEVICE static Raw load(const uint8_t* blk, int p, int t) {  // window = one block
+    Raw r;
+    r.p = p;
+    r.w0 = rq_g32(blk + kQs + 32 * p + 4 * t);
+    r.w1 = rq_g32(blk + kQs + 32 * p + 16 + 4 * t);
+    if constexpr (Q5) {
+      r.h0 = rq_g32(blk + 16 + 4 * t);
+      r.h1 = rq_g32(blk + 32 + 4 * t);
+    } else {
+      r.h0 = r.h1 = 0;
+    }
+    r.dm = rq_g32(blk);
+    r.s0 = rq_g32(blk + 4);
+    r.s1 = rq_g32(blk + 8);
+    r.s2 = rq_g32(blk + 12);
+    return r;
+  }
+  template <RqOp OP>
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&mn)[kG]) {
+    uint32_t c0 = r.w0 & 0x0F0F0F0Fu, c1 = r.w1 & 0x0F0F0F0Fu;
+    uint32_t c2 = (r.w0 >> 4) & 0x0F0F0F0Fu, c3 = (r.w1 >> 4) & 0x0F0F0F0Fu;
+    if constexpr (Q5) {
+      const int j = 2 * r.p;
+      c0 |= ((r.h0 >> j) & 0x01010101u) << 4;
+      c1 |= ((r.h1 >> j) & 0x01010101u) << 4;
+      c2 |= ((r.h0 >> (j + 1)) & 0x01010101u) << 4;
+      c3 |= ((r.h1 >> (j + 1)) & 0x01010101u) << 4;
+    }
+    qf_codes<OP, 0>(c0, a[0][0], a[0][1]);
+    qf_codes<OP, 0>(c1, a[1][0], a[1][1]);
+    qf_codes<OP, 0>(c2, a[2][0], a[2][1]);
+    qf_codes<OP, 0>(c3, a[3][0], a[3][1]);
+    uint32_t scp, mnp;
+    rq_k4_pair(r.s0, r.s1, r.s2, r.p, scp, mnp);
+    const float d = rq_f16_to_f32((uint16_t)r.dm), dmin = rq_f16_to_f32((uint16_t)(r.dm >> 16));
+    sc[0] = rq_mul(d, (float)(scp & 0xFFu));
+    sc[1] = rq_mul(d, (float)(scp >> 8));
+    mn[0] = rq_mul(dmin, (float)(mnp & 0xFFu));
+    mn[1] = rq_mul(dmin, (float)(mnp >> 8));
+  }
+};
+template <> struct QFrag<QT_Q4_K> : QFragK45<false> {};
+template <> struct QFrag<QT_Q5_K> : QFragK45<true> {};
+
+// Q6_K (210-byte blocks: 128 ql, 64 qh, 16 int8 scales, f16 d). Half h (128 elements), quarter
+// r: element l (0..31) of quarter r is the low (r < 2) or high nibble of ql[64h + 32(r%2) + l]
+// plus qh[32h + l] bits 2r..2r+1, minus 32; 16-element sub-blocks, scale sc[8h + 2r + l/16].
+// Chunk (h, r0) with r0 in {0, 1}: steps 0-1 = quarter r0 (low nibbles), 2-3 = quarter r0 + 2
+// (high nibbles of the same ql bytes); each step is one sub-block (its own scale).
+// W = (d * sc) * (q - 32). Blocks are not 4-byte aligned: 2-byte loads.
+template <>
+struct QFrag<QT_Q6_K> {
+  static constexpr bool kMin = false;
+  static constexpr int kC = QFragWin<QT_Q6_K>::kElems, kWC = QFragWin<QT_Q6_K>::kChunks, kS = 4, kG = 4;
+  struct Raw { uint32_t l0, l1, q0, q1, s01, s23, d; int r0; };
+  ROCQ_DEVICE static int64_t x0(int64_t c) { return 256 * (c / 4) + 128 * ((c % 4) / 2) + 32 * (c % 2); }
+  ROCQ_DEVICE static int xo(int s, int t) { return 64 * (s / 2) + 16 * (s % 2) + 4 * t; }
+  ROCQ_DEVICE static uint32_t ld(const uint8_t* p) { return rq_g16(p) | (rq_g16(p + 2) << 16); }
+  ROCQ_DEVICE static Raw load(const uint8_t* blk, int i, int t) {  // window = one block
+    const int h = i / 2, r0 = i % 2;
+    Raw r;
+    r.r0 = r0;
+    r.l0 = ld(blk + 64 * h + 32 * r0 + 4 * t);
+    r.l1 = ld(blk + 64 * h + 32 * r0 + 16 + 4 * t);
+    r.q0 = ld(blk + 128 + 32 * h + 4 * t);
+    r.q1 = ld(blk + 128 + 32 * h + 16 + 4 * t);
+    // scales of quarter r0 (sub-blocks 8h + 2r0, +1) and of quarter r0 + 2 (8h + 2r0 + 4, +5)
+    r.s01 = rq_g16(blk + 192 + 8 * h + 2 * r0);
+    r.s23 = rq_g16(blk + 192 + 8 * h + 2 * r0 + 4);
+    r.d = rq_g16(blk + 208);
+    return r;
+  }
+  template <RqOp OP>
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG]) {
+    const int sh = 2 * r.r0;
+    qf_codes<OP, 32>((r.l0 & 0x0F0F0F0Fu) | (((r.q0 >> sh) & 0x03030303u) << 4), a[0][0], a[0][1]);
+    qf_codes<OP, 32>((r.l1 & 0x0F0F0F0Fu) | (((r.q1 >> sh) & 0x03030303u) << 4), a[1][0], a[1][1]);
+    qf_codes<OP, 32>(((r.l0 >> 4) & 0x0F0F0F0Fu) | (((r.q0 >> (sh + 4)) & 0x03030303u) << 4), a[2][0], a[2][1]);
+    qf_codes<OP, 32>(((r.l1 >> 4) & 0x0F0F0F0Fu) | (((r.q1 >> (sh + 4)) & 0x03030303u) << 4), a[3][0], a[3][1]);
+    const float d = rq_f16_to_f32((uint16_t)r.d);
+    sc[0] = rq_mul(d, (float)(int8_t)r.s01);
+    sc[1] = rq_mul(d, (float)(int8_t)(r.s01 >> 8));
+    sc[2] = rq_mul(d, (float)(int8_t)r.s23);
+    sc[3] = rq_mul(d, (float)(int8_t)(r.s23 >> 8));
+  }
+};
+#endif
+
+}  // namespace rocq::gpu

@@ -1,0 +1,68 @@
+// launch_qmma: the matrix-unit decode kernel (qmma_impl.h) for 16-bit x: whether it applies,
+// how many warps share k, the dtype switch. Kernels per dtype in qmma_{f16,bf16}.hip.
+#include <cstdlib>
+
+#include "qmma_impl.h"
+
+namespace rocq::gpu {
+
+namespace {
+// ROCQ_QMMA (read once per process): 0 never, 1 every M, otherwise the measured range.
+int qmma_mode() {
+  static const int mode = [] {
+    const char* v = std::getenv("ROCQ_QMMA");
+    return v && v[0] == '0' ? 0 : (v && v[0] == '1' ? 1 : 2);
+  }();
+  return mode;
+}
+
+// Smallest M at which the kernel beats the piece kernels (qmatvec_impl.h), H200, bf16 x, 70B FFN
+// and 8B shapes (benchmarks/results/bench_qmatmul_h200_session3.log): at M = 1 the integer pieces
+// are faster (Q4_0 48.6 vs 54.6 us); Q8_0's pieces hold up to M = 2 and Q6_K's to M = 2.
+template <int ID>
+constexpr int qmma_first_rows() {
+  return ID == QT_Q8_0 || ID == QT_Q6_K ? 3 : 2;
+}
+
+// Warps per CTA (each a share of k). 8, so that the CTA's 32 rows x all of k are cut fine
+// enough for the 4096-row projections of 8B models (128 CTAs) and a 70B FFN layer runs 3 CTAs
+// (24 warps) per multiprocessor: on the H200, Q4_0 70B FFN M=1 54.6 us with 8 warps, 68.3 with
+// 4, 65.5 with 2, 97.1 with 1. 4 where 8 warps' buffers would leave one CTA per multiprocessor
+// (Q6_K's 240-byte windows: 97 vs 107 us).
+template <int ID>
+int qmma_warps() {
+  return QmmaGeom<ID>::smem_bytes(8) <= 96 * 1024 ? 8 : 4;
+}
+}  // namespace
+
+bool qmma_supported(int qtype, DType dtype) {
+  bool on = false;
+  dispatch_format(qtype, [&](auto codec) { on = kQFragOn<decltype(codec)::kId>; });
+  return kRqMmaFrag && on && dtype != DType::F32 && qmma_mode() != 0;
+}
+
+bool qmma_takes(int qtype, DType dtype, int64_t M) {
+  if (!qmma_supported(qtype, dtype)) return false;
+  if (qmma_mode() == 1) return M >= 1;
+  int first = 2;
+  dispatch_format(qtype, [&](auto codec) { first = qmma_first_rows<decltype(codec)::kId>(); });
+  return M >= first && M <= kQmmaMaxRows;
+}
+
+const char* launch_qmma(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
+                        const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias, void* y,
+                        void* stream) {
+  if (M <= 0 || n <= 0) return nullptr;
+  if (!qmma_supported(qtype, dtype)) return "rocq qmma: no matrix-unit decoder for this format/dtype/backend";
+  if (M > 2147483647LL || rq_ceil_div(M, (int64_t)8) > 65535) return "rocq qmma: too many rows of x";
+  const QmmaArgs a{x, y, qweight, scales, bias, (int)M, n, k, row_bytes};
+  const gpuStream_t s = static_cast<gpuStream_t>(stream);
+  int warps = 8;
+  dispatch_format(qtype, [&](auto codec) {
+    if constexpr (kQFragOn<decltype(codec)::kId>) warps = qmma_warps<decltype(codec)::kId>();
+  });
+  return dtype == DType::BF16 ? qmma_launch_dtype<(int)DType::BF16>(qtype, a, warps, s)
+                              : qmma_launch_dtype<(int)DType::F16>(qtype, a, warps, s);
+}
+
+}  // namespace rocq::gpu

@@ -1,0 +1,6 @@
+// qmma kernels for F16 activations (see qmma_impl.h).
+#include "qmma_impl.h"
+
+namespace rocq::gpu {
+ROCQ_QMMA_INSTANTIATE((int)DType::F16)
+}  // namespace rocq::gpu

@@ -1,0 +1,254 @@
+// qmma: the fused decode kernel on the matrix units, for a few rows of 16-bit x (M about 2..64).
+// Each weight byte is read once per 8*NT rows of x and decoded in registers straight into
+// matrix-unit operands (qfrag.h), so the time stays near the M = 1 time while the piece kernels
+// (qmatvec_impl.h) grow with every row of x. Included by qmma_{f16,bf16}.hip (one activation
+// dtype each) and qmma.hip (the launcher).
+//
+// Work split: a warp owns RT tiles of 16 weight rows and 8*NT rows of x (NT products of 8
+// columns each) over one share of k; the W warps of a CTA share the same rows and interleave
+// their k windows (so the CTA sweeps contiguous bytes), then add their partial sums in shared
+// memory in a fixed warp order (deterministic, no workspace). W = 8 (4 for wide windows:
+// qmma_warps in qmma.hip).
+// Weight bytes reach the registers through shared memory: a warp copies one window (whole
+// blocks) of all its rows with coalesced 16-byte asynchronous copies into its own 3-4 buffers
+// (QmmaGeom::kStages), the other windows in flight while it decodes one. (Loading the fragment bytes
+// straight from global memory - each load touching 8-16 rows a few bytes each - ran at 28% of
+// the copy bandwidth on the H200, bound by L1 wavefronts.) Per chunk: x fragments (8-byte loads;
+// L1/L2 hits), the products with ones for formats with a min term (the per-group sums of x,
+// shared by all row tiles), and per row tile the decode, one product per step and the
+// per-group fp32 scaling into the accumulators.
+#pragma once
+
+#include "qfrag.h"
+
+namespace rocq::gpu {
+
+constexpr int kQmmaRT = 2;        // 16-row tiles per warp (x fragments reused across them)
+constexpr int kQmmaMaxWarps = 8;  // warps per CTA (k shares): 4 or 8, see qmma_warps
+constexpr int64_t kQmmaMaxRows = 64;  // rows of x launch_qmatvec hands it (8 tiles of 8)
+
+using QmmaArgs = QmatArgs;
+
+// Shared-memory window geometry of a format: kWinBytes per row per window (kWC chunks, whole
+// blocks), kSpan the bytes a row's copy may cover (16-byte aligned start at or below the window).
+template <int ID>
+struct QmmaGeom {
+  static constexpr int kUE = Unit<Codec<ID>>::kElems, kUB = Unit<Codec<ID>>::kBytes;
+  static constexpr int kWinBytes = QFragWin<ID>::kChunks * QFragWin<ID>::kElems / kUE * kUB;
+  static constexpr int kSpan = kWinBytes % 16 == 0 ? kWinBytes : (kWinBytes + 30) / 16 * 16;
+  // buffers per warp: 2 (one window in flight while one is decoded). Measured on the H200: 4
+  // buffers cost occupancy (3 CTAs of 4 warps per SM) and gained nothing.
+  static constexpr int kStages = 2;
+  static constexpr int smem_bytes(int warps) { return warps * kStages * 16 * kQmmaRT * kSpan; }
+};
+
+template <int ID, int NT, int XK>
+__global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
+#if defined(ROCQ_MMA_NV)
+  using F = QFrag<ID>;
+  using T = typename XStore<XK>::T;
+  constexpr RqOp OP = XK == (int)DType::BF16 ? RqOp::BF16 : RqOp::F16;
+  constexpr int RT = kQmmaRT, S = F::kS, G = F::kG, SPG = S / G;
+  __shared__ float red[RT * 16][NT * 8 + 1];
+
+  const int W = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int64_t row0 = (int64_t)blockIdx.x * (16 * RT);
+  const int m0 = blockIdx.y * 8 * NT;
+
+  const T* xp[NT];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    const int m = m0 + 8 * j + g;
+    xp[j] = static_cast<const T*>(a.x) + (int64_t)(m < a.M ? m : a.M - 1) * a.k;
+  }
+  float acc[RT][NT][4];
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[r][j][e] = 0.f;
+
+  // One chunk's math from its raw bytes: decode every row tile once, then per 8 rows of x the
+  // x fragments, the group sums of x (min-term formats) and the products of every row tile.
+  auto chunk = [&](int64_t c, const typename F::Raw (&raw)[RT][2]) {
+    uint32_t af[RT][S][4];
+    float sc[RT][2][G], mn[RT][2][G];
+#pragma unroll
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        uint32_t a2[S][2];
+        F::template decode<OP>(raw[r][h], a2, sc[r][h], mn[r][h]);
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+          af[r][s][h] = a2[s][0];
+          af[r][s][2 + h] = a2[s][1];
+        }
+      }
+    const int64_t e0 = F::x0(c);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      uint32_t b[S][2];
+#pragma unroll
+      for (int s = 0; s < S; ++s) {
+        const uint2 v = *reinterpret_cast<const uint2*>(xp[j] + e0 + F::xo(s, t));
+        b[s][0] = v.x;
+        b[s][1] = v.y;
+      }
+      float xsum[G][2];
+      if constexpr (F::kMin) {
+        const uint32_t one[4] = {QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2};
+#pragma unroll
+        for (int q = 0; q < G; ++q) {
+          float cs[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+          for (int s = q * SPG; s < (q + 1) * SPG; ++s) rq_mma_frag<OP>(cs, one, b[s][0], b[s][1]);
+          xsum[q][0] = cs[0];
+          xsum[q][1] = cs[1];
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < RT; ++r)
+#pragma unroll
+        for (int q = 0; q < G; ++q) {
+          float cc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+          for (int s = q * SPG; s < (q + 1) * SPG; ++s) rq_mma_frag<OP>(cc, af[r][s], b[s][0], b[s][1]);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            float v = fmaf(sc[r][e >> 1][q], cc[e], acc[r][j][e]);
+            if constexpr (F::kMin) v = fmaf(-mn[r][e >> 1][q], xsum[q][e & 1], v);
+            acc[r][j][e] = v;
+          }
+        }
+    }
+  };
+
+  // Windows of kWC chunks (whole blocks, ~150-250 bytes per row): warp w takes windows w, w + W,
+  // ... Each is copied for all the warp's rows into its own two-stage shared buffer with 16-byte
+  // asynchronous copies (coalesced: a warp's copy reads whole row segments), the next window
+  // in flight while this one is decoded from shared memory.
+  constexpr int ROWS = 16 * RT, SPAN = QmmaGeom<ID>::kSpan, NV = SPAN / 16, ST = QmmaGeom<ID>::kStages;
+  constexpr int64_t WB = QmmaGeom<ID>::kWinBytes;
+  extern __shared__ __align__(16) uint8_t qmma_smem[];
+  uint8_t* const bufs = qmma_smem + (size_t)warp * ST * ROWS * SPAN;
+  const int64_t nch = a.k / F::kC;
+  const int64_t nwin = (nch + F::kWC - 1) / F::kWC;
+  auto issue = [&](int64_t w, int stage) {  // window w into buffer `stage` (one commit group)
+    if (w < nwin) {
+      const int64_t a0 = (w * WB) & ~(int64_t)15;
+      uint8_t* buf = bufs + stage * ROWS * SPAN;
+#pragma unroll 4
+      for (int i = lane; i < ROWS * NV; i += 32) {
+        const int rr = i / NV, col = i % NV;
+        int64_t row = row0 + rr;
+        row = row < a.n ? row : a.n - 1;
+        const int64_t off = a0 + 16 * col;
+        if (off < a.row_bytes) rq_cp_async16(buf + rr * SPAN + 16 * col, a.qw + row * a.row_bytes + off);
+      }
+    }
+    rq_cp_async_commit();  // empty groups past the end keep the wait count uniform
+  };
+#pragma unroll
+  for (int i = 0; i < ST - 1; ++i) issue(warp + (int64_t)i * W, i);
+  int stage = 0;
+  for (int64_t w = warp; w < nwin; w += W) {
+    issue(w + (int64_t)(ST - 1) * W, (stage + ST - 1) % ST);
+    rq_cp_async_wait<ST - 1>();
+    __syncwarp();
+    const int64_t a0 = (w * WB) & ~(int64_t)15;
+    const uint8_t* buf = bufs + stage * ROWS * SPAN;
+    const uint8_t* win[RT][2];  // each row's window in shared memory (rows clamped to n - 1)
+#pragma unroll
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) win[r][h] = buf + (16 * r + g + 8 * h) * SPAN + (WB % 16 == 0 ? 0 : (int)(w * WB - a0));
+    auto one = [&](int i) {
+      typename F::Raw raw[RT][2];
+#pragma unroll
+      for (int r = 0; r < RT; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) raw[r][h] = F::load(win[r][h], i, t);
+      chunk(w * F::kWC + i, raw);
+    };
+    if ((w + 1) * F::kWC <= nch) {  // a whole window: unrolled, so chunks overlap (ILP)
+#pragma unroll
+      for (int i = 0; i < F::kWC; ++i) one(i);
+    } else {
+      for (int i = 0; i < (int)(nch - w * F::kWC); ++i) one(i);
+    }
+    __syncwarp();  // every lane done reading before the buffer is refilled
+    stage = (stage + 1) % ST;
+  }
+  rq_cp_async_wait<0>();
+
+  // Sum the W warps' partials in warp order, then bias, round, store.
+  for (int w = 0; w < W; ++w) {
+    if (warp == w) {
+#pragma unroll
+      for (int r = 0; r < RT; ++r)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            float& o = red[16 * r + g + 8 * (e >> 1)][8 * j + 2 * t + (e & 1)];
+            o = w == 0 ? acc[r][j][e] : o + acc[r][j][e];
+          }
+    }
+    __syncthreads();
+  }
+  for (int i = threadIdx.x; i < RT * 16 * NT * 8; i += blockDim.x) {
+    const int rr = i % (RT * 16), mm = i / (RT * 16);
+    const int64_t row = row0 + rr;
+    const int m = m0 + mm;
+    if (row < a.n && m < a.M) {
+      float v = red[rr][mm];
+      if (a.bias) v += a.bias[row];
+      static_cast<T*>(a.y)[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
+    }
+  }
+#endif
+}
+
+// Launch for x dtype XK (F16 or BF16), defined per dtype in qmma_{f16,bf16}.hip.
+template <int XK>
+const char* qmma_launch_dtype(int qtype, const QmmaArgs& a, int warps, gpuStream_t stream);
+
+template <int XK, int ID>
+const char* qmma_launch_fmt(const QmmaArgs& a, int warps, gpuStream_t stream) {
+  const int nt = a.M <= 8 ? 1 : (a.M <= 16 ? 2 : (a.M <= 32 ? 4 : 8));
+  const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)16 * kQmmaRT), (unsigned)rq_ceil_div(a.M, 8 * nt));
+  static const int optin = rq_max_smem_optin();
+  while (warps > 1 && QmmaGeom<ID>::smem_bytes(warps) > optin) warps /= 2;
+  const dim3 block(32 * warps);
+  const int smem = QmmaGeom<ID>::smem_bytes(warps);
+  auto go = [&](auto kernel) -> const char* {
+    // (per call: the attribute belongs to the current device's context; host-only call)
+    if (rq_func_set_max_dynamic_smem((const void*)kernel, smem) != ROCQ_GPU_SUCCESS)
+      return "rocq qmma: this device cannot give the kernel its shared memory";
+    kernel<<<grid, block, smem, stream>>>(a);
+    const gpuError_t e = rq_last_error();
+    return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+  };
+  switch (nt) {
+    case 1: return go(qmma_kernel<ID, 1, XK>);
+    case 2: return go(qmma_kernel<ID, 2, XK>);
+    case 4: return go(qmma_kernel<ID, 4, XK>);
+    default: return go(qmma_kernel<ID, 8, XK>);
+  }
+}
+
+#define ROCQ_QMMA_INSTANTIATE(XK)                                                                 \
+  template <>                                                                                     \
+  const char* qmma_launch_dtype<XK>(int qtype, const QmmaArgs& a, int warps, gpuStream_t s) {     \
+    const char* err = "rocq qmma: no fragment decoder for this qtype";                           \
+    dispatch_format(qtype, [&](auto codec) {                                                      \
+      constexpr int id_ = decltype(codec)::kId;                                                   \
+      if constexpr (kQFragOn<id_>) err = qmma_launch_fmt<XK, id_>(a, warps, s);                 \
+    });                                                                                           \
+    return err;                                                                                   \
+  }
+
+}  // namespace rocq::gpu
