@@ -37,7 +37,7 @@ int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M
 // The matrix-unit decode kernel (kernels/qmma*.hip): weights decoded in registers straight into
 // matrix-unit operands, fp32 sums; its time grows little from M = 1 to 8 and slowly to M = 32.
 // qmma_supported: 16-bit x, a format with a fragment decoder, a backend with register fragments
-// (NVIDIA for now). qmma_takes: also the measured M range (from M = 2 or 3 up to 64), so
+// (NVIDIA for now). qmma_takes: also the measured M range (from M = 1..5 up to 64), so
 // launch_qmatvec hands it those calls when the fast path applies. ROCQ_QMMA=0 (read once per
 // process) turns it off; ROCQ_QMMA=1 hands it every M.
 // Codes and x are exact operands, so only the fp32 summation order differs from the fp32 pieces.

@@ -27,20 +27,36 @@
 namespace rocq::gpu {
 
 template <int ID>
-inline constexpr bool kQFragOn = ID == QT_Q4_0 || ID == QT_Q8_0 || ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_Q6_K;
+inline constexpr bool kQFragOn = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q5_0 || ID == QT_Q5_1 || ID == QT_Q8_0 ||
+                                 ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_Q6_K || ID == QT_IQ4_NL ||
+                                 ID == QT_IQ4_XS || ID == QT_MXFP4 || ID == QT_OCP_MXFP4 ||
+                                 ID == QT_OCP_MXFP8_E4M3 || ID == QT_OCP_MXFP8_E5M2;
 
-// Chunk size (elements) and chunks per shared-memory window (whole blocks, ~150-250 bytes of a
-// row) of each format's decoder; visible to host code (the kernel's shared-memory size).
+// Chunk size (elements) and chunks per shared-memory window (whole blocks, 128-272 bytes of a
+// row, a multiple of 4 bytes) of each format's decoder; visible to host code (the kernel's
+// shared-memory size).
 template <int ID>
 struct QFragWin {
-  static constexpr int kElems = ID == QT_Q4_0 || ID == QT_Q8_0 ? 32 : 64;
-  static constexpr int kChunks = ID == QT_Q4_0 ? 8 : 4;  // Q4_0: 144 bytes, Q8_0: 136, K: one block
+  static constexpr bool kK = ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_Q6_K;
+  static constexpr int kElems = kK ? 64 : 32;
+  static constexpr int kChunks = ID == QT_MXFP4 ? 16                       // 17-byte blocks: 272 bytes
+                                 : ID == QT_Q8_0 || kK ? 4                 // Q8_0: 136 bytes; K: one block
+                                 : ID == QT_OCP_MXFP8_E4M3 || ID == QT_OCP_MXFP8_E5M2 ? 4  // 128 bytes
+                                                                          : 8;  // 128-192 bytes, IQ4_XS one block
 };
 
 template <int ID>
 struct QFrag;
 
 #if defined(ROCQ_MMA_NV)
+// 32 bits at byte offset `off` of a 4-byte aligned shared-memory window (two aligned loads and a
+// funnel shift unless aligned; `off` is a constant where the kernel unrolls a window).
+ROCQ_DEVICE uint32_t qf_ld32(const uint8_t* base, int off) {
+  const int a = off & ~3, sh = (off & 3) * 8;
+  const uint32_t lo = rq_g32(base + a);
+  return sh ? rq_funnel(lo, rq_g32(base + a + 4), sh) : lo;
+}
+
 // Operand bit patterns: M = 128 (bf16, 7 mantissa bits) or 1024 (fp16, 10 bits), so M + c is
 // exact for a code byte c < 128 (bf16) or < 256 (fp16), with c in the low mantissa bits.
 template <RqOp OP>
@@ -78,19 +94,19 @@ ROCQ_DEVICE void qf_s8(uint32_t w, uint32_t& lo, uint32_t& hi) {
 // = high nibbles. W = d * (q - 8).
 template <>
 struct QFrag<QT_Q4_0> {
-  static constexpr bool kMin = false;
+  static constexpr bool kMin = false, kLut = false;
   static constexpr int kC = QFragWin<QT_Q4_0>::kElems, kWC = QFragWin<QT_Q4_0>::kChunks, kS = 2, kG = 1;
   struct Raw { uint32_t w, d; };
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
   // (win is 4-byte aligned: block i's qs words are aligned for odd i, half-word offset for even i)
-  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t*, int64_t) {
     const uint8_t* p = win + i * 18;
     if (i & 1) return {rq_g32(p + 2 + 4 * t), rq_g16(p)};
     return {rq_funnel(rq_g32(p + 4 * t), rq_g32(p + 4 * t + 4), 16), rq_g16(p)};
   }
   template <RqOp OP>
-  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG]) {
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG], const uint32_t*) {
     qf_codes<OP, 8>(r.w & 0x0F0F0F0Fu, a[0][0], a[0][1]);
     qf_codes<OP, 8>((r.w >> 4) & 0x0F0F0F0Fu, a[1][0], a[1][1]);
     sc[0] = rq_f16_to_f32((uint16_t)r.d);
@@ -100,17 +116,17 @@ struct QFrag<QT_Q4_0> {
 // Q8_0 (34-byte blocks: f16 d, 32 signed bytes): step s, quarter t = bytes 16s + 4t.. W = d * q.
 template <>
 struct QFrag<QT_Q8_0> {
-  static constexpr bool kMin = false;
+  static constexpr bool kMin = false, kLut = false;
   static constexpr int kC = QFragWin<QT_Q8_0>::kElems, kWC = QFragWin<QT_Q8_0>::kChunks, kS = 2, kG = 1;
   struct Raw { uint32_t w0, w1, d; };
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
-  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t*, int64_t) {
     const uint8_t* p = win + i * 34 + 2 + 4 * t;
     return {rq_g16(p) | (rq_g16(p + 2) << 16), rq_g16(p + 16) | (rq_g16(p + 18) << 16), rq_g16(win + i * 34)};
   }
   template <RqOp OP>
-  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG]) {
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG], const uint32_t*) {
     qf_s8<OP>(r.w0, a[0][0], a[0][1]);
     qf_s8<OP>(r.w1, a[1][0], a[1][1]);
     sc[0] = rq_f16_to_f32((uint16_t)r.d);
@@ -124,13 +140,13 @@ struct QFrag<QT_Q8_0> {
 // position within 32. W = (d * sc) * q - dmin * m.
 template <bool Q5>
 struct QFragK45 {
-  static constexpr bool kMin = true;
+  static constexpr bool kMin = true, kLut = false;
   static constexpr int kC = QFragWin<QT_Q4_K>::kElems, kWC = QFragWin<QT_Q4_K>::kChunks, kS = 4, kG = 2;
   static constexpr int kQs = Q5 ? 48 : 16, kBytes = Q5 ? 176 : 144;
   struct Raw { uint32_t w0, w1, h0, h1, dm, s0, s1, s2; int p; };
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
-  ROCQ_DEVICE static Raw load(const uint8_t* blk, int p, int t) {  // window = one block
+  ROCQ_DEVICE static Raw load(const uint8_t* blk, int p, int t, const uint8_t*, int64_t) {  // window = one block
     Raw r;
     r.p = p;
     r.w0 = rq_g32(blk + kQs + 32 * p + 4 * t);
@@ -148,7 +164,7 @@ struct QFragK45 {
     return r;
   }
   template <RqOp OP>
-  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&mn)[kG]) {
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&mn)[kG], const uint32_t*) {
     uint32_t c0 = r.w0 & 0x0F0F0F0Fu, c1 = r.w1 & 0x0F0F0F0Fu;
     uint32_t c2 = (r.w0 >> 4) & 0x0F0F0F0Fu, c3 = (r.w1 >> 4) & 0x0F0F0F0Fu;
     if constexpr (Q5) {
@@ -182,13 +198,13 @@ template <> struct QFrag<QT_Q5_K> : QFragK45<true> {};
 // W = (d * sc) * (q - 32). Blocks are not 4-byte aligned: 2-byte loads.
 template <>
 struct QFrag<QT_Q6_K> {
-  static constexpr bool kMin = false;
+  static constexpr bool kMin = false, kLut = false;
   static constexpr int kC = QFragWin<QT_Q6_K>::kElems, kWC = QFragWin<QT_Q6_K>::kChunks, kS = 4, kG = 4;
   struct Raw { uint32_t l0, l1, q0, q1, s01, s23, d; int r0; };
   ROCQ_DEVICE static int64_t x0(int64_t c) { return 256 * (c / 4) + 128 * ((c % 4) / 2) + 32 * (c % 2); }
   ROCQ_DEVICE static int xo(int s, int t) { return 64 * (s / 2) + 16 * (s % 2) + 4 * t; }
   ROCQ_DEVICE static uint32_t ld(const uint8_t* p) { return rq_g16(p) | (rq_g16(p + 2) << 16); }
-  ROCQ_DEVICE static Raw load(const uint8_t* blk, int i, int t) {  // window = one block
+  ROCQ_DEVICE static Raw load(const uint8_t* blk, int i, int t, const uint8_t*, int64_t) {  // window = one block
     const int h = i / 2, r0 = i % 2;
     Raw r;
     r.r0 = r0;
@@ -203,7 +219,7 @@ struct QFrag<QT_Q6_K> {
     return r;
   }
   template <RqOp OP>
-  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG]) {
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG], const uint32_t*) {
     const int sh = 2 * r.r0;
     qf_codes<OP, 32>((r.l0 & 0x0F0F0F0Fu) | (((r.q0 >> sh) & 0x03030303u) << 4), a[0][0], a[0][1]);
     qf_codes<OP, 32>((r.l1 & 0x0F0F0F0Fu) | (((r.q1 >> sh) & 0x03030303u) << 4), a[1][0], a[1][1]);
@@ -216,6 +232,165 @@ struct QFrag<QT_Q6_K> {
     sc[3] = rq_mul(d, (float)(int8_t)(r.s23 >> 8));
   }
 };
+
+// Q4_1 / Q5_1 (d, m halves; Q5_1: u32 qh; 16 nibble bytes in Q4_0 order) and Q5_0 (d; qh; qs):
+// steps as Q4_0; the fifth bit of element e is bit e of qh. W = d * q + m (the kernel adds
+// m * sum(x): mn = -m) or, Q5_0, d * (q - 16).
+template <int ID>
+struct QFragLegacy {
+  static constexpr bool kHasM = ID != QT_Q5_0, kHasH = ID != QT_Q4_1;
+  static constexpr bool kMin = kHasM, kLut = false;
+  static constexpr int kB = Codec<ID>::kBytes, kQs = (kHasM ? 4 : 2) + (kHasH ? 4 : 0);
+  static constexpr int kC = QFragWin<ID>::kElems, kWC = QFragWin<ID>::kChunks, kS = 2, kG = 1;
+  struct Raw { uint32_t w, dm, h0, h1; };
+  ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
+  ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t*, int64_t) {
+    Raw r;
+    r.w = qf_ld32(win, i * kB + kQs + 4 * t);
+    r.dm = qf_ld32(win, i * kB);
+    r.h0 = r.h1 = 0;
+    if constexpr (kHasH) {
+      const uint32_t qh = qf_ld32(win, i * kB + kQs - 4);
+      r.h0 = rq_spread4((qh >> (4 * t)) & 15u) << 4;
+      r.h1 = rq_spread4((qh >> (16 + 4 * t)) & 15u) << 4;
+    }
+    return r;
+  }
+  template <RqOp OP>
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&mn)[kG], const uint32_t*) {
+    constexpr uint32_t off = ID == QT_Q5_0 ? 16 : 0;
+    qf_codes<OP, off>((r.w & 0x0F0F0F0Fu) | r.h0, a[0][0], a[0][1]);
+    qf_codes<OP, off>(((r.w >> 4) & 0x0F0F0F0Fu) | r.h1, a[1][0], a[1][1]);
+    sc[0] = rq_lo_half(r.dm);
+    if constexpr (kHasM) mn[0] = -rq_hi_half(r.dm);
+  }
+};
+template <> struct QFrag<QT_Q4_1> : QFragLegacy<QT_Q4_1> {};
+template <> struct QFrag<QT_Q5_0> : QFragLegacy<QT_Q5_0> {};
+template <> struct QFrag<QT_Q5_1> : QFragLegacy<QT_Q5_1> {};
+
+// Table formats: a 256-entry shared-memory table maps a code byte to the operand pair of its
+// two nibbles' values (low nibble in the low half), exact in bf16 and fp16 (IQ4 values are
+// integers below 128 in magnitude, E2M1 halves and doubled E2M1 integers small). Built by the
+// kernel from lut_value (the codec's value of a nibble).
+template <RqOp OP, class V>
+ROCQ_DEVICE uint32_t qf_nibble_pair(int b, V value) {
+  return rq_pack2_op<OP>(value(b & 15), value(b >> 4));
+}
+
+// Q4_0 nibble order (element j = low nibble of byte j, j + 16 its high nibble), a 16-entry value
+// table: IQ4_NL (d: f16), MXFP4 (GGUF id 39: e8m0 byte e, x = 2^(e-128) * doubled E2M1) and
+// IQ4_XS's 32-element sub-blocks. Step 0 pairs = low halves of the bytes' table pairs, step 1 =
+// high halves.
+template <RqOp OP>
+ROCQ_DEVICE void qf_q40_lut(uint32_t w, const uint32_t* lut, uint32_t (&a)[2][2]) {
+  const uint32_t l0 = lut[w & 0xFFu], l1 = lut[(w >> 8) & 0xFFu], l2 = lut[(w >> 16) & 0xFFu], l3 = lut[w >> 24];
+  a[0][0] = __byte_perm(l0, l1, 0x5410);
+  a[0][1] = __byte_perm(l2, l3, 0x5410);
+  a[1][0] = __byte_perm(l0, l1, 0x7632);
+  a[1][1] = __byte_perm(l2, l3, 0x7632);
+}
+
+template <int ID>
+struct QFragQ40Lut {
+  static constexpr bool kMin = false, kLut = true;
+  static constexpr int kB = Codec<ID>::kBytes, kQs = ID == QT_MXFP4 ? 1 : 2;
+  static constexpr int kC = QFragWin<ID>::kElems, kWC = QFragWin<ID>::kChunks, kS = 2, kG = 1;
+  struct Raw { uint32_t w, d; };
+  template <RqOp OP>
+  ROCQ_DEVICE static uint32_t lut(int b) {
+    if constexpr (ID == QT_MXFP4) return qf_nibble_pair<OP>(b, [](int q) { return (float)rq_e2m1x2_value(q); });
+    else return qf_nibble_pair<OP>(b, [](int q) { return (float)rq_iq4nl_value(q); });
+  }
+  ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
+  ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t*, int64_t) {
+    return {qf_ld32(win, i * kB + kQs + 4 * t), qf_ld32(win, i * kB)};
+  }
+  template <RqOp OP>
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG], const uint32_t* lut) {
+    qf_q40_lut<OP>(r.w, lut, a);
+    if constexpr (ID == QT_MXFP4) sc[0] = rq_e8m0_half((uint8_t)r.d);
+    else sc[0] = rq_lo_half(r.d);
+  }
+};
+template <> struct QFrag<QT_IQ4_NL> : QFragQ40Lut<QT_IQ4_NL> {};
+template <> struct QFrag<QT_MXFP4> : QFragQ40Lut<QT_MXFP4> {};
+
+// IQ4_XS (136-byte blocks: f16 d, u16 scales_h, 4 bytes scales_l, 128 qs): chunk = sub-block sb
+// (qs bytes 8 + 16 sb .., Q4_0 nibble order); dl = d * ((6-bit scale) - 32) as the codec.
+template <>
+struct QFrag<QT_IQ4_XS> {
+  static constexpr bool kMin = false, kLut = true;
+  static constexpr int kC = QFragWin<QT_IQ4_XS>::kElems, kWC = QFragWin<QT_IQ4_XS>::kChunks, kS = 2, kG = 1;
+  struct Raw { uint32_t w, h, l; int sb; };
+  template <RqOp OP>
+  ROCQ_DEVICE static uint32_t lut(int b) { return QFragQ40Lut<QT_IQ4_NL>::lut<OP>(b); }
+  ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
+  ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
+  ROCQ_DEVICE static Raw load(const uint8_t* blk, int sb, int t, const uint8_t*, int64_t) {  // window = one block
+    return {qf_ld32(blk, 8 + 16 * sb + 4 * t), qf_ld32(blk, 0), qf_ld32(blk, 4), sb};
+  }
+  template <RqOp OP>
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG], const uint32_t* lut) {
+    qf_q40_lut<OP>(r.w, lut, a);
+    const int ls = (int)((r.l >> (4 * r.sb)) & 15u), hs = (int)((r.h >> (16 + 2 * r.sb)) & 3u);
+    sc[0] = rq_mul(rq_lo_half(r.h), (float)((ls | (hs << 4)) - 32));
+  }
+};
+
+// OCP MX planar formats: element plane in 32-element chunks, the chunk's E8M0 scale from the
+// scale plane row (global memory). FP4: element 2j = low nibble of byte j, so a byte's table
+// pair is an operand pair as is (lane t of step s: bytes 8s + 2t, 8s + 2t + 1). FP8: one code per
+// byte, the table holds its value twice; pairs from two bytes' entries.
+template <int ID>
+struct QFragOcp {
+  static constexpr bool kFp4 = ID == QT_OCP_MXFP4;
+  static constexpr bool kMin = false, kLut = true;
+  static constexpr int kB = Codec<ID>::kBytes;
+  static constexpr int kC = QFragWin<ID>::kElems, kWC = QFragWin<ID>::kChunks, kS = 2, kG = 1;
+  struct Raw { uint32_t w0, w1, e; };
+  template <RqOp OP>
+  ROCQ_DEVICE static uint32_t lut(int b) {
+    if constexpr (kFp4) return qf_nibble_pair<OP>(b, [](int q) { return rq_fp4_e2m1((uint32_t)q); });
+    else return rq_pack2_op<OP>(Codec<ID>::elem((uint32_t)b), Codec<ID>::elem((uint32_t)b));
+  }
+  ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
+  ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t* srow, int64_t c) {
+    Raw r;
+    if constexpr (kFp4) {
+      r.w0 = rq_g16(win + i * kB + 2 * t);
+      r.w1 = rq_g16(win + i * kB + 8 + 2 * t);
+    } else {
+      r.w0 = rq_g32(win + i * kB + 4 * t);
+      r.w1 = rq_g32(win + i * kB + 16 + 4 * t);
+    }
+    r.e = srow[c];
+    return r;
+  }
+  template <RqOp OP>
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG], const uint32_t* lut) {
+    if constexpr (kFp4) {
+      a[0][0] = lut[r.w0 & 0xFFu];
+      a[0][1] = lut[r.w0 >> 8];
+      a[1][0] = lut[r.w1 & 0xFFu];
+      a[1][1] = lut[r.w1 >> 8];
+    } else {
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+        const uint32_t w = s ? r.w1 : r.w0;
+        a[s][0] = __byte_perm(lut[w & 0xFFu], lut[(w >> 8) & 0xFFu], 0x5410);
+        a[s][1] = __byte_perm(lut[(w >> 16) & 0xFFu], lut[w >> 24], 0x5410);
+      }
+    }
+    sc[0] = rq_e8m0((uint8_t)r.e);
+  }
+};
+template <> struct QFrag<QT_OCP_MXFP4> : QFragOcp<QT_OCP_MXFP4> {};
+template <> struct QFrag<QT_OCP_MXFP8_E4M3> : QFragOcp<QT_OCP_MXFP8_E4M3> {};
+template <> struct QFrag<QT_OCP_MXFP8_E5M2> : QFragOcp<QT_OCP_MXFP8_E5M2> {};
 #endif
 
 }  // namespace rocq::gpu

@@ -16,12 +16,21 @@ int qmma_mode() {
   return mode;
 }
 
-// Smallest M at which the kernel beats the piece kernels (qmatvec_impl.h), H200, bf16 x, 70B FFN
-// and 8B shapes (benchmarks/results/bench_qmatmul_h200_session3.log): at M = 1 the integer pieces
-// are faster (Q4_0 48.6 vs 54.6 us); Q8_0's pieces hold up to M = 2 and Q6_K's to M = 2.
+// Smallest M at which the kernel beats the piece kernels (qmatvec_impl.h): H200, bf16 x, 70B FFN,
+// every M on each (benchmarks/results/bench_qmatmul_h200_session3_qmma_all.log against
+// bench_qmatmul_h200_session3.log). From M = 1 where it is ahead there too (Q5_0 70.8 vs 85.4 us,
+// Q5_K 72.0 vs 82.0, IQ4_NL 79.1 vs 83.9); the integer pieces keep M = 1 of Q4_0/Q4_1/Q4_K/Q5_1/
+// Q6_K/Q8_0 and the float pieces that of IQ4_XS (a tie) and MXFP4. Q8_0 and MXFP4 tie at M = 2.
+// The OCP MX formats read their scale plane from global memory per chunk (not staged with the
+// window): their pieces stay ahead up to M = 4.
 template <int ID>
 constexpr int qmma_first_rows() {
-  return ID == QT_Q8_0 || ID == QT_Q6_K ? 3 : 2;
+  switch (ID) {
+    case QT_Q5_0: case QT_Q5_K: case QT_IQ4_NL: return 1;
+    case QT_Q8_0: case QT_MXFP4: return 3;
+    case QT_OCP_MXFP4: case QT_OCP_MXFP8_E4M3: case QT_OCP_MXFP8_E5M2: return 5;
+    default: return 2;
+  }
 }
 
 // Warps per CTA (each a share of k). 8, so that the CTA's 32 rows x all of k are cut fine

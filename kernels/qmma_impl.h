@@ -55,6 +55,20 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
   const int g = lane / 4, t = lane % 4;
   const int64_t row0 = (int64_t)blockIdx.x * (16 * RT);
   const int m0 = blockIdx.y * 8 * NT;
+  __shared__ uint32_t lut[F::kLut ? 256 : 1];
+  if constexpr (F::kLut) {
+    for (int i = threadIdx.x; i < 256; i += blockDim.x) lut[i] = F::template lut<OP>(i);
+    __syncthreads();
+  }
+  const uint8_t* sp[RT][2];  // scale-plane rows (formats with one), read from global memory
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      int64_t row = row0 + 16 * r + g + 8 * h;
+      row = row < a.n ? row : a.n - 1;  // clamped: computed, never stored
+      sp[r][h] = a.sc ? a.sc + row * (a.k / 32) : nullptr;
+    }
 
   const T* xp[NT];
 #pragma unroll
@@ -80,7 +94,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         uint32_t a2[S][2];
-        F::template decode<OP>(raw[r][h], a2, sc[r][h], mn[r][h]);
+        F::template decode<OP>(raw[r][h], a2, sc[r][h], mn[r][h], lut);
 #pragma unroll
         for (int s = 0; s < S; ++s) {
           af[r][s][h] = a2[s][0];
@@ -170,7 +184,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
 #pragma unroll
       for (int r = 0; r < RT; ++r)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) raw[r][h] = F::load(win[r][h], i, t);
+        for (int h = 0; h < 2; ++h) raw[r][h] = F::load(win[r][h], i, t, sp[r][h], w * F::kWC + i);
       chunk(w * F::kWC + i, raw);
     };
     if ((w + 1) * F::kWC <= nch) {  // a whole window: unrolled, so chunks overlap (ILP)

@@ -161,33 +161,37 @@ def test_qmatmul_fused_large(fmt, rng):
 
 
 # Formats with a matrix-unit fragment decoder (kernels/qfrag.h kQFragOn).
-QMMA_FORMATS = ["q4_0", "q8_0", "q4_k", "q5_k", "q6_k"]
+QMMA_FORMATS = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "mxfp4",
+                "ocp_mxfp4", "ocp_mxfp8_e4m3", "ocp_mxfp8_e5m2"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("fmt", QMMA_FORMATS)
 def test_qmatmul_matrix_units(fmt, dtype):
-    """The matrix-unit decode kernel (kernels/qmma*, M >= 2 of 16-bit x on NVIDIA): every x
+    """The matrix-unit decode kernel (kernels/qmma*, M = 1..5 up to 32 of 16-bit x on NVIDIA, per
+    format: qmma.hip qmma_first_rows; up to 64 when the fused path is forced): every x
     tile width (M up to 8, 16, 32, 64 and beyond: several x tiles), n not a multiple of the 32
     rows per CTA, k not a multiple of the chunks the warps of a CTA take per round (a partial
     last round), with and without bias; codes and x are exact operands and the sums fp32, so the
-    bound is the output rounding. A large layer exercises the 4-warp split, and two calls agree
-    bit for bit (fixed-order reduction). Unwritten outputs stay NaN (poison)."""
+    bound is the output rounding. A large layer (many CTAs) too, and two calls agree bit for bit
+    (fixed-order reduction). Unwritten outputs stay NaN (poison). M = 1 and M > 64 check the
+    kernels the chooser picks there."""
     f = rocq.format_info(fmt)
     g = torch.Generator(device="cpu").manual_seed(5)
     bound = {torch.float16: 1.2e-3, torch.bfloat16: 6e-3}[dtype]
     for n, blocks in ((200, 37 if f.block_elems == 32 else 5), (8456, 16 if f.block_elems == 32 else 2)):
         k = f.block_elems * blocks
         qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
-        w64 = rocq.dequantize(qw, None, f.id, n, k, torch.float32).double().cpu()
-        for M in ((2, 3, 8, 9, 16, 17, 33, 64, 70) if n == 200 else (5, 40)):
+        sc = sc if sc.numel() else None
+        w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()
+        for M in ((1, 2, 3, 8, 9, 16, 17, 33, 64, 70) if n == 200 else (5, 40)):
             x = (torch.randn(M, k, generator=g) * 3).to(dtype)
             bias = torch.randn(n, generator=g) if M % 2 else None
             ref = x.double() @ w64.T + (bias.double() if bias is not None else 0)
             with PathEnv("fused"):
                 poison(M * n * 2)
-                y = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k, None if bias is None else bias.cuda())
-                y2 = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k, None if bias is None else bias.cuda())
+                y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, None if bias is None else bias.cuda())
+                y2 = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, None if bias is None else bias.cuda())
             err = rel_err(y, ref)
             assert err < bound, f"{fmt} {dtype} M={M} n={n} k={k}: rel err {err:.3g}"
             assert torch.equal(y, y2)
@@ -203,12 +207,13 @@ def test_piece_kernels_when_matrix_units_off():
         "g = torch.Generator().manual_seed(3)\n"
         "for name in %r:\n"
         "    f = rocq.format_info(name); n, k = 77, 512\n"
-        "    qw, _ = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)\n"
-        "    w = rocq.dequantize(qw, None, f.id, n, k, torch.float32).double().cpu()\n"
+        "    qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)\n"
+        "    sc = sc if sc.numel() else None\n"
+        "    w = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()\n"
         "    for dt in (torch.float16, torch.bfloat16):\n"
         "        for M in (2, 5, 8):\n"
         "            x = torch.randn(M, k, generator=g).to(dt)\n"
-        "            y = rocq.qmatmul(x.cuda(), qw, None, f.id, n, k).double().cpu()\n"
+        "            y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k).double().cpu()\n"
         "            r = x.double() @ w.T\n"
         "            e = float((y - r).norm() / r.norm())\n"
         "            assert e < 1e-2, (name, dt, M, e)\n"
@@ -248,6 +253,8 @@ def test_qmatmul_integer_path(fmt, dtype):
     x[3, 64:96] = 0.0      # an all-zero block
     x = x.to(dtype)
     # one row of x per call: from M = 2 the matrix-unit kernel (test_qmatmul_matrix_units) takes
+    # these formats on NVIDIA (Q5_K from M = 1: there this checks that kernel against the same
+    # bounds; test_piece_kernels_when_matrix_units_off covers Q5_K's integer pieces)
     # these formats on NVIDIA, with x as is
     with PathEnv("fused"):
         poison(5 * n * 2)
