@@ -27,7 +27,7 @@ template <int ID>
 constexpr int qmma_first_rows() {
   switch (ID) {
     case QT_Q5_0: case QT_Q5_K: case QT_IQ4_NL: return 1;
-    case QT_Q8_0: case QT_MXFP4: return 3;
+    case QT_Q8_0: case QT_MXFP4: case QT_Q6_K: return 3;
     case QT_OCP_MXFP4: case QT_OCP_MXFP8_E4M3: case QT_OCP_MXFP8_E5M2: return 5;
     default: return 2;
   }
@@ -37,10 +37,13 @@ constexpr int qmma_first_rows() {
 // enough for the 4096-row projections of 8B models (128 CTAs) and a 70B FFN layer runs 3 CTAs
 // (24 warps) per multiprocessor: on the H200, Q4_0 70B FFN M=1 54.6 us with 8 warps, 68.3 with
 // 4, 65.5 with 2, 97.1 with 1. 4 where 8 warps' buffers would leave one CTA per multiprocessor
-// (Q6_K's 240-byte windows: 97 vs 107 us).
+// on a layer with many CTAs (Q6_K's 240-byte windows: 97 vs 107 us on the 70B layer); a small
+// grid keeps 8 (Q6_K on the 8B down projection, 128 CTAs: 4 warps ran at 1.7x bf16 at M = 2).
 template <int ID>
-int qmma_warps() {
-  return QmmaGeom<ID>::smem_bytes(8) <= 96 * 1024 ? 8 : 4;
+int qmma_warps(int64_t n, int64_t M) {
+  static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
+  const int64_t ctas = rq_ceil_div(n, (int64_t)16 * kQmmaRT) * rq_ceil_div(M, kQmmaMaxRows);
+  return QmmaGeom<ID>::smem_bytes(8) <= 96 * 1024 || ctas < 2 * (int64_t)sms ? 8 : 4;
 }
 }  // namespace
 
@@ -68,7 +71,7 @@ const char* launch_qmma(int qtype, const void* x, DType dtype, int64_t M, const 
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
   int warps = 8;
   dispatch_format(qtype, [&](auto codec) {
-    if constexpr (kQFragOn<decltype(codec)::kId>) warps = qmma_warps<decltype(codec)::kId>();
+    if constexpr (kQFragOn<decltype(codec)::kId>) warps = qmma_warps<decltype(codec)::kId>(n, M);
   });
   return dtype == DType::BF16 ? qmma_launch_dtype<(int)DType::BF16>(qtype, a, warps, s)
                               : qmma_launch_dtype<(int)DType::F16>(qtype, a, warps, s);
