@@ -24,7 +24,7 @@
 #pragma once
 
 #include "launch_qgemm.h"
-#include "qcommon.h"
+#include "decode32.h"
 
 namespace rocq::gpu {
 
@@ -64,110 +64,7 @@ struct QgGeom {
   static constexpr int smem_bytes(int mt) { return 2 * STAGE + (kQgNT + mt) * kQgLd * 2; }
 };
 
-// ---------------------------------------------------------------------------------------------
-// Decoding 32 consecutive elements of one row (a block of 32, or a 32-element sub-block).
-// Generic: four Codec::decode8 calls. A few formats have a word-level version that computes the
-// SAME fp32 values (same operations, same rounding: rq_mul/rq_sub never fuse), with the small
-// integers turned into floats through the magic number 2^23 + q instead of an int->float
-// conversion, and the block header read once per 32 elements.
-// ---------------------------------------------------------------------------------------------
-// 32 bits at any byte address of shared memory (two aligned loads and a funnel shift).
-ROCQ_DEVICE uint32_t qg_ld32u(const uint8_t* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~(uintptr_t)3);
-  const uint32_t sh = (uint32_t)(a & 3) * 8u;
-  return sh ? rq_funnel(w[0], w[1], sh) : w[0];
-}
-ROCQ_DEVICE float qg_u2f(uint32_t q, float minus) {  // (float)q - minus, exact for small values
-  return rq_bits_to_float(0x4B000000u | q) - minus;
-}
-ROCQ_DEVICE float qg_half(const uint8_t* p) { return rq_op_to_float<RqOp::F16>((uint16_t)(p[0] | (p[1] << 8))); }
-
-template <int ID>
-struct QgFast {
-  static constexpr bool kOn = false;
-  ROCQ_DEVICE static void dec32(const uint8_t*, uint8_t, int, float (&)[32]) {}
-};
-
-// Q4_0: x = d * (q - 8); elements j / j+16 = low / high nibble of qs[j].
-template <>
-struct QgFast<QT_Q4_0> {
-  static constexpr bool kOn = true;
-  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
-    const float d = qg_half(blk);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t w = qg_ld32u(blk + 2 + 4 * i);
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        o[4 * i + b] = rq_mul(d, qg_u2f((w >> (8 * b)) & 15u, 8388616.0f));
-        o[16 + 4 * i + b] = rq_mul(d, qg_u2f((w >> (8 * b + 4)) & 15u, 8388616.0f));
-      }
-    }
-  }
-};
-
-// Q8_0: x = q * d, q signed bytes.
-template <>
-struct QgFast<QT_Q8_0> {
-  static constexpr bool kOn = true;
-  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
-    const float d = qg_half(blk);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t w = qg_ld32u(blk + 2 + 4 * i) ^ 0x80808080u;  // q + 128
-#pragma unroll
-      for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_mul(qg_u2f((w >> (8 * b)) & 255u, 8388736.0f), d);
-    }
-  }
-};
-
-// MXFP4 (GGUF): x = 2^(e-128) * (2 * E2M1 of the nibble), Q4_0 nibble order. The doubled E2M1
-// value is built as float bits: exponent field e2 > 0 gives 2^e2 * (1 + m/2), e2 = 0 gives m.
-ROCQ_DEVICE float qg_e2m1x2(uint32_t q) {
-  const uint32_t e2 = (q >> 1) & 3u, m = q & 1u;
-  uint32_t bits = e2 ? (((127u + e2) << 23) | (m << 22)) : (m ? 0x3F800000u : 0u);
-  if (bits) bits |= (q & 8u) << 28;  // no -0: the table has +0 for code 8
-  return rq_bits_to_float(bits);
-}
-template <>
-struct QgFast<QT_MXFP4> {
-  static constexpr bool kOn = true;
-  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
-    const float d = rq_e8m0_half(blk[0]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t w = qg_ld32u(blk + 1 + 4 * i);
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        o[4 * i + b] = rq_mul(d, qg_e2m1x2((w >> (8 * b)) & 15u));
-        o[16 + 4 * i + b] = rq_mul(d, qg_e2m1x2((w >> (8 * b + 4)) & 15u));
-      }
-    }
-  }
-};
-
-// Q4_K: sub-block sb = e32/32: x = (d*sc)*q - dmin*m; q = nibble (sb&1) of qs[32*(sb/2) + j].
-template <>
-struct QgFast<QT_Q4_K> {
-  static constexpr bool kOn = true;
-  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int e32, float (&o)[32]) {
-    const int sb = e32 / 32;
-    int sc, mn;
-    rq_k4_scale_min(blk + 4, sb, sc, mn);
-    const float dl = rq_mul(qg_half(blk), (float)sc), ml = rq_mul(qg_half(blk + 2), (float)mn);
-    const uint8_t* qs = blk + 16 + 32 * (sb / 2);
-    const uint32_t sh = 4u * (uint32_t)(sb & 1);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t w = qg_ld32u(qs + 4 * i) >> sh;
-#pragma unroll
-      for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_sub(rq_mul(dl, qg_u2f((w >> (8 * b)) & 15u, kMagic32)), ml);
-    }
-  }
-  static constexpr float kMagic32 = 8388608.0f;
-};
-
+// Decoding 32 consecutive elements of one row: decode32.h (QgFast), or four Codec::decode8.
 // 32 elements starting at element `el` (a multiple of 32) of a chunk whose row bytes start at rp.
 template <class C>
 ROCQ_DEVICE void qg_decode32(const uint8_t* rp, int el, uint8_t scale, float (&o)[32]) {

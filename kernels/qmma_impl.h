@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
   for (int64_t w = warp; w < nwin; w += W) {
     issue(w + (int64_t)(ST - 1) * W, (stage + ST - 1) % ST);
     rq_cp_async_wait<ST - 1>();
-    __syncwarp();
+    rq_warp_sync();
     const int64_t a0 = (w * WB) & ~(int64_t)15;
     const uint8_t* buf = bufs + stage * ROWS * SPAN;
     const uint8_t* win[RT][2];  // each row's window in shared memory (rows clamped to n - 1)
@@ -193,7 +193,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
     } else {
       for (int i = 0; i < (int)(nch - w * F::kWC); ++i) one(i);
     }
-    __syncwarp();  // every lane done reading before the buffer is refilled
+    rq_warp_sync();  // every lane done reading before the buffer is refilled
     stage = (stage + 1) % ST;
   }
   rq_cp_async_wait<0>();

@@ -1,0 +1,157 @@
+// Word-level decoders of 32 consecutive elements (a block of 32, or a 32-element sub-block)
+// for the shared-memory kernels (qgemm_impl.h, dequantize.hip). Each computes the SAME fp32
+// values as its formats.h codec (same operations, same rounding: rq_mul/rq_sub never fuse),
+// with the small integers turned into floats through the magic number 2^23 + q instead of an
+// int->float conversion, and the block header (scales, mins) read once per 32 elements instead
+// of once per 8. Formats without one (QgFast<ID>::kOn false) use four Codec::decode8 calls.
+#pragma once
+
+#include "qcommon.h"
+
+namespace rocq::gpu {
+
+// 32 bits at any byte address of shared memory (two aligned loads and a funnel shift).
+ROCQ_DEVICE uint32_t qg_ld32u(const uint8_t* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~(uintptr_t)3);
+  const uint32_t sh = (uint32_t)(a & 3) * 8u;
+  return sh ? rq_funnel(w[0], w[1], sh) : w[0];
+}
+ROCQ_DEVICE float qg_u2f(uint32_t q, float minus) {  // (float)q - minus, exact for small values
+  return rq_bits_to_float(0x4B000000u | q) - minus;
+}
+ROCQ_DEVICE float qg_half(const uint8_t* p) { return rq_op_to_float<RqOp::F16>((uint16_t)(p[0] | (p[1] << 8))); }
+
+template <int ID>
+struct QgFast {
+  static constexpr bool kOn = false;
+  ROCQ_DEVICE static void dec32(const uint8_t*, uint8_t, int, float (&)[32]) {}
+};
+
+// Q4_0: x = d * (q - 8); elements j / j+16 = low / high nibble of qs[j].
+template <>
+struct QgFast<QT_Q4_0> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
+    const float d = qg_half(blk);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = qg_ld32u(blk + 2 + 4 * i);
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        o[4 * i + b] = rq_mul(d, qg_u2f((w >> (8 * b)) & 15u, 8388616.0f));
+        o[16 + 4 * i + b] = rq_mul(d, qg_u2f((w >> (8 * b + 4)) & 15u, 8388616.0f));
+      }
+    }
+  }
+};
+
+// Q8_0: x = q * d, q signed bytes.
+template <>
+struct QgFast<QT_Q8_0> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
+    const float d = qg_half(blk);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t w = qg_ld32u(blk + 2 + 4 * i) ^ 0x80808080u;  // q + 128
+#pragma unroll
+      for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_mul(qg_u2f((w >> (8 * b)) & 255u, 8388736.0f), d);
+    }
+  }
+};
+
+// MXFP4 (GGUF): x = 2^(e-128) * (2 * E2M1 of the nibble), Q4_0 nibble order. The doubled E2M1
+// value is built as float bits: exponent field e2 > 0 gives 2^e2 * (1 + m/2), e2 = 0 gives m.
+ROCQ_DEVICE float qg_e2m1x2(uint32_t q) {
+  const uint32_t e2 = (q >> 1) & 3u, m = q & 1u;
+  uint32_t bits = e2 ? (((127u + e2) << 23) | (m << 22)) : (m ? 0x3F800000u : 0u);
+  if (bits) bits |= (q & 8u) << 28;  // no -0: the table has +0 for code 8
+  return rq_bits_to_float(bits);
+}
+template <>
+struct QgFast<QT_MXFP4> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
+    const float d = rq_e8m0_half(blk[0]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = qg_ld32u(blk + 1 + 4 * i);
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        o[4 * i + b] = rq_mul(d, qg_e2m1x2((w >> (8 * b)) & 15u));
+        o[16 + 4 * i + b] = rq_mul(d, qg_e2m1x2((w >> (8 * b + 4)) & 15u));
+      }
+    }
+  }
+};
+
+// Q4_K / Q5_K: sub-block sb = e32/32: x = (d*sc)*q - dmin*m; q = nibble (sb&1) of
+// qs[32*(sb/2) + j], Q5_K: plus bit sb of qh[j] as the fifth bit.
+template <bool Q5>
+struct QgFastK45 {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int e32, float (&o)[32]) {
+    const int sb = e32 / 32;
+    int sc, mn;
+    rq_k4_scale_min(blk + 4, sb, sc, mn);
+    const float dl = rq_mul(qg_half(blk), (float)sc), ml = rq_mul(qg_half(blk + 2), (float)mn);
+    const uint8_t* qs = blk + (Q5 ? 48 : 16) + 32 * (sb / 2);
+    const uint32_t sh = 4u * (uint32_t)(sb & 1);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      uint32_t q = (qg_ld32u(qs + 4 * i) >> sh) & 0x0F0F0F0Fu;
+      if constexpr (Q5) q |= ((qg_ld32u(blk + 16 + 4 * i) >> sb) & 0x01010101u) << 4;
+#pragma unroll
+      for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_sub(rq_mul(dl, qg_u2f((q >> (8 * b)) & 31u, 8388608.0f)), ml);
+    }
+  }
+};
+template <> struct QgFast<QT_Q4_K> : QgFastK45<false> {};
+template <> struct QgFast<QT_Q5_K> : QgFastK45<true> {};
+
+// Q6_K: the 32 elements e32.. lie in one quarter r of half h: low nibbles (r < 2) or high of
+// ql[64h + 32(r%2) + j], two bits 2r of qh[32h + j]; q - 32; a scale per 16 elements.
+template <>
+struct QgFast<QT_Q6_K> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int e32, float (&o)[32]) {
+    const int h = e32 / 128, r = (e32 % 128) / 32;
+    const float d = qg_half(blk + 208);
+    const float dl0 = rq_mul(d, (float)(int8_t)blk[192 + e32 / 16]);
+    const float dl1 = rq_mul(d, (float)(int8_t)blk[192 + e32 / 16 + 1]);
+    const uint8_t* ql = blk + 64 * h + 32 * (r % 2);
+    const uint8_t* qh = blk + 128 + 32 * h;
+    const uint32_t shl = 4u * (uint32_t)(r / 2), shh = 2u * (uint32_t)r;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t q = ((qg_ld32u(ql + 4 * i) >> shl) & 0x0F0F0F0Fu) | (((qg_ld32u(qh + 4 * i) >> shh) & 0x03030303u) << 4);
+#pragma unroll
+      for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_mul(i < 4 ? dl0 : dl1, qg_u2f((q >> (8 * b)) & 63u, 8388640.0f));
+    }
+  }
+};
+
+// IQ4_XS: sub-block sb: dl = d * (6-bit scale - 32), x = dl * kvalues[nibble], Q4_0 order.
+template <>
+struct QgFast<QT_IQ4_XS> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int e32, float (&o)[32]) {
+    const int sb = e32 / 32;
+    const int ls = (blk[4 + sb / 2] >> (4 * (sb & 1))) & 15;
+    const int hs = ((blk[2] | (blk[3] << 8)) >> (2 * sb)) & 3;
+    const float dl = rq_mul(qg_half(blk), (float)((ls | (hs << 4)) - 32));
+    const uint8_t* qs = blk + 8 + 16 * sb;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = qg_ld32u(qs + 4 * i);
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        o[4 * i + b] = rq_mul(dl, (float)rq_iq4nl_value((int)(w >> (8 * b))));
+        o[16 + 4 * i + b] = rq_mul(dl, (float)rq_iq4nl_value((int)(w >> (8 * b + 4))));
+      }
+    }
+  }
+};
+
+}  // namespace rocq::gpu
