@@ -503,6 +503,18 @@ inline int rq_sm_count() {
   return n;
 }
 
+// Major compute capability of the current NVIDIA device (host code; 0 on error or on HIP).
+inline int rq_cuda_major() {
+#if defined(ROCQ_HIP)
+  return 0;
+#else
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
+  return v;
+#endif
+}
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 ROCQ_DEVICE void rq_cp_async16(void* smem, const void* gmem) {
   const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
@@ -521,7 +533,8 @@ ROCQ_DEVICE void rq_cp_async_wait() {}
 #endif
 
 // ---- register fragments (qmma: weights decoded straight into matrix-unit operands) ----------
-// kRqMmaFrag (host-visible): the backend has rq_mma_frag below. Only NVIDIA sm_80+ for now: the
+// kRqMmaFrag (host-visible): the backend has rq_mma_frag below (NVIDIA: only where the device
+// is sm_80+, rq_cuda_major() >= 8, the launcher checks). Only NVIDIA for now: the
 // AMD mappings (MFMA 16x16x16: lane l holds A row l%16, k quarter l/16, 16 tokens per product;
 // WMMA on gfx11) are not written yet, so HIP builds keep the piece kernels for every M.
 //

@@ -43,6 +43,10 @@ struct QFragWin {
                                  : ID == QT_Q8_0 || kK ? 4                 // Q8_0: 136 bytes; K: one block
                                  : ID == QT_OCP_MXFP8_E4M3 || ID == QT_OCP_MXFP8_E5M2 ? 4  // 128 bytes
                                                                           : 8;  // 128-192 bytes, IQ4_XS one block
+  // window starts in shared memory are then 4-byte aligned (qf_ld32, rq_g32), Q6_K's 2-byte
+  // aligned (its decoder uses 2-byte loads); Q4_0's odd/even block parity assumes 8 per window
+  static constexpr int kBytes = kChunks * kElems / Unit<Codec<ID>>::kElems * Unit<Codec<ID>>::kBytes;
+  static_assert(kBytes % 4 == 0 || (ID == QT_Q6_K && kBytes % 2 == 0), "window alignment the decoders rely on");
 };
 
 template <int ID>

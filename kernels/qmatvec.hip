@@ -40,13 +40,13 @@ bool int_path(int qtype, DType dtype, bool fast) {
   return kRqIntDot && on && dtype != DType::F32 && fast && !exact;
 }
 
+// Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h).
+bool mma_path(int qtype, DType dtype, int64_t M, bool fast) { return fast && qmma_takes(qtype, dtype, M); }
+
 // x [M, k] (16-bit) -> xq [M, k] int16 and xs [M, k/32] = 2^-e per 32-element block, e chosen
 // so that the block's max |x| * 2^e lies in [2^14, 2^15) (qdot_int.h). One thread per block.
 // A block holding inf/NaN gets a NaN scale (its products become NaN); a block whose max is
 // below 2^-100, or zero, becomes zeros.
-// Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h).
-bool mma_path(int qtype, DType dtype, int64_t M, bool fast) { return fast && qmma_takes(qtype, dtype, M); }
-
 template <int XK>
 __global__ void __launch_bounds__(256) qmv_xquant_kernel(const void* x_, int64_t blocks, int16_t* xq, float* xs) {
   using T = typename XStore<XK>::T;

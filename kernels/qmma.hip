@@ -50,7 +50,8 @@ int qmma_warps(int64_t n, int64_t M) {
 bool qmma_supported(int qtype, DType dtype) {
   bool on = false;
   dispatch_format(qtype, [&](auto codec) { on = kQFragOn<decltype(codec)::kId>; });
-  return kRqMmaFrag && on && dtype != DType::F32 && qmma_mode() != 0;
+  static const bool sm80 = rq_cuda_major() >= 8;  // mma.sync bf16 (the kernel is empty below sm_80)
+  return kRqMmaFrag && sm80 && on && dtype != DType::F32 && qmma_mode() != 0;
 }
 
 bool qmma_takes(int qtype, DType dtype, int64_t M) {

@@ -26,6 +26,8 @@ namespace rocq::gpu {
 constexpr int kQmmaRT = 2;        // 16-row tiles per warp (x fragments reused across them)
 constexpr int kQmmaMaxWarps = 8;  // warps per CTA (k shares): 4 or 8, see qmma_warps
 constexpr int64_t kQmmaMaxRows = 64;  // rows of x launch_qmatvec hands it (8 tiles of 8)
+// static shared memory of the kernel at most: the reduction tile (NT = 8) and the value table
+constexpr int kQmmaStaticSmem = kQmmaRT * 16 * (8 * 8 + 1) * 4 + 256 * 4;
 
 using QmmaArgs = QmatArgs;
 
@@ -223,6 +225,8 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
       static_cast<T*>(a.y)[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
     }
   }
+#elif defined(__CUDA_ARCH__)
+  __trap();  // never launched below sm_80 (qmma_supported); fail loudly rather than leave y unset
 #endif
 }
 
@@ -235,7 +239,7 @@ const char* qmma_launch_fmt(const QmmaArgs& a, int warps, gpuStream_t stream) {
   const int nt = a.M <= 8 ? 1 : (a.M <= 16 ? 2 : (a.M <= 32 ? 4 : 8));
   const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)16 * kQmmaRT), (unsigned)rq_ceil_div(a.M, 8 * nt));
   static const int optin = rq_max_smem_optin();
-  while (warps > 1 && QmmaGeom<ID>::smem_bytes(warps) > optin) warps /= 2;
+  while (warps > 1 && QmmaGeom<ID>::smem_bytes(warps) + kQmmaStaticSmem > optin) warps /= 2;
   const dim3 block(32 * warps);
   const int smem = QmmaGeom<ID>::smem_bytes(warps);
   auto go = [&](auto kernel) -> const char* {

@@ -11,6 +11,7 @@ allocator hands the freed poison block back), so an element the kernel forgot st
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -179,12 +180,15 @@ def test_qmatmul_matrix_units(fmt, dtype):
     f = rocq.format_info(fmt)
     g = torch.Generator(device="cpu").manual_seed(5)
     bound = {torch.float16: 1.2e-3, torch.bfloat16: 6e-3}[dtype]
-    for n, blocks in ((200, 37 if f.block_elems == 32 else 5), (8456, 16 if f.block_elems == 32 else 2)):
+    # (200 rows: partial last window; 8456: many CTAs; 77 rows x k ~ 13k: every warp walks several
+    # windows, so buffers rotate and are refilled, and a partial window follows full ones)
+    for n, blocks in ((200, 37 if f.block_elems == 32 else 5), (8456, 16 if f.block_elems == 32 else 2),
+                      (77, 413 if f.block_elems == 32 else 51)):
         k = f.block_elems * blocks
         qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
         sc = sc if sc.numel() else None
         w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()
-        for M in ((1, 2, 3, 8, 9, 16, 17, 33, 64, 70) if n == 200 else (5, 40)):
+        for M in ((1, 2, 3, 8, 9, 16, 17, 33, 64, 70) if n == 200 else (5, 40) if n == 8456 else (2, 9, 32)):
             x = (torch.randn(M, k, generator=g) * 3).to(dtype)
             bias = torch.randn(n, generator=g) if M % 2 else None
             ref = x.double() @ w64.T + (bias.double() if bias is not None else 0)
@@ -195,6 +199,20 @@ def test_qmatmul_matrix_units(fmt, dtype):
             err = rel_err(y, ref)
             assert err < bound, f"{fmt} {dtype} M={M} n={n} k={k}: rel err {err:.3g}"
             assert torch.equal(y, y2)
+
+
+def test_integer_path_q5k_pieces():
+    """Q5_K's integer pieces at M = 1: the integer-path test in a child process with ROCQ_QMMA=0
+    (the matrix-unit kernel takes Q5_K's M = 1 otherwise; the switch is read once per process)."""
+    if os.environ.get("ROCQ_QMMA") == "0":
+        pytest.skip("already running with the matrix-unit kernel off")
+    import subprocess
+    import sys
+    env = dict(os.environ, ROCQ_QMMA="0")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                        "test_qmatmul_integer_path and q5_k"], env=env, capture_output=True, text=True, timeout=600,
+                       cwd=os.path.dirname(os.path.abspath(__file__)))
+    assert r.returncode == 0 and re.search(r"\b2 passed", r.stdout), (r.stdout + r.stderr)[-3000:]
 
 
 def test_piece_kernels_when_matrix_units_off():
@@ -254,8 +272,7 @@ def test_qmatmul_integer_path(fmt, dtype):
     x = x.to(dtype)
     # one row of x per call: from M = 2 the matrix-unit kernel (test_qmatmul_matrix_units) takes
     # these formats on NVIDIA (Q5_K from M = 1: there this checks that kernel against the same
-    # bounds; test_piece_kernels_when_matrix_units_off covers Q5_K's integer pieces)
-    # these formats on NVIDIA, with x as is
+    # bounds, and test_integer_path_q5k_pieces reruns it with ROCQ_QMMA=0)
     with PathEnv("fused"):
         poison(5 * n * 2)
         y = torch.cat([rocq.qmatmul(x[i:i + 1].cuda(), qw, None, f.id, n, k) for i in range(5)])

@@ -104,15 +104,18 @@ int64_t fused_rows_before_qgemm(const FormatInfo& f) {
   }
 }
 
-Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& device, at::ScalarType xdtype) {
+Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& device, at::ScalarType xdtype,
+                 bool rows_fast) {
   (void)device;  // one table for now: the crossover measured on the H100 (an AMD GPU may differ)
   if (forced_path() == 1) return Path::Fused;
   if (forced_path() == 2) return Path::DequantBlas;
   if (forced_path() == 3) return Path::Qgemm;
   // The matrix-unit decode kernel (kernels/qmma, launch.h) takes its range of M on the fused
   // path, up to M = 32 automatically: at M = 64 it lost to qgemm / dequantize+BLAS on the H200
-  // (its x fragments come from L2 once per 32 weight rows).
-  if (M <= kQmmaAutoRows && gpu::qmma_takes(f.id, to_gpu_dtype(xdtype), M)) return Path::Fused;
+  // (its x fragments come from L2 once per 32 weight rows). Only where the fused path is the fast
+  // one (rows_fast: 16-byte aligned rows; the fused path aligns x itself): otherwise the simple
+  // kernel would take these M (e.g. Q6_K with k/256 not a multiple of 8, MXFP4 with k = 2880).
+  if (M <= kQmmaAutoRows && rows_fast && gpu::qmma_takes(f.id, to_gpu_dtype(xdtype), M)) return Path::Fused;
   // The fused kernel (register-blocked, x in registers, no shared-memory x tile: independent of
   // k) reads W once per 8 rows of x; dequantize+BLAS pays a full 16-bit write and read of W.
   // Quantized formats: fused up to M = 8 (benchmarks/results/bench_qmatmul_h200_v2.log). Dense
@@ -159,7 +162,9 @@ at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const st
   const at::Tensor sc = scales_or_undefined(w, scales);
   const bool has_bias = bias.has_value() && bias->defined();
 
-  const Path path = choose_path(M, k, *w.fmt, x.device(), x.scalar_type());
+  // (x: null stands for an aligned x; the fused path copies an unaligned one)
+  const bool rows_fast = gpu::qmatvec_fast_path(w.fmt->id, nullptr, qw.data_ptr<uint8_t>(), k, w.row_bytes);
+  const Path path = choose_path(M, k, *w.fmt, x.device(), x.scalar_type(), rows_fast);
   if (path == Path::Qgemm && gpu::qgemm_supported(w.fmt->id, nullptr, M, n, k)) {
     if (reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0) x2 = x2.clone(at::MemoryFormat::Contiguous);
     const at::Tensor b = has_bias ? bias->to(at::kFloat).contiguous() : at::Tensor();
