@@ -23,6 +23,16 @@
 #include <cuda_bf16.h>
 #endif
 
+// The backend as a host-visible constant (the same in the host and device passes of one build),
+// for the per-backend switches below (kRqIntDot, kRqLargeShared, kRqMmaFrag).
+namespace rocq {
+#if defined(ROCQ_CUDA)
+inline constexpr bool kRqCudaBackend = true;
+#else
+inline constexpr bool kRqCudaBackend = false;
+#endif
+}  // namespace rocq
+
 #if defined(ROCQ_HIP) || defined(ROCQ_CUDA)
 #define ROCQ_GPU_COMPILER 1
 #define ROCQ_HD __host__ __device__ __forceinline__
@@ -235,11 +245,7 @@ ROCQ_DEVICE uint32_t rq_byte_perm(uint32_t x, uint32_t y, uint32_t s) {
 // kRqLargeShared): the integer decode pieces (qdot_int.h) are only chosen where it does.
 // NVIDIA: DP2A (sm_61+). AMD: none (rq_dot2_16x8 below is plain multiply-adds there), so the
 // fp32 pieces stay until an AMD measurement says otherwise.
-#if defined(ROCQ_CUDA)
-inline constexpr bool kRqIntDot = true;
-#else
-inline constexpr bool kRqIntDot = false;
-#endif
+inline constexpr bool kRqIntDot = kRqCudaBackend;
 
 // Integer dot product of two signed 16-bit values (x16x2: low half, high half) with two signed
 // bytes of w4 (bytes 0,1 when HI is false, bytes 2,3 when true), plus acc. One DP2A on NVIDIA
@@ -302,11 +308,7 @@ enum class RqOp : int { BF16 = 0, F16 = 1 };
 // Whether one CTA may use a large shared-memory tile (NVIDIA sm_80+/sm_90: up to ~160-227 KB
 // after opting in) or must stay within AMD's 64 KB of LDS per workgroup. Same value in the
 // host and device passes of one backend, so host code can size launches with it.
-#if defined(ROCQ_CUDA)
-inline constexpr bool kRqLargeShared = true;
-#else
-inline constexpr bool kRqLargeShared = false;
-#endif
+inline constexpr bool kRqLargeShared = kRqCudaBackend;
 
 template <RqOp OP>
 ROCQ_DEVICE float rq_op_to_float(uint16_t v) {
@@ -545,11 +547,7 @@ ROCQ_DEVICE void rq_cp_async_wait() {}
 // B[e1][g]), b1 = (B[e2][g], B[e3][g]), pairs packed low | high << 16. Lanes with the same t
 // together cover the 16 k of one product: t picks the k quarter. Result: c[0], c[1] = C[g][2t],
 // C[g][2t+1]; c[2], c[3] = C[g+8][2t], C[g+8][2t+1].
-#if defined(ROCQ_CUDA)
-inline constexpr bool kRqMmaFrag = true;
-#else
-inline constexpr bool kRqMmaFrag = false;
-#endif
+inline constexpr bool kRqMmaFrag = kRqCudaBackend;
 
 #if defined(ROCQ_MMA_NV)
 template <RqOp OP>

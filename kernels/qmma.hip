@@ -33,32 +33,26 @@ constexpr int qmma_first_rows() {
   }
 }
 
-// Warps per CTA (each a share of k). 8, so that the CTA's 32 rows x all of k are cut fine
-// enough for the 4096-row projections of 8B models (128 CTAs) and a 70B FFN layer runs 3 CTAs
-// (24 warps) per multiprocessor: on the H200, Q4_0 70B FFN M=1 54.6 us with 8 warps, 68.3 with
-// 4, 65.5 with 2, 97.1 with 1. 4 where 8 warps' buffers would leave one CTA per multiprocessor
-// on a layer with many CTAs (Q6_K's 240-byte windows: 97 vs 107 us on the 70B layer); a small
-// grid keeps 8 (Q6_K on the 8B down projection, 128 CTAs: 4 warps ran at 1.7x bf16 at M = 2).
-template <int ID>
-int qmma_warps(int64_t n, int64_t M) {
-  static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
-  const int64_t ctas = rq_ceil_div(n, (int64_t)16 * kQmmaRT) * rq_ceil_div(M, kQmmaMaxRows);
-  return QmmaGeom<ID>::smem_bytes(8) <= 96 * 1024 || ctas < 2 * (int64_t)sms ? 8 : 4;
+// 0 when qmma cannot take the format/dtype on this backend and device, else the first M it
+// takes automatically (qmma_first_rows).
+int qmma_first_rows_of(int qtype, DType dtype) {
+  static const bool sm80 = rq_cuda_major() >= 8;  // mma.sync bf16 (the kernel is empty below sm_80)
+  if (!kRqMmaFrag || !sm80 || dtype == DType::F32 || qmma_mode() == 0) return 0;
+  int first = 0;
+  dispatch_format(qtype, [&](auto codec) {
+    constexpr int id = decltype(codec)::kId;
+    if constexpr (kQFragOn<id>) first = qmma_first_rows<id>();
+  });
+  return first;
 }
 }  // namespace
 
-bool qmma_supported(int qtype, DType dtype) {
-  bool on = false;
-  dispatch_format(qtype, [&](auto codec) { on = kQFragOn<decltype(codec)::kId>; });
-  static const bool sm80 = rq_cuda_major() >= 8;  // mma.sync bf16 (the kernel is empty below sm_80)
-  return kRqMmaFrag && sm80 && on && dtype != DType::F32 && qmma_mode() != 0;
-}
+bool qmma_supported(int qtype, DType dtype) { return qmma_first_rows_of(qtype, dtype) > 0; }
 
 bool qmma_takes(int qtype, DType dtype, int64_t M) {
-  if (!qmma_supported(qtype, dtype)) return false;
+  const int first = qmma_first_rows_of(qtype, dtype);
+  if (first == 0) return false;
   if (qmma_mode() == 1) return M >= 1;
-  int first = 2;
-  dispatch_format(qtype, [&](auto codec) { first = qmma_first_rows<decltype(codec)::kId>(); });
   return M >= first && M <= kQmmaMaxRows;
 }
 
@@ -70,12 +64,8 @@ const char* launch_qmma(int qtype, const void* x, DType dtype, int64_t M, const 
   if (M > 2147483647LL || rq_ceil_div(M, (int64_t)8) > 65535) return "rocq qmma: too many rows of x";
   const QmmaArgs a{x, y, qweight, scales, bias, (int)M, n, k, row_bytes};
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
-  int warps = 8;
-  dispatch_format(qtype, [&](auto codec) {
-    if constexpr (kQFragOn<decltype(codec)::kId>) warps = qmma_warps<decltype(codec)::kId>(n, M);
-  });
-  return dtype == DType::BF16 ? qmma_launch_dtype<(int)DType::BF16>(qtype, a, warps, s)
-                              : qmma_launch_dtype<(int)DType::F16>(qtype, a, warps, s);
+  return dtype == DType::BF16 ? qmma_launch_dtype<(int)DType::BF16>(qtype, a, s)
+                              : qmma_launch_dtype<(int)DType::F16>(qtype, a, s);
 }
 
 }  // namespace rocq::gpu

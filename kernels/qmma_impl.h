@@ -35,8 +35,7 @@ using QmmaArgs = QmatArgs;
 // blocks), kSpan the bytes a row's copy may cover (16-byte aligned start at or below the window).
 template <int ID>
 struct QmmaGeom {
-  static constexpr int kUE = Unit<Codec<ID>>::kElems, kUB = Unit<Codec<ID>>::kBytes;
-  static constexpr int kWinBytes = QFragWin<ID>::kChunks * QFragWin<ID>::kElems / kUE * kUB;
+  static constexpr int kWinBytes = QFragWin<ID>::kBytes;
   static constexpr int kSpan = kWinBytes % 16 == 0 ? kWinBytes : (kWinBytes + 30) / 16 * 16;
   // buffers per warp: 2 (one window in flight while one is decoded). Measured on the H200: 4
   // buffers cost occupancy (3 CTAs of 4 warps per SM) and gained nothing.
@@ -230,16 +229,32 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
 #endif
 }
 
+// Warps per CTA (each a share of k). 8, so that the CTA's 32 rows x all of k are cut fine
+// enough for the 4096-row projections of 8B models (128 CTAs) and a 70B FFN layer runs 3 CTAs
+// (24 warps) per multiprocessor: on the H200, Q4_0 70B FFN M=1 54.6 us with 8 warps, 68.3 with
+// 4, 65.5 with 2, 97.1 with 1. 4 where 8 warps' buffers would leave one CTA per multiprocessor
+// on a layer with many CTAs (Q6_K's 240-byte windows: 97 vs 107 us on the 70B layer); a small
+// grid keeps 8 (Q6_K on the 8B down projection, 128 CTAs: 4 warps ran at 1.7x bf16 at M = 2).
+// Halved further if the device cannot give the buffers.
+template <int ID>
+int qmma_warps(int64_t n, int64_t M) {
+  static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
+  static const int optin = rq_max_smem_optin();
+  const int64_t ctas = rq_ceil_div(n, (int64_t)16 * kQmmaRT) * rq_ceil_div(M, kQmmaMaxRows);
+  int warps = QmmaGeom<ID>::smem_bytes(8) <= 96 * 1024 || ctas < 2 * (int64_t)sms ? 8 : 4;
+  while (warps > 1 && QmmaGeom<ID>::smem_bytes(warps) + kQmmaStaticSmem > optin) warps /= 2;
+  return warps;
+}
+
 // Launch for x dtype XK (F16 or BF16), defined per dtype in qmma_{f16,bf16}.hip.
 template <int XK>
-const char* qmma_launch_dtype(int qtype, const QmmaArgs& a, int warps, gpuStream_t stream);
+const char* qmma_launch_dtype(int qtype, const QmmaArgs& a, gpuStream_t stream);
 
 template <int XK, int ID>
-const char* qmma_launch_fmt(const QmmaArgs& a, int warps, gpuStream_t stream) {
+const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
   const int nt = a.M <= 8 ? 1 : (a.M <= 16 ? 2 : (a.M <= 32 ? 4 : 8));
   const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)16 * kQmmaRT), (unsigned)rq_ceil_div(a.M, 8 * nt));
-  static const int optin = rq_max_smem_optin();
-  while (warps > 1 && QmmaGeom<ID>::smem_bytes(warps) + kQmmaStaticSmem > optin) warps /= 2;
+  const int warps = qmma_warps<ID>(a.n, a.M);
   const dim3 block(32 * warps);
   const int smem = QmmaGeom<ID>::smem_bytes(warps);
   auto go = [&](auto kernel) -> const char* {
@@ -260,11 +275,11 @@ const char* qmma_launch_fmt(const QmmaArgs& a, int warps, gpuStream_t stream) {
 
 #define ROCQ_QMMA_INSTANTIATE(XK)                                                                 \
   template <>                                                                                     \
-  const char* qmma_launch_dtype<XK>(int qtype, const QmmaArgs& a, int warps, gpuStream_t s) {     \
+  const char* qmma_launch_dtype<XK>(int qtype, const QmmaArgs& a, gpuStream_t s) {                \
     const char* err = "rocq qmma: no fragment decoder for this qtype";                           \
     dispatch_format(qtype, [&](auto codec) {                                                      \
       constexpr int id_ = decltype(codec)::kId;                                                   \
-      if constexpr (kQFragOn<id_>) err = qmma_launch_fmt<XK, id_>(a, warps, s);                 \
+      if constexpr (kQFragOn<id_>) err = qmma_launch_fmt<XK, id_>(a, s);                        \
     });                                                                                           \
     return err;                                                                                   \
   }

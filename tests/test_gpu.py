@@ -201,25 +201,28 @@ def test_qmatmul_matrix_units(fmt, dtype):
             assert torch.equal(y, y2)
 
 
+def _child(args, **env):
+    """Runs `python args...` in the tests folder with extra environment variables (the
+    switches rocq reads once per process)."""
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, *args], env=dict(os.environ, **env), capture_output=True, text=True,
+                          timeout=600, cwd=os.path.dirname(os.path.abspath(__file__)))
+
+
 def test_integer_path_q5k_pieces():
     """Q5_K's integer pieces at M = 1: the integer-path test in a child process with ROCQ_QMMA=0
     (the matrix-unit kernel takes Q5_K's M = 1 otherwise; the switch is read once per process)."""
     if os.environ.get("ROCQ_QMMA") == "0":
         pytest.skip("already running with the matrix-unit kernel off")
-    import subprocess
-    import sys
-    env = dict(os.environ, ROCQ_QMMA="0")
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
-                        "test_qmatmul_integer_path and q5_k"], env=env, capture_output=True, text=True, timeout=600,
-                       cwd=os.path.dirname(os.path.abspath(__file__)))
+    r = _child(["-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "test_qmatmul_integer_path and q5_k"],
+               ROCQ_QMMA="0")
     assert r.returncode == 0 and re.search(r"\b2 passed", r.stdout), (r.stdout + r.stderr)[-3000:]
 
 
 def test_piece_kernels_when_matrix_units_off():
     """ROCQ_QMMA=0 (read once per process, so in a child process) keeps the piece kernels for
     M = 2..8 of the matrix-unit formats: still right."""
-    import subprocess
-    import sys
     code = (
         "import torch, rocq\n"
         "g = torch.Generator().manual_seed(3)\n"
@@ -237,8 +240,7 @@ def test_piece_kernels_when_matrix_units_off():
         "            assert e < 1e-2, (name, dt, M, e)\n"
         "print('ok')\n" % (QMMA_FORMATS,)
     )
-    env = dict(os.environ, ROCQ_QMMA="0", ROCQ_QMATMUL_PATH="fused")
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    r = _child(["-c", code], ROCQ_QMMA="0", ROCQ_QMATMUL_PATH="fused")
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
