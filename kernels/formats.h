@@ -95,7 +95,7 @@ ROCQ_HD float rq_e8m0_half(uint8_t e) {
 // GPU local memory, which made generic decoding of these formats several times slower.
 //
 // IQ4_NL levels {-127,-104,-83,-65,-49,-35,-22,-10,1,13,25,38,53,69,89,113}, four int8 per word.
-ROCQ_HD int rq_iq4nl_value(int q) {
+ROCQ_HD constexpr int rq_iq4nl_value(int q) {
   q &= 15;
   const uint32_t lo = (q & 4) ? 0xF6EADDCFu : 0xBFAD9881u;
   const uint32_t hi = (q & 4) ? 0x71594535u : 0x26190D01u;
@@ -103,7 +103,7 @@ ROCQ_HD int rq_iq4nl_value(int q) {
 }
 // E2M1 magnitudes doubled {0,1,2,3,4,6,8,12}, sign in bit 3 (ggml's MXFP4 table):
 // codes 0..3 are themselves, codes 4..7 are (2 + low bit) << (code/2 - 1).
-ROCQ_HD int rq_e2m1x2_value(int q) {
+ROCQ_HD constexpr int rq_e2m1x2_value(int q) {
   const int c = q & 7;
   const int v = c < 4 ? c : (2 + (c & 1)) << ((c >> 1) - 1);
   return (q & 8) ? -v : v;

@@ -308,10 +308,7 @@ struct Piece<QT_IQ4_XS> {
   ROCQ_DEVICE static int xb(int Q) { return 32 * (Q / 4) + 16 + 4 * (Q % 4); }
   ROCQ_PIECE_HEAD(true, 32, 2) {
     (void)sc;
-    const uint32_t w0 = rq_g32(blk), sl = rq_g32(blk + 4);
-    const int sb = Q0 / 4;
-    const int ls = (int)((sl >> (4 * sb)) & 15u), hs = (int)((w0 >> (16 + 2 * sb)) & 3u);
-    const float dl = rq_mul(rq_f16_to_f32((uint16_t)w0), (float)((ls | (hs << 4)) - 32));
+    const float dl = scale(blk, Q0 / 4);
     float s[MT];
     ROCQ_PZERO(s);
 #pragma unroll
@@ -324,6 +321,12 @@ struct Piece<QT_IQ4_XS> {
     for (int m = 0; m < MT; ++m) acc[m] = fmaf(dl, s[m], acc[m]);
   }
   ROCQ_HD static float table(int i) { return (float)rq_iq4nl_value(i); }
+  // scale of sub-block sb (0..7): d * (6-bit sub-scale - 32), as the codec computes it
+  ROCQ_DEVICE static float scale(const uint8_t* blk, int sb) {
+    const uint32_t w0 = rq_g32(blk), sl = rq_g32(blk + 4);
+    const int ls = (int)((sl >> (4 * sb)) & 15u), hs = (int)((w0 >> (16 + 2 * sb)) & 3u);
+    return rq_mul(rq_f16_to_f32((uint16_t)w0), (float)((ls | (hs << 4)) - 32));
+  }
 };
 
 // Planar OCP MX formats: 32-element blocks, element j of the block in order; quad Q = elements

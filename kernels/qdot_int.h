@@ -1,7 +1,9 @@
 // Integer pieces: the register-blocked decode kernel's dot products for 16-bit activations
 // (fp16/bf16 x), computed with integer dot products (rq_dot2_16x8: one DP2A per two weights on
 // NVIDIA) instead of one float conversion plus one FMA per weight. Formats: Q4_0, Q8_0, Q2_K,
-// Q3_K, Q4_K, Q5_K, Q6_K (table formats - IQ4, MXFP4, FP6 - and FP8 keep the fp32 pieces).
+// Q3_K, Q4_K, Q5_K, Q6_K, and the 16-level table formats IQ4_NL, IQ4_XS, MXFP4 and OCP MXFP4
+// (levels looked up in registers, rq_lut16_i8x4). FP6, FP8 and MXINT8 keep the fp32 pieces.
+// The plane formats get their block's E8M0 scale byte in `sc` (0 for the others).
 //
 // Why: at M = 1..2 the fp32 pieces (qdot.h) issue about 2.5 instructions per weight and the
 // kernel is instruction-bound well below the memory bandwidth (ncu on the H200: 64% SM busy,
@@ -62,7 +64,7 @@ ROCQ_DEVICE void rq_idot4(uint32_t w4, const uint32_t (&r)[MT][2], int (&s)[MT])
 #define ROCQ_IPIECE_HEAD                                                                       \
   static constexpr bool kOn = true;                                                            \
   template <int MT, int NQ>                                                                    \
-  ROCQ_DEVICE static void dot(const uint8_t* blk, int Q0, const XIPiece<MT, NQ>& x, float (&acc)[MT])
+  ROCQ_DEVICE static void dot(const uint8_t* blk, int Q0, uint8_t sc, const XIPiece<MT, NQ>& x, float (&acc)[MT])
 
 // Q4_0: quad Q = qs word Q (low nibbles: run A, high: run B); x = d * (q - 8).
 template <>
@@ -185,6 +187,81 @@ struct PieceIntK23 {
 };
 template <> struct PieceInt<QT_Q2_K> : PieceIntK23<QT_Q2_K> {};
 template <> struct PieceInt<QT_Q3_K> : PieceIntK23<QT_Q3_K> {};
+
+// Table formats: each 4-bit code selects one of 16 int8 levels (IQ4_NL's, or E2M1 doubled:
+// formats.h), so the products with the fixed-point x stay exact integers. The table lives in 4
+// registers (constants) and is read with byte permutes: per 4 codes, two permutes pick the
+// level among codes 0..7 and 8..15 by the code's low 3 bits and a third picks by bit 3. (A
+// shared-memory float table costs a load and an FMA per weight: the fp32 pieces.)
+template <int ID>
+ROCQ_HD constexpr uint32_t rq_lut16_word(int j) {  // levels of codes 4j..4j+3, one int8 per byte
+  uint32_t w = 0;
+  for (int b = 0; b < 4; ++b) {
+    const int v = ID == QT_IQ4_NL || ID == QT_IQ4_XS ? rq_iq4nl_value(4 * j + b) : rq_e2m1x2_value(4 * j + b);
+    w |= (uint32_t)(uint8_t)(int8_t)v << (8 * b);
+  }
+  return w;
+}
+// Byte j of the result = the level of nibble j of sel (j = 0..3: only the low 16 bits count).
+// Selector nibbles keep bit 3 clear (set, it would make the permute replicate a sign bit).
+template <int ID>
+ROCQ_DEVICE uint32_t rq_lut16_i8x4(uint32_t lo3, uint32_t pick) {
+  constexpr uint32_t t0 = rq_lut16_word<ID>(0), t1 = rq_lut16_word<ID>(1), t2 = rq_lut16_word<ID>(2),
+                     t3 = rq_lut16_word<ID>(3);
+  return __byte_perm(__byte_perm(t0, t1, lo3), __byte_perm(t2, t3, lo3), pick);
+}
+// The levels of the 8 codes of word w: run A = codes of elements (4 consecutive), run B
+// likewise. Q4_0 order (Q40): low nibbles are run A, high nibbles run B; otherwise (OCP) the
+// nibbles are in element order, the low half-word run A.
+template <int ID, bool Q40>
+ROCQ_DEVICE void rq_lut16_runs(uint32_t w, uint32_t& ra, uint32_t& rb) {
+  const uint32_t lo3 = w & 0x77777777u;                         // code within its half-table
+  const uint32_t pick = ((w >> 1) & 0x44444444u) | 0x32103210u;  // byte j of the low (0) or high (4) table
+  const uint32_t v0 = rq_lut16_i8x4<ID>(lo3, pick), v1 = rq_lut16_i8x4<ID>(lo3 >> 16, pick >> 16);
+  if constexpr (Q40) {  // v0 = levels of (e0, e16, e1, e17), v1 = (e2, e18, e3, e19)
+    ra = __byte_perm(v0, v1, 0x6420);
+    rb = __byte_perm(v0, v1, 0x7531);
+  } else {
+    ra = v0;
+    rb = v1;
+  }
+}
+template <int ID, bool Q40, int MT, int NQ>
+ROCQ_DEVICE void rq_lut16_quads(const uint8_t* w0, bool aligned, const XIPiece<MT, NQ>& x, int (&s)[MT]) {
+#pragma unroll
+  for (int q = 0; q < NQ; ++q) {
+    uint32_t ra, rb;
+    rq_lut16_runs<ID, Q40>(aligned ? rq_g32(w0 + 4 * q) : rq_g32_any(w0 + 4 * q), ra, rb);
+    rq_idot4<MT>(ra, x.a[q], s);
+    rq_idot4<MT>(rb, x.b[q], s);
+  }
+}
+template <int ID>
+struct PieceIntLut16 {
+  ROCQ_IPIECE_HEAD {
+    int s[MT] = {};
+    float d;
+    if constexpr (ID == QT_IQ4_NL) {  // 18-byte blocks: f16 d, 16 code bytes
+      d = rq_gf16(blk);
+      rq_lut16_quads<ID, true>(blk + 2 + 4 * Q0, false, x, s);
+    } else if constexpr (ID == QT_MXFP4) {  // 17-byte blocks: E8M0 (ggml's half scale), 16 code bytes
+      d = rq_e8m0_half(blk[0]);
+      rq_lut16_quads<ID, true>(blk + 1 + 4 * Q0, false, x, s);
+    } else if constexpr (ID == QT_IQ4_XS) {  // 136-byte blocks, 32-element sub-blocks
+      d = Piece<QT_IQ4_XS>::scale(blk, Q0 / 4);
+      rq_lut16_quads<ID, true>(blk + 8 + 4 * Q0, true, x, s);
+    } else {  // OCP MXFP4: 16 code bytes, E8M0 from the plane; the table is E2M1 doubled
+      d = rq_e8m0(sc) * 0.5f;
+      rq_lut16_quads<ID, false>(blk + 4 * Q0, true, x, s);
+    }
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[0][m], (float)s[m], acc[m]);
+  }
+};
+template <> struct PieceInt<QT_IQ4_NL> : PieceIntLut16<QT_IQ4_NL> {};
+template <> struct PieceInt<QT_IQ4_XS> : PieceIntLut16<QT_IQ4_XS> {};
+template <> struct PieceInt<QT_MXFP4> : PieceIntLut16<QT_MXFP4> {};
+template <> struct PieceInt<QT_OCP_MXFP4> : PieceIntLut16<QT_OCP_MXFP4> {};
 
 #undef ROCQ_IPIECE_HEAD
 

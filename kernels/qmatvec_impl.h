@@ -177,7 +177,10 @@ __global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT, ID>::kWide 
           }
         }
 #pragma unroll
-        for (int rr = 0; rr < R; ++rr) PieceInt<ID>::template dot<MT, NQ>(rp[rr] + b * UB, Q0, x, acc[rr]);
+        for (int rr = 0; rr < R; ++rr) {
+          const uint8_t s = kPlane ? sp[rr][b] : (uint8_t)0;  // plane formats: 32-element units
+          PieceInt<ID>::template dot<MT, NQ>(rp[rr] + b * UB, Q0, s, x, acc[rr]);
+        }
       } else {
         XPiece<MT, NQ> x;
 #pragma unroll

@@ -257,7 +257,8 @@ def _fixed_point_x(x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("fmt", ["q4_0", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"])
+@pytest.mark.parametrize("fmt", ["q4_0", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "mxfp4",
+                                 "ocp_mxfp4"])
 def test_qmatmul_integer_path(fmt, dtype):
     """16-bit x on the formats with integer pieces: x is rounded to 16-bit fixed point per
     32-element block (documented rule, emulated here), then the products are exact. Outliers,
@@ -266,7 +267,8 @@ def test_qmatmul_integer_path(fmt, dtype):
     n, k = 301, 1024
     g = torch.Generator(device="cpu").manual_seed(11)
     qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
-    w64 = rocq.dequantize(qw, None, f.id, n, k, torch.float32).double().cpu()
+    sc = sc if f.scale_plane else None
+    w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()
     x = torch.randn(5, k, generator=g)
     x[1, 37] = 900.0       # an outlier: its block's other elements lose low bits
     x[2, 96:128] *= 1e-3   # a block of small values: exact after its own scaling
@@ -277,7 +279,7 @@ def test_qmatmul_integer_path(fmt, dtype):
     # bounds, and test_integer_path_q5k_pieces reruns it with ROCQ_QMMA=0)
     with PathEnv("fused"):
         poison(5 * n * 2)
-        y = torch.cat([rocq.qmatmul(x[i:i + 1].cuda(), qw, None, f.id, n, k) for i in range(5)])
+        y = torch.cat([rocq.qmatmul(x[i:i + 1].cuda(), qw, sc, f.id, n, k) for i in range(5)])
     ref_fixed = _fixed_point_x(x) @ w64.T
     ref = x.double() @ w64.T
     # against the fixed-point x: only the output rounding to fp16/bf16 remains
@@ -288,7 +290,7 @@ def test_qmatmul_integer_path(fmt, dtype):
     assert ((xb - fb).abs() <= xb.abs().amax(-1, keepdim=True) * 2.0**-15).all()
     x[4, 500] = float("inf")
     with PathEnv("fused"):
-        y = torch.cat([rocq.qmatmul(x[i:i + 1].cuda(), qw, None, f.id, n, k) for i in range(5)])
+        y = torch.cat([rocq.qmatmul(x[i:i + 1].cuda(), qw, sc, f.id, n, k) for i in range(5)])
     assert not torch.isfinite(y[4]).any() and torch.isfinite(y[:4]).all()
 
 
