@@ -11,8 +11,8 @@
 //   Raw load(win, i, t)         the lane's raw bytes of chunk i of a window (kWC chunks, whole
 //                               blocks) of one row, win: the window's first byte as the kernel
 //                               staged it in shared memory (i is a constant in whole windows,
-//                               so the offsets fold); formats with a scale plane would also
-//                               need its row (none has a decoder yet);
+//                               so the offsets fold); formats with a scale plane (OCP MX)
+//                               leave Raw::e, the chunk's E8M0 byte, to the kernel;
 //   decode<OP>(raw, a, sc, mn)  a[s][0], a[s][1]: the step's 4 codes as operand pairs (e0,e1),
 //                               (e2,e3), exact small integers; sc[grp] the fp32 scale, so that
 //                               W = sc * code (- mn * 1 when kMin: the kernel subtracts
@@ -104,7 +104,7 @@ struct QFrag<QT_Q4_0> {
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
   // (win is 4-byte aligned: block i's qs words are aligned for odd i, half-word offset for even i)
-  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t*, int64_t) {
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
     const uint8_t* p = win + i * 18;
     if (i & 1) return {rq_g32(p + 2 + 4 * t), rq_g16(p)};
     return {rq_funnel(rq_g32(p + 4 * t), rq_g32(p + 4 * t + 4), 16), rq_g16(p)};
@@ -125,7 +125,7 @@ struct QFrag<QT_Q8_0> {
   struct Raw { uint32_t w0, w1, d; };
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
-  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t*, int64_t) {
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
     const uint8_t* p = win + i * 34 + 2 + 4 * t;
     return {rq_g16(p) | (rq_g16(p + 2) << 16), rq_g16(p + 16) | (rq_g16(p + 18) << 16), rq_g16(win + i * 34)};
   }
@@ -150,7 +150,7 @@ struct QFragK45 {
   struct Raw { uint32_t w0, w1, h0, h1, dm, s0, s1, s2; int p; };
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
-  ROCQ_DEVICE static Raw load(const uint8_t* blk, int p, int t, const uint8_t*, int64_t) {  // window = one block
+  ROCQ_DEVICE static Raw load(const uint8_t* blk, int p, int t) {  // window = one block
     Raw r;
     r.p = p;
     r.w0 = rq_g32(blk + kQs + 32 * p + 4 * t);
@@ -208,7 +208,7 @@ struct QFrag<QT_Q6_K> {
   ROCQ_DEVICE static int64_t x0(int64_t c) { return 256 * (c / 4) + 128 * ((c % 4) / 2) + 32 * (c % 2); }
   ROCQ_DEVICE static int xo(int s, int t) { return 64 * (s / 2) + 16 * (s % 2) + 4 * t; }
   ROCQ_DEVICE static uint32_t ld(const uint8_t* p) { return rq_g16(p) | (rq_g16(p + 2) << 16); }
-  ROCQ_DEVICE static Raw load(const uint8_t* blk, int i, int t, const uint8_t*, int64_t) {  // window = one block
+  ROCQ_DEVICE static Raw load(const uint8_t* blk, int i, int t) {  // window = one block
     const int h = i / 2, r0 = i % 2;
     Raw r;
     r.r0 = r0;
@@ -249,7 +249,7 @@ struct QFragLegacy {
   struct Raw { uint32_t w, dm, h0, h1; };
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
-  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t*, int64_t) {
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
     Raw r;
     r.w = qf_ld32(win, i * kB + kQs + 4 * t);
     r.dm = qf_ld32(win, i * kB);
@@ -309,7 +309,7 @@ struct QFragQ40Lut {
   }
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
-  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t*, int64_t) {
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
     return {qf_ld32(win, i * kB + kQs + 4 * t), qf_ld32(win, i * kB)};
   }
   template <RqOp OP>
@@ -333,7 +333,7 @@ struct QFrag<QT_IQ4_XS> {
   ROCQ_DEVICE static uint32_t lut(int b) { return QFragQ40Lut<QT_IQ4_NL>::lut<OP>(b); }
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
-  ROCQ_DEVICE static Raw load(const uint8_t* blk, int sb, int t, const uint8_t*, int64_t) {  // window = one block
+  ROCQ_DEVICE static Raw load(const uint8_t* blk, int sb, int t) {  // window = one block
     return {qf_ld32(blk, 8 + 16 * sb + 4 * t), qf_ld32(blk, 0), qf_ld32(blk, 4), sb};
   }
   template <RqOp OP>
@@ -362,7 +362,9 @@ struct QFragOcp {
   }
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
-  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t, const uint8_t* srow, int64_t c) {
+  // (r.e, the chunk's E8M0 byte from the scale plane, is set by the kernel: it prefetches a
+  // window's scale bytes with the x fragments)
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
     Raw r;
     if constexpr (kFp4) {
       r.w0 = rq_g16(win + i * kB + 2 * t);
@@ -371,7 +373,7 @@ struct QFragOcp {
       r.w0 = rq_g32(win + i * kB + 4 * t);
       r.w1 = rq_g32(win + i * kB + 16 + 4 * t);
     }
-    r.e = srow[c];
+    r.e = 0;
     return r;
   }
   template <RqOp OP>

@@ -17,20 +17,20 @@ int qmma_mode() {
 }
 
 // Smallest M at which the kernel beats the piece kernels (qmatvec_impl.h): H200, bf16 x, 70B FFN,
-// every M on each (benchmarks/results/bench_qmatmul_h200_session3_qmma_all.log against
-// bench_qmatmul_h200_session3.log). From M = 1 where it is ahead there too (Q5_0 70.8 vs 85.4 us,
-// Q5_K 72.0 vs 82.0); the integer pieces keep M = 1 of Q4_0/Q4_1/Q4_K/Q5_1/Q6_K/Q8_0. Q8_0 ties
-// at M = 2. The table formats have integer pieces since session 4 (qdot_int.h PieceIntLut16):
-// they keep M = 1..2 (IQ4_NL/IQ4_XS: M = 2 77.5/80.6 us vs qmma 84.3/86.9) and MXFP4 up to
-// M = 4 (109 vs 131 us; qmma 143 vs 249 at M = 8): bench_qmatmul_h200_s4_lut16_{auto,int}.json.
-// The OCP MX formats read their scale plane from global memory per chunk (not staged with the
-// window): their pieces stay ahead up to M = 4.
+// every M on each. Session 3 (bench_qmatmul_h200_session3_qmma_all.log against
+// bench_qmatmul_h200_session3.log): from M = 1 where it is ahead there too (Q5_0 70.8 vs 85.4 us,
+// Q5_K 72.0 vs 82.0); the integer pieces keep M = 1 of Q4_0/Q4_1/Q4_K/Q5_1/Q6_K/Q8_0; Q8_0 ties
+// at M = 2. Session 4 (benchmarks/results/bench_qmatmul_h200_s4_*.json): with the x fragments
+// loaded ahead (QmmaXPre) Q6_K takes M = 2 (86.0 vs ~103 us); the table formats' new integer
+// pieces keep M = 1..2 (IQ4_NL/IQ4_XS at M = 2: 77.5/80.6 vs qmma 84.0/85.0) and MXFP4 M = 1..2
+// (qmma 102 vs pieces 109 at M = 4). The OCP MX formats' decoders are slow (ocp_mxfp4 qmma
+// 144-155 us at M = 1..8, ocp_mxfp8 202-215): their pieces stay ahead up to M = 4.
 template <int ID>
 constexpr int qmma_first_rows() {
   switch (ID) {
     case QT_Q5_0: case QT_Q5_K: return 1;
-    case QT_Q8_0: case QT_Q6_K: case QT_IQ4_NL: case QT_IQ4_XS: return 3;
-    case QT_MXFP4: case QT_OCP_MXFP4: case QT_OCP_MXFP8_E4M3: case QT_OCP_MXFP8_E5M2: return 5;
+    case QT_Q8_0: case QT_IQ4_NL: case QT_IQ4_XS: case QT_MXFP4: return 3;
+    case QT_OCP_MXFP4: case QT_OCP_MXFP8_E4M3: case QT_OCP_MXFP8_E5M2: return 5;
     default: return 2;
   }
 }

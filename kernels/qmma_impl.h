@@ -19,6 +19,8 @@
 // per-group fp32 scaling into the accumulators.
 #pragma once
 
+#include <type_traits>
+
 #include "qfrag.h"
 
 namespace rocq::gpu {
@@ -30,6 +32,18 @@ constexpr int64_t kQmmaMaxRows = 64;  // rows of x launch_qmatvec hands it (8 ti
 constexpr int kQmmaStaticSmem = kQmmaRT * 16 * (8 * 8 + 1) * 4 + 256 * 4;
 
 using QmmaArgs = QmatArgs;
+
+// Whether the one-tile kernels (NT = 1: M <= 8) load a window's x fragments before waiting for
+// its weight bytes (registers: kWC * S * 2 more per lane). H200, 70B FFN, every M forced onto
+// qmma, same run (benchmarks/results/bench_qmatmul_h200_s4_xpre{0,1}.json), M = 1/2/4/8 us:
+// Q4_0 55.7/67.2/72.8/77.2 -> 50.5/56.1/58.6/66.1, Q6_K 93.7/96.0/117.8/125.8 ->
+// 84.8/86.0/94.0/98.7, MXFP4 102.5/122.4/131.0/140.6 -> 91.1/96.3/102.2/110.5, Q8_0 M=8 135 ->
+// 111, IQ4_XS M=8 114 -> 98, Q4_K within 3%; Q5_K lost (72.9 -> 89.2 at M=1: 137 registers, one
+// CTA per SM), so it keeps loading x per chunk.
+template <int ID>
+struct QmmaXPre {
+  static constexpr bool kOn = ID != QT_Q5_K;
+};
 
 // Shared-memory window geometry of a format: kWinBytes per row per window (kWC chunks, whole
 // blocks), kSpan the bytes a row's copy may cover (16-byte aligned start at or below the window).
@@ -43,7 +57,7 @@ struct QmmaGeom {
   static constexpr int smem_bytes(int warps) { return warps * kStages * 16 * kQmmaRT * kSpan; }
 };
 
-template <int ID, int NT, int XK>
+template <int ID, int NT, int XK, bool XPRE>
 __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
 #if defined(ROCQ_MMA_NV)
   using F = QFrag<ID>;
@@ -61,6 +75,10 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
     for (int i = threadIdx.x; i < 256; i += blockDim.x) lut[i] = F::template lut<OP>(i);
     __syncthreads();
   }
+  constexpr bool kPlane = rq_has_scale_plane(ID);
+  static_assert(!kPlane || F::kWC % 4 == 0, "a window's scale bytes are whole words");
+  // scale rows 4-byte aligned: word loads of a window's scale bytes
+  const bool plane_words = kPlane && a.k % 128 == 0 && (reinterpret_cast<uintptr_t>(a.sc) & 3) == 0;
   const uint8_t* sp[RT][2];  // scale-plane rows (formats with one), read from global memory
 #pragma unroll
   for (int r = 0; r < RT; ++r)
@@ -85,9 +103,20 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[r][j][e] = 0.f;
 
+  // The x fragments of chunk c for x tile j (8-byte loads; L2 hits mostly): b[s] for step s.
+  auto load_x = [&](int64_t c, int j, uint32_t (&b)[S][2]) {
+    const int64_t e0 = F::x0(c);
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      const uint2 v = *reinterpret_cast<const uint2*>(xp[j] + e0 + F::xo(s, t));
+      b[s][0] = v.x;
+      b[s][1] = v.y;
+    }
+  };
   // One chunk's math from its raw bytes: decode every row tile once, then per 8 rows of x the
-  // x fragments, the group sums of x (min-term formats) and the products of every row tile.
-  auto chunk = [&](int64_t c, const typename F::Raw (&raw)[RT][2]) {
+  // x fragments (xfrag(j, b): loaded now, or earlier with XPRE), the group sums of x (min-term
+  // formats) and the products of every row tile.
+  auto chunk = [&](const typename F::Raw (&raw)[RT][2], auto&& xfrag) {
     uint32_t af[RT][S][4];
     float sc[RT][2][G], mn[RT][2][G];
 #pragma unroll
@@ -102,16 +131,10 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
           af[r][s][2 + h] = a2[s][1];
         }
       }
-    const int64_t e0 = F::x0(c);
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
       uint32_t b[S][2];
-#pragma unroll
-      for (int s = 0; s < S; ++s) {
-        const uint2 v = *reinterpret_cast<const uint2*>(xp[j] + e0 + F::xo(s, t));
-        b[s][0] = v.x;
-        b[s][1] = v.y;
-      }
+      xfrag(j, b);
       float xsum[G][2];
       if constexpr (F::kMin) {
         const uint32_t one[4] = {QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2};
@@ -171,6 +194,29 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
   int stage = 0;
   for (int64_t w = warp; w < nwin; w += W) {
     issue(w + (int64_t)(ST - 1) * W, (stage + ST - 1) % ST);
+    // XPRE: the window's x fragments are loaded before waiting for its weight bytes, so their
+    // L2 latency overlaps that wait (NT = 1 only, and per format: QmmaXPre)
+    const int wc = (w + 1) * F::kWC <= nch ? F::kWC : (int)(nch - w * F::kWC);  // chunks in this window
+    uint32_t xw[XPRE ? F::kWC : 1][S][2];
+    static_assert(!XPRE || NT == 1, "x fragments loaded ahead for one x tile only");
+    if constexpr (XPRE) {
+#pragma unroll
+      for (int i = 0; i < F::kWC; ++i)
+        if (i < wc) load_x(w * F::kWC + i, 0, xw[i]);
+    }
+    // Scale-plane formats: the window's E8M0 bytes of each row (kWC bytes, one per chunk), as
+    // 4-byte words where the rows allow (k % 128 == 0), loaded before the wait as well.
+    uint32_t sw[kPlane ? RT : 1][2][kPlane ? F::kWC / 4 : 1];
+    if constexpr (kPlane) {
+      if (plane_words && wc == F::kWC) {
+#pragma unroll
+        for (int r = 0; r < RT; ++r)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int q = 0; q < F::kWC / 4; ++q) sw[r][h][q] = rq_g32(sp[r][h] + w * F::kWC + 4 * q);
+      }
+    }
     rq_cp_async_wait<ST - 1>();
     rq_warp_sync();
     const int64_t a0 = (w * WB) & ~(int64_t)15;
@@ -180,19 +226,38 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
     for (int r = 0; r < RT; ++r)
 #pragma unroll
       for (int h = 0; h < 2; ++h) win[r][h] = buf + (16 * r + g + 8 * h) * SPAN + (WB % 16 == 0 ? 0 : (int)(w * WB - a0));
-    auto one = [&](int i) {
+    auto one = [&](int i, auto whole) {
       typename F::Raw raw[RT][2];
 #pragma unroll
       for (int r = 0; r < RT; ++r)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) raw[r][h] = F::load(win[r][h], i, t, sp[r][h], w * F::kWC + i);
-      chunk(w * F::kWC + i, raw);
-    };
-    if ((w + 1) * F::kWC <= nch) {  // a whole window: unrolled, so chunks overlap (ILP)
+        for (int h = 0; h < 2; ++h) {
+          raw[r][h] = F::load(win[r][h], i, t);
+          if constexpr (kPlane) {  // (sw only with constant i: a whole, unrolled window)
+            if constexpr (decltype(whole)::value)
+              raw[r][h].e = plane_words ? (uint8_t)(sw[r][h][i / 4] >> (8 * (i % 4))) : sp[r][h][w * F::kWC + i];
+            else
+              raw[r][h].e = sp[r][h][w * F::kWC + i];
+          }
+        }
+      if constexpr (XPRE) {
+        chunk(raw, [&](int, uint32_t (&b)[S][2]) {
 #pragma unroll
-      for (int i = 0; i < F::kWC; ++i) one(i);
+          for (int s = 0; s < S; ++s) b[s][0] = xw[i][s][0], b[s][1] = xw[i][s][1];
+        });
+      } else {
+        chunk(raw, [&](int j, uint32_t (&b)[S][2]) { load_x(w * F::kWC + i, j, b); });
+      }
+    };
+    if (wc == F::kWC) {  // a whole window: unrolled, so chunks overlap (ILP)
+#pragma unroll
+      for (int i = 0; i < F::kWC; ++i) one(i, std::true_type{});
+    } else if constexpr (XPRE) {  // (constant indices into xw: unrolled with a guard)
+#pragma unroll
+      for (int i = 0; i < F::kWC; ++i)
+        if (i < wc) one(i, std::false_type{});
     } else {
-      for (int i = 0; i < (int)(nch - w * F::kWC); ++i) one(i);
+      for (int i = 0; i < wc; ++i) one(i, std::false_type{});
     }
     rq_warp_sync();  // every lane done reading before the buffer is refilled
     stage = (stage + 1) % ST;
@@ -266,10 +331,10 @@ const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
     return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
   };
   switch (nt) {
-    case 1: return go(qmma_kernel<ID, 1, XK>);
-    case 2: return go(qmma_kernel<ID, 2, XK>);
-    case 4: return go(qmma_kernel<ID, 4, XK>);
-    default: return go(qmma_kernel<ID, 8, XK>);
+    case 1: return go(qmma_kernel<ID, 1, XK, QmmaXPre<ID>::kOn>);
+    case 2: return go(qmma_kernel<ID, 2, XK, false>);
+    case 4: return go(qmma_kernel<ID, 4, XK, false>);
+    default: return go(qmma_kernel<ID, 8, XK, false>);
   }
 }
 
