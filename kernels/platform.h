@@ -179,11 +179,19 @@ inline int rq_max_smem_optin() {
   if (hipDeviceGetAttribute(&v, hipDeviceAttributeSharedMemPerBlockOptin, dev) != hipSuccess) return 0;
   return v;
 }
-// Wavefront width is a property of the compilation target (64 on CDNA, 32 on RDNA).
-#if defined(__AMDGCN_WAVEFRONT_SIZE)
-#define ROCQ_WARP_SIZE __AMDGCN_WAVEFRONT_SIZE
-#else
+// Wavefront width is a property of the compilation target: 64 on GFX9 (GCN, CDNA: MI100..MI350),
+// 32 on GFX10/11/12 (RDNA; rocq never builds with -mwavefrontsize64). Taken from clang's target
+// family macros: __AMDGCN_WAVEFRONT_SIZE is deprecated since ROCm 6.3 and gone in ROCm 7.2. A
+// device pass for any other family stops here rather than guess. The host pass has no target:
+// ROCQ_WARP_SIZE is a placeholder there, and host code sizes launches with rq_device_warp_size().
+#if defined(__GFX9__)
 #define ROCQ_WARP_SIZE 64
+#elif defined(__GFX10__) || defined(__GFX11__) || defined(__GFX12__)
+#define ROCQ_WARP_SIZE 32
+#elif defined(__HIP_DEVICE_COMPILE__)
+#error "rocq: unknown AMD GPU family (not GFX9..GFX12): its wavefront size is not known here"
+#else
+#define ROCQ_WARP_SIZE 64  // host pass: placeholder, never used to size a launch
 #endif
 template <typename T>
 ROCQ_DEVICE T rq_shfl_xor(T v, int mask) { return __shfl_xor(v, mask, ROCQ_WARP_SIZE); }
@@ -493,6 +501,18 @@ ROCQ_DEVICE float& rq_acc(typename RqMma<OP>::Acc& c, int e) {
 }
 
 // Multiprocessors (CUs) of the current device, for sizing grids (host code; 0 on error).
+// The current device's warp (wavefront) width, for host code that sizes launches in warps: on
+// AMD the host pass cannot know it (ROCQ_WARP_SIZE above). 0 on error.
+inline int rq_device_warp_size() {
+#if defined(ROCQ_HIP)
+  int dev = 0, w = 0;
+  if (hipGetDevice(&dev) != hipSuccess) return 0;
+  if (hipDeviceGetAttribute(&w, hipDeviceAttributeWarpSize, dev) != hipSuccess) return 0;
+  return w;
+#else
+  return 32;
+#endif
+}
 inline int rq_sm_count() {
   int dev = 0, n = 0;
 #if defined(ROCQ_HIP)

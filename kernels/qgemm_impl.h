@@ -254,7 +254,11 @@ const char* qgemm_launch_one(const QgArgs& a, const QgemmPlan& p, gpuStream_t st
   // (per call: the attribute belongs to the current device's context; the call is host-only)
   const gpuError_t attr = rq_func_set_max_dynamic_smem((const void*)qgemm_kernel<ID, XK, MT>, smem);
   if (attr != ROCQ_GPU_SUCCESS) return "rocq qgemm: this device cannot give the kernel its shared memory";
-  const dim3 grid((unsigned)p.m_tiles, (unsigned)p.n_tiles, (unsigned)p.splits), block(kQgThreads);
+  // kQgWarps warps of the device's width (the kernel's kQgThreads in its own device pass; the
+  // host pass cannot know the AMD wavefront width)
+  const int ws = rq_device_warp_size();
+  if (ws != 32 && ws != 64) return "rocq qgemm: could not read the device's warp size";
+  const dim3 grid((unsigned)p.m_tiles, (unsigned)p.n_tiles, (unsigned)p.splits), block((unsigned)(kQgWarps * ws));
   qgemm_kernel<ID, XK, MT><<<grid, block, smem, stream>>>(a);
   const gpuError_t e = rq_last_error();
   return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
