@@ -70,6 +70,21 @@ ROCQ_DEVICE uint32_t rq_g32_any(const uint8_t* p) {
   const uint32_t hi = sh ? w[1] : 0u;
   return rq_funnel(lo, hi, sh);
 }
+// N consecutive 32-bit words from p at any alignment: N + 1 aligned loads and N funnel shifts
+// when p is not 4-byte aligned (the extra word then holds a byte of the range, as in
+// rq_g32_any), N loads when it is.
+template <int N>
+ROCQ_DEVICE void rq_g32n_any(const uint8_t* p, uint32_t (&o)[N]) {
+  const uintptr_t ad = reinterpret_cast<uintptr_t>(p);
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(ad & ~(uintptr_t)3);
+  const uint32_t sh = (uint32_t)(ad & 3u) * 8u;
+  uint32_t a[N + 1];
+#pragma unroll
+  for (int i = 0; i < N; ++i) a[i] = w[i];
+  a[N] = sh ? w[N] : 0u;
+#pragma unroll
+  for (int i = 0; i < N; ++i) o[i] = rq_funnel(a[i], a[i + 1], sh);
+}
 ROCQ_DEVICE float rq_gf16(const uint8_t* p) { return rq_f16_to_f32((uint16_t)rq_g16(p)); }
 
 // Nibble codes of a Q4_0-order word (low nibbles = run A, high = run B) as 0x80 | 8q bytes.

@@ -1,7 +1,7 @@
 // Integer pieces: the register-blocked decode kernel's dot products for 16-bit activations
 // (fp16/bf16 x), computed with integer dot products (rq_dot2_16x8: one DP2A per two weights on
-// NVIDIA) instead of one float conversion plus one FMA per weight. Formats: Q4_0, Q8_0, Q2_K,
-// Q3_K, Q4_K, Q5_K, Q6_K, and the 16-level table formats IQ4_NL, IQ4_XS, MXFP4 and OCP MXFP4
+// NVIDIA) instead of one float conversion plus one FMA per weight. Formats: Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, and the 16-level table formats IQ4_NL, IQ4_XS, MXFP4 and OCP MXFP4
 // (levels looked up in registers, rq_lut16_i8x4). FP6, FP8 and MXINT8 keep the fp32 pieces.
 // The plane formats get their block's E8M0 scale byte in `sc` (0 for the others).
 //
@@ -72,9 +72,11 @@ struct PieceInt<QT_Q4_0> {
   ROCQ_IPIECE_HEAD {
     const float d = rq_gf16(blk);
     int s[MT] = {};
+    uint32_t ws[NQ];
+    rq_g32n_any<NQ>(blk + 2 + 4 * Q0, ws);
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {
-      const uint32_t w = rq_g32_any(blk + 2 + 4 * (Q0 + q));
+      const uint32_t w = ws[q];
       rq_idot4<MT>(w & 0x0F0F0F0Fu, x.a[q], s);
       rq_idot4<MT>((w >> 4) & 0x0F0F0F0Fu, x.b[q], s);
     }
@@ -83,17 +85,67 @@ struct PieceInt<QT_Q4_0> {
   }
 };
 
+// Q4_1, Q5_0, Q5_1 (Q4_0 nibble order; Q5: the 5th bits of elements j and j + 16 are bits j
+// and j + 16 of the qh word): x = d * q + m (Q4_1, Q5_1) or d * (q - 16) (Q5_0).
+template <int ID>
+struct PieceIntLegacy {
+  ROCQ_IPIECE_HEAD {
+    constexpr bool kQ5 = ID != QT_Q4_1, kMin = ID != QT_Q5_0;
+    float d, mn = 0.f;
+    uint32_t qh = 0;
+    uint32_t ws[NQ];
+    if constexpr (kMin) {  // 20/24-byte blocks: f16 d, f16 m, (qh), qs: 4-byte aligned
+      const uint32_t dm = rq_g32(blk);
+      d = rq_f16_to_f32((uint16_t)dm);
+      mn = rq_f16_to_f32((uint16_t)(dm >> 16));
+      if constexpr (kQ5) qh = rq_g32(blk + 4);
+#pragma unroll
+      for (int q = 0; q < NQ; ++q) ws[q] = rq_g32(blk + (kQ5 ? 8 : 4) + 4 * (Q0 + q));
+    } else {  // Q5_0, 22-byte blocks: f16 d, qh, qs at any 2-byte alignment
+      d = rq_gf16(blk);
+      uint32_t hw[1];
+      rq_g32n_any<1>(blk + 2, hw);
+      qh = hw[0];
+      rq_g32n_any<NQ>(blk + 6 + 4 * Q0, ws);
+    }
+    int s[MT] = {};
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const int Q = Q0 + q;
+      uint32_t ca = ws[q] & 0x0F0F0F0Fu, cb = (ws[q] >> 4) & 0x0F0F0F0Fu;
+      if constexpr (kQ5) {
+        ca |= rq_spread4((qh >> (4 * Q)) & 15u) << 4;
+        cb |= rq_spread4((qh >> (16 + 4 * Q)) & 15u) << 4;
+      }
+      rq_idot4<MT>(ca, x.a[q], s);
+      rq_idot4<MT>(cb, x.b[q], s);
+    }
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const int X = x.sum_a(m) + x.sum_b(m);
+      if constexpr (kMin)
+        acc[m] = fmaf(x.fa[0][m], fmaf(d, (float)s[m], mn * (float)X), acc[m]);
+      else
+        acc[m] = fmaf(d * x.fa[0][m], (float)(s[m] - 16 * X), acc[m]);
+    }
+  }
+};
+template <> struct PieceInt<QT_Q4_1> : PieceIntLegacy<QT_Q4_1> {};
+template <> struct PieceInt<QT_Q5_0> : PieceIntLegacy<QT_Q5_0> {};
+template <> struct PieceInt<QT_Q5_1> : PieceIntLegacy<QT_Q5_1> {};
+
 // Q8_0: quad Q = signed bytes 8Q..8Q+7 (run A: the first word, run B: the second).
 template <>
 struct PieceInt<QT_Q8_0> {
   ROCQ_IPIECE_HEAD {
     const float d = rq_gf16(blk);
     int s[MT] = {};
+    uint32_t ws[2 * NQ];
+    rq_g32n_any<2 * NQ>(blk + 2 + 8 * Q0, ws);
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {
-      const uint8_t* p = blk + 2 + 8 * (Q0 + q);
-      rq_idot4<MT>(rq_g32_any(p), x.a[q], s);
-      rq_idot4<MT>(rq_g32_any(p + 4), x.b[q], s);
+      rq_idot4<MT>(ws[2 * q], x.a[q], s);
+      rq_idot4<MT>(ws[2 * q + 1], x.b[q], s);
     }
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[0][m], (float)s[m], acc[m]);
@@ -228,10 +280,17 @@ ROCQ_DEVICE void rq_lut16_runs(uint32_t w, uint32_t& ra, uint32_t& rb) {
 }
 template <int ID, bool Q40, int MT, int NQ>
 ROCQ_DEVICE void rq_lut16_quads(const uint8_t* w0, bool aligned, const XIPiece<MT, NQ>& x, int (&s)[MT]) {
+  uint32_t ws[NQ];
+  if (aligned) {
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) ws[q] = rq_g32(w0 + 4 * q);
+  } else {
+    rq_g32n_any<NQ>(w0, ws);
+  }
 #pragma unroll
   for (int q = 0; q < NQ; ++q) {
     uint32_t ra, rb;
-    rq_lut16_runs<ID, Q40>(aligned ? rq_g32(w0 + 4 * q) : rq_g32_any(w0 + 4 * q), ra, rb);
+    rq_lut16_runs<ID, Q40>(ws[q], ra, rb);
     rq_idot4<MT>(ra, x.a[q], s);
     rq_idot4<MT>(rb, x.b[q], s);
   }

@@ -91,13 +91,21 @@ __global__ void __launch_bounds__(kQmvThreads) qmv_simple_kernel(QmvArgs a) {
 constexpr int kQmvTasks = 4;  // (row group, k-split) tasks per CTA of the piece kernel
 // "Wide" configurations (4 weight rows per task, the format's widest pieces) where registers
 // allow: up to 2 rows of x, and up to 4 on the integer pieces (x held as int16 pairs). At M = 1
-// the integer pieces of Q4_0 and Q4_K take 8 rows per task and Q4_K whole 32-element groups
-// (4 quads) per piece: measured on the H200, 70B FFN (benchmarks/results/tune_m1_h200.md):
-// Q4_0 51.8 -> 48.6 us, Q4_K 62.9 -> 50.1 us; Q8_0 gained nothing (80.1 vs 80.6 us).
+// the integer pieces take 8 rows per task and whole 32-element groups (4 quads) per piece.
+// Measured on the H200, 70B FFN: session 2 (benchmarks/results/tune_m1_h200.md) Q4_0 51.8 ->
+// 48.6 us, Q4_K 62.9 -> 50.1 us; session 4, the 32-element formats, same run (defaults -> 4 rows
+// whole blocks -> 8 rows whole blocks, bench_qmatmul_h200_s4_m1v{0,2,1}.json): Q4_0 45.9 / 55.7
+// / 44.7, Q8_0 69.3 / 71.3 / 67.2, IQ4_NL 63.1 / 59.0 / 55.3, IQ4_XS 66.5 / 59.6 / 56.0, MXFP4
+// 64.5 / 59.5 / 54.2, OCP MXFP4 57.4 / 56.6 / 50.5 (the 8B shapes agree); with the new integer
+// pieces (bench_qmatmul_h200_s4_int_pieces.json) Q4_1 42.5, Q5_0 52.1, Q5_1 50.3, Q5_K 71.3 us.
+// Q6_K keeps the defaults: whole groups made it 82.5 -> 119.1 us.
 template <int ID>
 struct QmvIntM1 {  // (rows per task, quads per piece) of the integer pieces at M = 1; 0: default
-  static constexpr int R = ID == QT_Q4_0 || ID == QT_Q4_K ? 8 : 0;
-  static constexpr int NQ = ID == QT_Q4_K ? 4 : 0;
+  static constexpr bool kWhole = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q5_0 || ID == QT_Q5_1 ||
+                                 ID == QT_Q8_0 || ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_IQ4_NL ||
+                                 ID == QT_IQ4_XS || ID == QT_MXFP4 || ID == QT_OCP_MXFP4;
+  static constexpr int R = kWhole ? 8 : 0;
+  static constexpr int NQ = kWhole ? 4 : 0;
 };
 template <int MT, bool INT, int ID>
 struct QmvPieceCfg {

@@ -24,12 +24,14 @@ int qmma_mode() {
 // loaded ahead (QmmaXPre) Q6_K takes M = 2 (86.0 vs ~103 us); the table formats' new integer
 // pieces keep M = 1..2 (IQ4_NL/IQ4_XS at M = 2: 77.5/80.6 vs qmma 84.0/85.0) and MXFP4 M = 1..2
 // (qmma 102 vs pieces 109 at M = 4). The OCP MX formats' decoders are slow (ocp_mxfp4 qmma
-// 144-155 us at M = 1..8, ocp_mxfp8 202-215): their pieces stay ahead up to M = 4.
+// 144-155 us at M = 1..8, ocp_mxfp8 202-215): their pieces stay ahead up to M = 4. The integer
+// pieces of Q4_1/Q5_0/Q5_1 and whole-group M = 1 pieces (bench_qmatmul_h200_s4_int_pieces.json)
+// took M = 1 of Q5_0 (52.1 vs qmma 69.1 us) and Q5_K (71.3 vs 72.6), and M = 2 of Q4_1 (58.4 vs
+// ~63) and Q5_1 (65.9 vs ~80).
 template <int ID>
 constexpr int qmma_first_rows() {
   switch (ID) {
-    case QT_Q5_0: case QT_Q5_K: return 1;
-    case QT_Q8_0: case QT_IQ4_NL: case QT_IQ4_XS: case QT_MXFP4: return 3;
+    case QT_Q4_1: case QT_Q5_1: case QT_Q8_0: case QT_IQ4_NL: case QT_IQ4_XS: case QT_MXFP4: return 3;
     case QT_OCP_MXFP4: case QT_OCP_MXFP8_E4M3: case QT_OCP_MXFP8_E5M2: return 5;
     default: return 2;
   }

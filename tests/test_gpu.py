@@ -11,7 +11,6 @@ allocator hands the freed poison block back), so an element the kernel forgot st
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 import pytest
@@ -210,14 +209,9 @@ def _child(args, **env):
                           timeout=600, cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_integer_path_q5k_pieces():
-    """Q5_K's integer pieces at M = 1: the integer-path test in a child process with ROCQ_QMMA=0
-    (the matrix-unit kernel takes Q5_K's M = 1 otherwise; the switch is read once per process)."""
-    if os.environ.get("ROCQ_QMMA") == "0":
-        pytest.skip("already running with the matrix-unit kernel off")
-    r = _child(["-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "test_qmatmul_integer_path and q5_k"],
-               ROCQ_QMMA="0")
-    assert r.returncode == 0 and re.search(r"\b2 passed", r.stdout), (r.stdout + r.stderr)[-3000:]
+# Formats with integer pieces (kernels/qdot_int.h PieceInt).
+INT_FORMATS = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs",
+               "mxfp4", "ocp_mxfp4"]
 
 
 def test_piece_kernels_when_matrix_units_off():
@@ -257,8 +251,7 @@ def _fixed_point_x(x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("fmt", ["q4_0", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "mxfp4",
-                                 "ocp_mxfp4"])
+@pytest.mark.parametrize("fmt", INT_FORMATS)
 def test_qmatmul_integer_path(fmt, dtype):
     """16-bit x on the formats with integer pieces: x is rounded to 16-bit fixed point per
     32-element block (documented rule, emulated here), then the products are exact. Outliers,
@@ -274,9 +267,8 @@ def test_qmatmul_integer_path(fmt, dtype):
     x[2, 96:128] *= 1e-3   # a block of small values: exact after its own scaling
     x[3, 64:96] = 0.0      # an all-zero block
     x = x.to(dtype)
-    # one row of x per call: from M = 2 the matrix-unit kernel (test_qmatmul_matrix_units) takes
-    # these formats on NVIDIA (Q5_K from M = 1: there this checks that kernel against the same
-    # bounds, and test_integer_path_q5k_pieces reruns it with ROCQ_QMMA=0)
+    # one row of x per call: from M = 2..5 the matrix-unit kernel (test_qmatmul_matrix_units)
+    # takes these formats on NVIDIA (kernels/qmma.hip qmma_first_rows)
     with PathEnv("fused"):
         poison(5 * n * 2)
         y = torch.cat([rocq.qmatmul(x[i:i + 1].cuda(), qw, sc, f.id, n, k) for i in range(5)])
