@@ -201,11 +201,14 @@ struct PieceInt<QT_Q6_K> {
     const float dB = rq_mul(d, (float)(int8_t)blk[196 + 8 * h + u / 4]);
     const int shA = 2 * (u / 8);
     int sA[MT] = {}, sB[MT] = {};
+    // the piece's ql words and qh words (word (Q % 16) % 8 of half h: consecutive, since Q0 is a
+    // multiple of NQ <= 4) as aligned runs (210-byte blocks are only 2-byte aligned)
+    uint32_t wl[NQ], wh[NQ];
+    rq_g32n_any<NQ>(blk + 4 * Q0, wl);
+    rq_g32n_any<NQ>(blk + 128 + 4 * (8 * h + u % 8), wh);
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {
-      const int Q = Q0 + q;
-      const uint32_t w = rq_g32_any(blk + 4 * Q);
-      const uint32_t qh = rq_g32_any(blk + 128 + 4 * (8 * h + (Q % 16) % 8));
+      const uint32_t w = wl[q], qh = wh[q];
       rq_idot4<MT>((w & 0x0F0F0F0Fu) | (((qh >> shA) & 0x03030303u) << 4), x.a[q], sA);
       rq_idot4<MT>(((w >> 4) & 0x0F0F0F0Fu) | (((qh >> (shA + 4)) & 0x03030303u) << 4), x.b[q], sB);
     }

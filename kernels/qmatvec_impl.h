@@ -98,7 +98,8 @@ constexpr int kQmvTasks = 4;  // (row group, k-split) tasks per CTA of the piece
 // / 44.7, Q8_0 69.3 / 71.3 / 67.2, IQ4_NL 63.1 / 59.0 / 55.3, IQ4_XS 66.5 / 59.6 / 56.0, MXFP4
 // 64.5 / 59.5 / 54.2, OCP MXFP4 57.4 / 56.6 / 50.5 (the 8B shapes agree); with the new integer
 // pieces (bench_qmatmul_h200_s4_int_pieces.json) Q4_1 42.5, Q5_0 52.1, Q5_1 50.3, Q5_K 71.3 us.
-// Q6_K keeps the defaults: whole groups made it 82.5 -> 119.1 us. At M = 2 whole groups (with 4
+// Q6_K keeps the defaults: whole groups made it 82.5 -> 119.1 us (its ql/qh words as aligned runs
+// instead: 82.5 -> 75.7, bench_qmatmul_h200_s4_q6k_runs.json). At M = 2 whole groups (with 4
 // rows per task: 8 spill) lost everywhere (Q4_0 60.1 -> 84.9 us, Q8_0 79.8 -> 100.4, IQ4_NL 77.5
 // -> 86.8: bench_qmatmul_h200_s4_m2_pieces.json).
 template <int ID>
