@@ -22,8 +22,8 @@ const char* launch_dequantize(int qtype, const uint8_t* qweight, const uint8_t* 
 // `dtype`; fp32 accumulation. Reads each weight byte once per group of up to 8 rows of x.
 // Works for any M (it walks x in groups of 8 rows), but is meant for small M (see
 // csrc/cuda/ops_cuda.cpp: choose_path).
-// For 16-bit x and the formats with integer pieces (kernels/qdot_int.h: Q4_0, Q8_0, Q4_K, Q5_K,
-// Q6_K), x is first rounded to 16-bit fixed point per 32-element block (power-of-two scale;
+// For 16-bit x and the formats with integer pieces (kernels/qdot_int.h: Q4_0, Q4_1, Q5_0, Q5_1,
+// Q8_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS, MXFP4, OCP MXFP4), x is first rounded to 16-bit fixed point per 32-element block (power-of-two scale;
 // error at most 2^-15 of the block's max |x|, none for bf16 values within 2^7 of it) into `workspace`,
 // whose size qmatvec_workspace_bytes gives (0: none needed, pass null); ROCQ_QMV_EXACT=1 turns
 // that off. fp32 x is always used as is, and so is every x on backends without a fast integer
@@ -37,7 +37,7 @@ int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M
 // The matrix-unit decode kernel (kernels/qmma*.hip): weights decoded in registers straight into
 // matrix-unit operands, fp32 sums; its time grows little from M = 1 to 8 and slowly to M = 32.
 // qmma_supported: 16-bit x, a format with a fragment decoder, a backend with register fragments
-// (NVIDIA for now). qmma_takes: also the measured M range (from M = 1..5 up to 64), so
+// (NVIDIA for now). qmma_takes: also the measured M range (from M = 2..5 up to 64), so
 // launch_qmatvec hands it those calls when the fast path applies. ROCQ_QMMA=0 (read once per
 // process) turns it off; ROCQ_QMMA=1 hands it every M.
 // Codes and x are exact operands, so only the fp32 summation order differs from the fp32 pieces.
