@@ -101,7 +101,8 @@ constexpr int kQmvTasks = 4;  // (row group, k-split) tasks per CTA of the piece
 // Q6_K keeps the defaults: whole groups made it 82.5 -> 119.1 us (its ql/qh words as aligned runs
 // instead: 82.5 -> 75.7, bench_qmatmul_h200_s4_q6k_runs.json). At M = 2 whole groups (with 4
 // rows per task: 8 spill) lost everywhere (Q4_0 60.1 -> 84.9 us, Q8_0 79.8 -> 100.4, IQ4_NL 77.5
-// -> 86.8: bench_qmatmul_h200_s4_m2_pieces.json).
+// -> 86.8: bench_qmatmul_h200_s4_m2_pieces.json). Q4_K with 8 quads per piece (a sub-block pair:
+// scales unpacked once per 64 elements) lost too: 50.7 -> 73.9 us (bench_qmatmul_h200_s4_q4k_nq8).
 template <int ID>
 struct QmvIntM1 {  // (rows per task, quads per piece) of the integer pieces at M = 1; 0: default
   static constexpr bool kWhole = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q5_0 || ID == QT_Q5_1 ||
