@@ -180,7 +180,9 @@ inline int rq_max_smem_optin() {
   return v;
 }
 // Wavefront width is a property of the compilation target: 64 on GFX9 (GCN, CDNA: MI100..MI350),
-// 32 on GFX10/11/12 (RDNA; rocq never builds with -mwavefrontsize64). Taken from clang's target
+// 32 on GFX10/11/12 (RDNA; rocq never builds with -mwavefrontsize64, which would make RDNA code
+// 64 wide and this wrong: not checked, as the macros that could check it are deprecated or gone
+// depending on the ROCm release). Taken from clang's target
 // family macros: __AMDGCN_WAVEFRONT_SIZE is deprecated since ROCm 6.3 and gone in ROCm 7.2. A
 // device pass for any other family stops here rather than guess. The host pass has no target:
 // ROCQ_WARP_SIZE is a placeholder there, and host code sizes launches with rq_device_warp_size().
@@ -500,7 +502,6 @@ ROCQ_DEVICE float& rq_acc(typename RqMma<OP>::Acc& c, int e) {
   return reinterpret_cast<float*>(&c.v)[e];
 }
 
-// Multiprocessors (CUs) of the current device, for sizing grids (host code; 0 on error).
 // The current device's warp (wavefront) width, for host code that sizes launches in warps: on
 // AMD the host pass cannot know it (ROCQ_WARP_SIZE above). 0 on error.
 inline int rq_device_warp_size() {
@@ -513,6 +514,7 @@ inline int rq_device_warp_size() {
   return 32;
 #endif
 }
+// Multiprocessors (CUs) of the current device, for sizing grids (host code; 0 on error).
 inline int rq_sm_count() {
   int dev = 0, n = 0;
 #if defined(ROCQ_HIP)

@@ -263,7 +263,7 @@ template <int ID>
 ROCQ_DEVICE uint32_t rq_lut16_i8x4(uint32_t lo3, uint32_t pick) {
   constexpr uint32_t t0 = rq_lut16_word<ID>(0), t1 = rq_lut16_word<ID>(1), t2 = rq_lut16_word<ID>(2),
                      t3 = rq_lut16_word<ID>(3);
-  return __byte_perm(__byte_perm(t0, t1, lo3), __byte_perm(t2, t3, lo3), pick);
+  return rq_byte_perm(rq_byte_perm(t0, t1, lo3), rq_byte_perm(t2, t3, lo3), pick);
 }
 // The levels of the 8 codes of word w: run A = codes of elements (4 consecutive), run B
 // likewise. Q4_0 order (Q40): low nibbles are run A, high nibbles run B; otherwise (OCP) the
@@ -274,8 +274,8 @@ ROCQ_DEVICE void rq_lut16_runs(uint32_t w, uint32_t& ra, uint32_t& rb) {
   const uint32_t pick = ((w >> 1) & 0x44444444u) | 0x32103210u;  // byte j of the low (0) or high (4) table
   const uint32_t v0 = rq_lut16_i8x4<ID>(lo3, pick), v1 = rq_lut16_i8x4<ID>(lo3 >> 16, pick >> 16);
   if constexpr (Q40) {  // v0 = levels of (e0, e16, e1, e17), v1 = (e2, e18, e3, e19)
-    ra = __byte_perm(v0, v1, 0x6420);
-    rb = __byte_perm(v0, v1, 0x7531);
+    ra = rq_byte_perm(v0, v1, 0x6420);
+    rb = rq_byte_perm(v0, v1, 0x7531);
   } else {
     ra = v0;
     rb = v1;

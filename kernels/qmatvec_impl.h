@@ -259,7 +259,9 @@ const char* qmv_piece_launch_cfg(QmvArgs a, gpuStream_t stream) {
 }
 template <int ID, int MT, int XK>
 const char* qmv_piece_launch_one(const QmvArgs& a, gpuStream_t stream) {
-  if constexpr (PieceInt<ID>::kOn && XK != (int)DType::F32)
+  // (integer kernels only where the backend has a fast integer dot: launch_qmatvec never
+  // quantizes x elsewhere, so they would be dead code)
+  if constexpr (kRqIntDot && PieceInt<ID>::kOn && XK != (int)DType::F32)
     if (a.xq) return qmv_piece_launch_cfg<ID, MT, XK, true>(a, stream);
   return qmv_piece_launch_cfg<ID, MT, XK, false>(a, stream);
 }

@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
     for (int j = 0; j < NT; ++j) {
       uint32_t b[S][2];
       xfrag(j, b);
-      float xsum[G][2];
+      [[maybe_unused]] float xsum[G][2];  // (min-term formats)
       if constexpr (F::kMin) {
         const uint32_t one[4] = {QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2};
 #pragma unroll
@@ -205,9 +205,11 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
         if (i < wc) load_x(w * F::kWC + i, 0, xw[i]);
     }
     // Scale-plane formats: the window's E8M0 bytes of each row (kWC bytes, one per chunk), as
-    // 4-byte words where the rows allow (k % 128 == 0), loaded before the wait as well.
-    uint32_t sw[kPlane ? RT : 1][2][kPlane ? F::kWC / 4 : 1];
-    if constexpr (kPlane) {
+    // 4-byte words where the rows allow (k % 128 == 0), loaded before the wait as well
+    // (one-tile kernels only: the wider ones spill with these registers)
+    constexpr bool kPlaneWords = kPlane && XPRE;
+    uint32_t sw[kPlaneWords ? RT : 1][2][kPlaneWords ? F::kWC / 4 : 1];
+    if constexpr (kPlaneWords) {
       if (plane_words && wc == F::kWC) {
 #pragma unroll
         for (int r = 0; r < RT; ++r)
@@ -234,7 +236,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
         for (int h = 0; h < 2; ++h) {
           raw[r][h] = F::load(win[r][h], i, t);
           if constexpr (kPlane) {  // (sw only with constant i: a whole, unrolled window)
-            if constexpr (decltype(whole)::value)
+            if constexpr (decltype(whole)::value && kPlaneWords)
               raw[r][h].e = plane_words ? (uint8_t)(sw[r][h][i / 4] >> (8 * (i % 4))) : sp[r][h][w * F::kWC + i];
             else
               raw[r][h].e = sp[r][h][w * F::kWC + i];
