@@ -10,13 +10,6 @@
 
 namespace rocq::gpu {
 
-// 32 bits at any byte address of shared memory (two aligned loads and a funnel shift).
-ROCQ_DEVICE uint32_t qg_ld32u(const uint8_t* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~(uintptr_t)3);
-  const uint32_t sh = (uint32_t)(a & 3) * 8u;
-  return sh ? rq_funnel(w[0], w[1], sh) : w[0];
-}
 ROCQ_DEVICE float qg_u2f(uint32_t q, float minus) {  // (float)q - minus, exact for small values
   return rq_bits_to_float(0x4B000000u | q) - minus;
 }
@@ -36,7 +29,7 @@ struct QgFast<QT_Q4_0> {
     const float d = qg_half(blk);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const uint32_t w = qg_ld32u(blk + 2 + 4 * i);
+      const uint32_t w = rq_g32_any(blk + 2 + 4 * i);
 #pragma unroll
       for (int b = 0; b < 4; ++b) {
         o[4 * i + b] = rq_mul(d, qg_u2f((w >> (8 * b)) & 15u, 8388616.0f));
@@ -54,7 +47,7 @@ struct QgFast<QT_Q8_0> {
     const float d = qg_half(blk);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const uint32_t w = qg_ld32u(blk + 2 + 4 * i) ^ 0x80808080u;  // q + 128
+      const uint32_t w = rq_g32_any(blk + 2 + 4 * i) ^ 0x80808080u;  // q + 128
 #pragma unroll
       for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_mul(qg_u2f((w >> (8 * b)) & 255u, 8388736.0f), d);
     }
@@ -76,7 +69,7 @@ struct QgFast<QT_MXFP4> {
     const float d = rq_e8m0_half(blk[0]);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const uint32_t w = qg_ld32u(blk + 1 + 4 * i);
+      const uint32_t w = rq_g32_any(blk + 1 + 4 * i);
 #pragma unroll
       for (int b = 0; b < 4; ++b) {
         o[4 * i + b] = rq_mul(d, qg_e2m1x2((w >> (8 * b)) & 15u));
@@ -100,8 +93,8 @@ struct QgFastK45 {
     const uint32_t sh = 4u * (uint32_t)(sb & 1);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      uint32_t q = (qg_ld32u(qs + 4 * i) >> sh) & 0x0F0F0F0Fu;
-      if constexpr (Q5) q |= ((qg_ld32u(blk + 16 + 4 * i) >> sb) & 0x01010101u) << 4;
+      uint32_t q = (rq_g32_any(qs + 4 * i) >> sh) & 0x0F0F0F0Fu;
+      if constexpr (Q5) q |= ((rq_g32_any(blk + 16 + 4 * i) >> sb) & 0x01010101u) << 4;
 #pragma unroll
       for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_sub(rq_mul(dl, qg_u2f((q >> (8 * b)) & 31u, 8388608.0f)), ml);
     }
@@ -125,7 +118,7 @@ struct QgFast<QT_Q6_K> {
     const uint32_t shl = 4u * (uint32_t)(r / 2), shh = 2u * (uint32_t)r;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const uint32_t q = ((qg_ld32u(ql + 4 * i) >> shl) & 0x0F0F0F0Fu) | (((qg_ld32u(qh + 4 * i) >> shh) & 0x03030303u) << 4);
+      const uint32_t q = ((rq_g32_any(ql + 4 * i) >> shl) & 0x0F0F0F0Fu) | (((rq_g32_any(qh + 4 * i) >> shh) & 0x03030303u) << 4);
 #pragma unroll
       for (int b = 0; b < 4; ++b) o[4 * i + b] = rq_mul(i < 4 ? dl0 : dl1, qg_u2f((q >> (8 * b)) & 63u, 8388640.0f));
     }
@@ -138,13 +131,11 @@ struct QgFast<QT_IQ4_XS> {
   static constexpr bool kOn = true;
   ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int e32, float (&o)[32]) {
     const int sb = e32 / 32;
-    const int ls = (blk[4 + sb / 2] >> (4 * (sb & 1))) & 15;
-    const int hs = ((blk[2] | (blk[3] << 8)) >> (2 * sb)) & 3;
-    const float dl = rq_mul(qg_half(blk), (float)((ls | (hs << 4)) - 32));
+    const float dl = rq_mul(qg_half(blk), (float)rq_iq4xs_subscale(rq_g32_any(blk), rq_g32_any(blk + 4), sb));
     const uint8_t* qs = blk + 8 + 16 * sb;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const uint32_t w = qg_ld32u(qs + 4 * i);
+      const uint32_t w = rq_g32_any(qs + 4 * i);
 #pragma unroll
       for (int b = 0; b < 4; ++b) {
         o[4 * i + b] = rq_mul(dl, (float)rq_iq4nl_value((int)(w >> (8 * b))));

@@ -108,17 +108,17 @@ __global__ void __launch_bounds__(kDqThreads)
       }
       rq_warp_sync();
     }
-    return;
-  }
+  } else {
 #pragma unroll
-  for (int i = 0; i < kDqRuns / kDqThreads; ++i) {
-    const int r = i * kDqThreads + threadIdx.x;
-    const int u = r / Ch::RPU;
-    if (u0 + u >= units) break;
-    const uint8_t scale = sc ? sc[u0 + u] : (uint8_t)0;  // plane formats: one E8M0 byte per 32-element unit
-    float v[8];
-    C::decode8(sb + u * C::kBytes, scale, r % Ch::RPU, v);
-    dq_store8<OK>(out + (int64_t)r * 8, v);
+    for (int i = 0; i < kDqRuns / kDqThreads; ++i) {
+      const int r = i * kDqThreads + threadIdx.x;
+      const int u = r / Ch::RPU;
+      if (u0 + u >= units) break;
+      const uint8_t scale = sc ? sc[u0 + u] : (uint8_t)0;  // plane formats: one E8M0 byte per 32-element unit
+      float v[8];
+      C::decode8(sb + u * C::kBytes, scale, r % Ch::RPU, v);
+      dq_store8<OK>(out + (int64_t)r * 8, v);
+    }
   }
 }
 

@@ -348,14 +348,17 @@ struct Codec<QT_IQ4_NL> {
 
 // IQ4_XS: half d; u16 scales_h; u8 scales_l[4]; u8 qs[128]. Sub-block j (32 elements, 16
 // bytes of qs in Q4_0 nibble order): 6-bit scale = nibble j of scales_l | 2 bits j of scales_h.
+// rq_iq4xs_subscale: that scale minus 32, from the block's first two little-endian words
+// (head = d | scales_h << 16, sl = scales_l): the codec and every GPU decoder use it.
+ROCQ_HD int rq_iq4xs_subscale(uint32_t head, uint32_t sl, int sb) {
+  return (int)(((sl >> (4 * sb)) & 15u) | (((head >> (16 + 2 * sb)) & 3u) << 4)) - 32;
+}
 template <>
 struct Codec<QT_IQ4_XS> {
   static constexpr int kId = QT_IQ4_XS, kElems = 256, kBytes = 136;
   ROCQ_HD static void decode8(const uint8_t* blk, uint8_t, int r, float* out) {
     const int sb = r / 4, rr = r % 4;
-    const int ls = (blk[4 + sb / 2] >> (4 * (sb & 1))) & 15;
-    const int hs = (rq_ld16(blk + 2) >> (2 * sb)) & 3;
-    const float dl = rq_mul(rq_ld_half(blk), (float)((ls | (hs << 4)) - 32));
+    const float dl = rq_mul(rq_ld_half(blk), (float)rq_iq4xs_subscale(rq_ld32(blk), rq_ld32(blk + 4), sb));
     const uint8_t* qs = blk + 8 + 16 * sb + 8 * (rr & 1);
     const int sh = (rr >> 1) * 4;
     for (int j = 0; j < 8; ++j) out[j] = rq_mul(dl, (float)rq_iq4nl_value(qs[j] >> sh));

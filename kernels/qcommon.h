@@ -95,6 +95,30 @@ ROCQ_HD uint32_t rq_funnel(uint32_t lo, uint32_t hi, uint32_t sh) {
   return (uint32_t)(((((uint64_t)hi) << 32) | lo) >> sh);
 }
 
+// Loads of format bytes from global or shared memory (p 4-aligned / 2-aligned / any
+// alignment). The unaligned ones read the aligned words that hold [p, p + 4N): N + 1 loads and
+// N funnel shifts when p is not 4-byte aligned (the extra word then holds a byte of the range,
+// so the read stays inside any allocation whose end is 4-aligned), N loads when it is.
+ROCQ_DEVICE uint32_t rq_g32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+ROCQ_DEVICE uint32_t rq_g16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
+template <int N>
+ROCQ_DEVICE void rq_g32n_any(const uint8_t* p, uint32_t (&o)[N]) {
+  const uintptr_t ad = reinterpret_cast<uintptr_t>(p);
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(ad & ~(uintptr_t)3);
+  const uint32_t sh = (uint32_t)(ad & 3u) * 8u;
+  uint32_t a[N + 1];
+#pragma unroll
+  for (int i = 0; i < N; ++i) a[i] = w[i];
+  a[N] = sh ? w[N] : 0u;
+#pragma unroll
+  for (int i = 0; i < N; ++i) o[i] = rq_funnel(a[i], a[i + 1], sh);
+}
+ROCQ_DEVICE uint32_t rq_g32_any(const uint8_t* p) {
+  uint32_t o[1];
+  rq_g32n_any<1>(p, o);
+  return o[0];
+}
+
 inline int64_t rq_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The operands of one fused matmul launch, y[M, n] = x[M, k] @ W^T (+ bias): x and y contiguous

@@ -57,34 +57,6 @@ struct XPiece : XRunSums<float, MT, NQ> {
   float a[NQ][MT][4], b[NQ][MT][4];
 };
 
-// Global loads of weight bytes (p 4-aligned / 2-aligned / any alignment). rq_g32_any never
-// reads an aligned word that holds no byte of [p, p+4): it stays inside any allocation whose
-// end is 4-aligned.
-ROCQ_DEVICE uint32_t rq_g32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
-ROCQ_DEVICE uint32_t rq_g16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
-ROCQ_DEVICE uint32_t rq_g32_any(const uint8_t* p) {
-  const uintptr_t ad = reinterpret_cast<uintptr_t>(p);
-  const uint32_t* w = reinterpret_cast<const uint32_t*>(ad & ~(uintptr_t)3);
-  const uint32_t sh = (uint32_t)(ad & 3u) * 8u;
-  const uint32_t lo = w[0];
-  const uint32_t hi = sh ? w[1] : 0u;
-  return rq_funnel(lo, hi, sh);
-}
-// N consecutive 32-bit words from p at any alignment: N + 1 aligned loads and N funnel shifts
-// when p is not 4-byte aligned (the extra word then holds a byte of the range, as in
-// rq_g32_any), N loads when it is.
-template <int N>
-ROCQ_DEVICE void rq_g32n_any(const uint8_t* p, uint32_t (&o)[N]) {
-  const uintptr_t ad = reinterpret_cast<uintptr_t>(p);
-  const uint32_t* w = reinterpret_cast<const uint32_t*>(ad & ~(uintptr_t)3);
-  const uint32_t sh = (uint32_t)(ad & 3u) * 8u;
-  uint32_t a[N + 1];
-#pragma unroll
-  for (int i = 0; i < N; ++i) a[i] = w[i];
-  a[N] = sh ? w[N] : 0u;
-#pragma unroll
-  for (int i = 0; i < N; ++i) o[i] = rq_funnel(a[i], a[i + 1], sh);
-}
 ROCQ_DEVICE float rq_gf16(const uint8_t* p) { return rq_f16_to_f32((uint16_t)rq_g16(p)); }
 
 // Nibble codes of a Q4_0-order word (low nibbles = run A, high = run B) as 0x80 | 8q bytes.
@@ -338,9 +310,8 @@ struct Piece<QT_IQ4_XS> {
   ROCQ_HD static float table(int i) { return (float)rq_iq4nl_value(i); }
   // scale of sub-block sb (0..7): d * (6-bit sub-scale - 32), as the codec computes it
   ROCQ_DEVICE static float scale(const uint8_t* blk, int sb) {
-    const uint32_t w0 = rq_g32(blk), sl = rq_g32(blk + 4);
-    const int ls = (int)((sl >> (4 * sb)) & 15u), hs = (int)((w0 >> (16 + 2 * sb)) & 3u);
-    return rq_mul(rq_f16_to_f32((uint16_t)w0), (float)((ls | (hs << 4)) - 32));
+    const uint32_t w0 = rq_g32(blk);
+    return rq_mul(rq_f16_to_f32((uint16_t)w0), (float)rq_iq4xs_subscale(w0, rq_g32(blk + 4), sb));
   }
 };
 

@@ -103,9 +103,7 @@ struct PieceIntLegacy {
       for (int q = 0; q < NQ; ++q) ws[q] = rq_g32(blk + (kQ5 ? 8 : 4) + 4 * (Q0 + q));
     } else {  // Q5_0, 22-byte blocks: f16 d, qh, qs at any 2-byte alignment
       d = rq_gf16(blk);
-      uint32_t hw[1];
-      rq_g32n_any<1>(blk + 2, hw);
-      qh = hw[0];
+      qh = rq_g32_any(blk + 2);
       rq_g32n_any<NQ>(blk + 6 + 4 * Q0, ws);
     }
     int s[MT] = {};
@@ -281,10 +279,10 @@ ROCQ_DEVICE void rq_lut16_runs(uint32_t w, uint32_t& ra, uint32_t& rb) {
     rb = v1;
   }
 }
-template <int ID, bool Q40, int MT, int NQ>
-ROCQ_DEVICE void rq_lut16_quads(const uint8_t* w0, bool aligned, const XIPiece<MT, NQ>& x, int (&s)[MT]) {
+template <int ID, bool Q40, bool ALIGNED, int MT, int NQ>
+ROCQ_DEVICE void rq_lut16_quads(const uint8_t* w0, const XIPiece<MT, NQ>& x, int (&s)[MT]) {
   uint32_t ws[NQ];
-  if (aligned) {
+  if constexpr (ALIGNED) {
 #pragma unroll
     for (int q = 0; q < NQ; ++q) ws[q] = rq_g32(w0 + 4 * q);
   } else {
@@ -305,16 +303,16 @@ struct PieceIntLut16 {
     float d;
     if constexpr (ID == QT_IQ4_NL) {  // 18-byte blocks: f16 d, 16 code bytes
       d = rq_gf16(blk);
-      rq_lut16_quads<ID, true>(blk + 2 + 4 * Q0, false, x, s);
+      rq_lut16_quads<ID, true, false>(blk + 2 + 4 * Q0, x, s);
     } else if constexpr (ID == QT_MXFP4) {  // 17-byte blocks: E8M0 (ggml's half scale), 16 code bytes
       d = rq_e8m0_half(blk[0]);
-      rq_lut16_quads<ID, true>(blk + 1 + 4 * Q0, false, x, s);
+      rq_lut16_quads<ID, true, false>(blk + 1 + 4 * Q0, x, s);
     } else if constexpr (ID == QT_IQ4_XS) {  // 136-byte blocks, 32-element sub-blocks
       d = Piece<QT_IQ4_XS>::scale(blk, Q0 / 4);
-      rq_lut16_quads<ID, true>(blk + 8 + 4 * Q0, true, x, s);
+      rq_lut16_quads<ID, true, true>(blk + 8 + 4 * Q0, x, s);
     } else {  // OCP MXFP4: 16 code bytes, E8M0 from the plane; the table is E2M1 doubled
       d = rq_e8m0(sc) * 0.5f;
-      rq_lut16_quads<ID, false>(blk + 4 * Q0, true, x, s);
+      rq_lut16_quads<ID, false, true>(blk + 4 * Q0, x, s);
     }
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[0][m], (float)s[m], acc[m]);

@@ -339,8 +339,7 @@ struct QFrag<QT_IQ4_XS> {
   template <RqOp OP>
   ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG], const uint32_t* lut) {
     qf_q40_lut<OP>(r.w, lut, a);
-    const int ls = (int)((r.l >> (4 * r.sb)) & 15u), hs = (int)((r.h >> (16 + 2 * r.sb)) & 3u);
-    sc[0] = rq_mul(rq_lo_half(r.h), (float)((ls | (hs << 4)) - 32));
+    sc[0] = rq_mul(rq_lo_half(r.h), (float)rq_iq4xs_subscale(r.h, r.l, r.sb));
   }
 };
 
