@@ -172,6 +172,12 @@ inline gpuError_t rq_last_error() { return hipGetLastError(); }
 inline gpuError_t rq_func_set_max_dynamic_smem(const void* f, int bytes) {
   return hipFuncSetAttribute(f, hipFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
+// Resident blocks per multiprocessor of kernel f at this block size and dynamic shared memory
+// (0 on error).
+inline int rq_blocks_per_sm(const void* f, int threads, size_t smem) {
+  int v = 0;
+  return hipOccupancyMaxActiveBlocksPerMultiprocessor(&v, f, threads, smem) == hipSuccess ? v : 0;
+}
 // Largest shared memory one block may opt in to on the current device (0 on error).
 inline int rq_max_smem_optin() {
   int dev = 0, v = 0;
@@ -205,6 +211,10 @@ inline const char* rq_error_string(gpuError_t e) { return cudaGetErrorString(e);
 inline gpuError_t rq_last_error() { return cudaGetLastError(); }
 inline gpuError_t rq_func_set_max_dynamic_smem(const void* f, int bytes) {
   return cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+}
+inline int rq_blocks_per_sm(const void* f, int threads, size_t smem) {
+  int v = 0;
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, f, threads, smem) == cudaSuccess ? v : 0;
 }
 inline int rq_max_smem_optin() {
   int dev = 0, v = 0;

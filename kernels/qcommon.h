@@ -103,9 +103,11 @@ ROCQ_DEVICE uint32_t rq_g32(const uint8_t* p) { return *reinterpret_cast<const u
 ROCQ_DEVICE uint32_t rq_g16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
 template <int N>
 ROCQ_DEVICE void rq_g32n_any(const uint8_t* p, uint32_t (&o)[N]) {
-  const uintptr_t ad = reinterpret_cast<uintptr_t>(p);
-  const uint32_t* w = reinterpret_cast<const uint32_t*>(ad & ~(uintptr_t)3);
-  const uint32_t sh = (uint32_t)(ad & 3u) * 8u;
+  // (pointer arithmetic, not an integer round trip: the compiler keeps the address space, so a
+  // shared-memory p gets shared loads)
+  const uint32_t lo = (uint32_t)(reinterpret_cast<uintptr_t>(p) & 3u);
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(p - lo);
+  const uint32_t sh = lo * 8u;
   uint32_t a[N + 1];
 #pragma unroll
   for (int i = 0; i < N; ++i) a[i] = w[i];
@@ -119,7 +121,7 @@ ROCQ_DEVICE uint32_t rq_g32_any(const uint8_t* p) {
   return o[0];
 }
 
-inline int64_t rq_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+ROCQ_HD int64_t rq_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The operands of one fused matmul launch, y[M, n] = x[M, k] @ W^T (+ bias): x and y contiguous
 // in the activation dtype, W as [n, row_bytes] format bytes (+ the scale plane), bias fp32.

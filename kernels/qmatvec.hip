@@ -113,6 +113,14 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
     const QmvArgs a{{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes},
                     /*rows: the simple kernel's; the piece launch sets its own*/ 4, xq ? xq + m0 * k : nullptr,
                     xs ? xs + m0 * (k / 32) : nullptr};
+    if constexpr (XK != (int)DType::F32) {
+      if (fast && mm == 1 && xq) {
+        bool taken = false;
+        const char* err = qmv_stream_launch<XK>(qtype, a, s, taken);
+        if (err) return err;
+        if (taken) continue;
+      }
+    }
     const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
                       : mm == 1 ? qmv_launch<XK, 1>(qtype, a, s)
                       : mm == 2 ? qmv_launch<XK, 2>(qtype, a, s)

@@ -9,6 +9,8 @@
 // Nothing below assumes a warp width: the same source serves 32- and 64-wide warps.
 #pragma once
 
+#include <cstdlib>
+
 #include "qdot_int.h"
 
 namespace rocq::gpu {
@@ -251,7 +253,13 @@ inline int qmv_piece_splits(int64_t n, int rows) {
 template <int ID, int MT, int XK, bool INT>
 const char* qmv_piece_launch_cfg(QmvArgs a, gpuStream_t stream) {
   using Cfg = QmvPieceCfg<MT, INT, ID>;
-  a.rows = qmv_piece_splits(a.n, Cfg::kWide ? 4 : 2);
+  // ROCQ_QMV_SPLITS=1|2|4 (read once per process) forces the k-splits, for tuning runs
+  static const int forced = [] {
+    const char* v = std::getenv("ROCQ_QMV_SPLITS");
+    const int s = v ? std::atoi(v) : 0;
+    return s == 1 || s == 2 || s == 4 ? s : 0;
+  }();
+  a.rows = forced ? forced : qmv_piece_splits(a.n, Cfg::kWide ? 4 : 2);
   const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)Cfg::R * (kQmvTasks / a.rows)));
   qmv_piece_kernel<ID, MT, XK, INT><<<grid, kQmvThreads, 0, stream>>>(a);
   const gpuError_t e = rq_last_error();
@@ -273,6 +281,9 @@ template <int XK, int MT>
 const char* qmv_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 template <int XK>
 const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
+// The streaming M = 1 kernel (qmatvec_stream.h) where it applies (sets taken), F16/BF16 only.
+template <int XK>
+const char* qmv_stream_launch(int qtype, const QmvArgs& a, gpuStream_t stream, bool& taken);
 
 inline dim3 qmv_grid(const QmvArgs& a) { return dim3((unsigned)rq_ceil_div(a.n, a.rows)); }
 

@@ -325,6 +325,71 @@ def test_qmatmul_integer_path(fmt, dtype):
     assert not torch.isfinite(y[4]).any() and torch.isfinite(y[:4]).all()
 
 
+def _stream_case(fmt: str, dtype) -> None:
+    """One single-row call shaped for the streaming M = 1 kernel (kernels/qmatvec_stream.h:
+    weights staged through shared memory, persistent CTAs), checked: n a few 8-row groups per
+    multiprocessor and not a multiple of 8 (a partial last group), k ~2.4 stages (a partial last
+    one), bias, an outlier and a zero block in x. y matches the fixed-point reference up to the
+    output rounding, two calls agree bit for bit, and inf in x makes outputs non-finite. Whether
+    the streaming or the register-blocked kernel runs depends on the format, the layer and
+    ROCQ_QMV_STREAM (kernels/qmatvec_stream.hip)."""
+    f = rocq.format_info(fmt)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    n = 8 * (2 * sms + 1) + 5
+    # a stage holds 128 pieces of each row: 128 units of the 32-element formats, 16 of Q4_K and
+    # Q5_K, 8 of Q6_K, Q3_K and Q2_K
+    units = {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q4_k": 37, "q5_k": 37}.get(fmt, 300)
+    k = f.block_elems * _fast_blocks(f, units)
+    g = torch.Generator(device="cpu").manual_seed(13)
+    qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
+    sc = sc if f.scale_plane else None
+    w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()
+    x = torch.randn(1, k, generator=g)
+    x[0, 37] = 700.0
+    x[0, 64:96] = 0.0
+    x = x.to(dtype)
+    bias = torch.randn(n, generator=g)
+    with PathEnv("fused"):
+        poison(n * 2)
+        y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
+        y2 = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
+    assert torch.equal(y, y2), fmt
+    ref_fixed = _fixed_point_x(x) @ w64.T + bias.double()
+    err = rel_err(y, ref_fixed)
+    assert err < {torch.float16: 1e-3, torch.bfloat16: 6e-3}[dtype], (fmt, dtype, err)
+    assert rel_err(y, x.double() @ w64.T + bias.double()) < TOL[dtype], (fmt, dtype)
+    xi = x.clone()
+    xi[0, k - 3] = float("inf")
+    with PathEnv("fused"):
+        yi = rocq.qmatmul(xi.cuda(), qw, sc, f.id, n, k)
+    assert not torch.isfinite(yi).all(), fmt  # (inf times a zero weight is NaN: not all are inf)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("fmt", INT_FORMATS)
+def test_qmatmul_stream_kernel(fmt, dtype):
+    """_stream_case with the kernel the launcher picks (the streaming one for Q2_K, Q3_K, Q5_K
+    and Q6_K)."""
+    _stream_case(fmt, dtype)
+
+
+@pytest.mark.parametrize("mode", ["2", "0"])
+def test_qmatmul_stream_kernel_forced_and_off(mode):
+    """_stream_case for every integer-piece format with ROCQ_QMV_STREAM=2 (the streaming kernel
+    for every format where it fits) and =0 (never), in child processes (the switch is read once
+    per process)."""
+    code = (
+        "import torch\n"
+        "from test_gpu import INT_FORMATS, _stream_case\n"
+        "for name in INT_FORMATS:\n"
+        "    for dt in (torch.float16, torch.bfloat16):\n"
+        "        _stream_case(name, dt)\n"
+        "print('ok')\n"
+    )
+    r = _child(["-c", code], ROCQ_QMV_STREAM=mode)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+
+
 def _q4k_layer(rng, n=96, k=512):
     f = rocq.format_info("q4_k")
     qw, sc, w = finite_weight(f, n, k, rng)

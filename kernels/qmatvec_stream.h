@@ -1,0 +1,187 @@
+// The streaming decode kernel for one row of x (M = 1) on the integer pieces (qdot_int.h): the
+// weight bytes travel global -> shared memory in whole 16-byte copies, several stages ahead
+// (rq_cp_async16: cp.async on NVIDIA sm_80+, a plain copy elsewhere), and the pieces decode
+// them from shared memory; x (fixed point, qmv_xquant_kernel) sits in shared memory for the
+// whole row. Included by qmatvec_stream.hip.
+//
+// Why (ncu on the H200, Q4_0 at M = 1 in the register-blocked kernel, qmatvec_impl.h): each
+// lane reads its block's words straight from global memory, 4 bytes per load at a block's
+// stride, plus its x run at a 64-byte stride: the L1 pipeline is 73% busy while DRAM runs at
+// 51%, warps wait 4.8 of every 8.6 cycles on those loads, and the 896-CTA grid is 1.7 waves
+// (the last one 70% full). Here the global reads are coalesced 16-byte copies that need no
+// registers, x is read from global memory once per CTA, and the CTAs are persistent (one wave;
+// each walks row groups g = blockIdx.x, + gridDim.x, ...) so the copy pipeline never drains
+// between groups.
+//
+// Shape: a CTA of Cfg::kThreads threads owns R weight rows at a time (a row group). A stage holds
+// CU units (blocks) of each of the R rows: the stage's pieces (NPc = CU * pieces per unit) go
+// one per thread, and the threads form RS row sets of R / RS rows each, so each x piece read
+// from shared memory serves R / RS rows. Sums are reduced per warp with shuffles and across
+// warps in a fixed order (deterministic). Nothing assumes a warp width.
+#pragma once
+
+#include "qmatvec_impl.h"
+
+namespace rocq::gpu {
+
+// Shape, measured on the H200 (bf16 x, M = 1; bench_qmatmul_h200_s5_cfg*.json), as (threads,
+// preferred row sets, stages): (128, 2, 4) / (128, 2, 3) / (256, 2, 3) / (256, 4, 3), e.g. on the
+// 70B FFN up layer Q4_0 45.7 / 44.0 / 40.7 / 49.2 us, Q5_K 65.0 / 62.3 / 59.9 / 68.5, Q2_K 68.1 /
+// 68.4 / 63.0 / 77.9 (the register-blocked kernel: 44.3, 71.6, 77.7).
+template <int ID>
+struct QmvStreamCfg {
+  using C = Codec<ID>;
+  static constexpr int kThreads = 256;
+  static constexpr int NQ = QmvPieceNQ<ID, 1, true>::v;  // quads per piece (as the M = 1 pieces)
+  static constexpr int PPB = Piece<ID>::kQuads / NQ;     // pieces per unit
+  static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
+  // Two row sets of 4 rows where a row's stage bytes (half the CTA's pieces) are whole 16-byte
+  // copies; else one set of 8 rows.
+  static constexpr int RS = ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
+  static constexpr int R = 8, RT = R / RS;   // rows per group, rows per thread
+  static constexpr int NPc = kThreads / RS;  // pieces per stage and row
+  static constexpr int CU = NPc / PPB;       // units per stage and row
+  static constexpr int kRowBytes = CU * UB;  // one row's bytes in a stage
+  static constexpr int kStageBytes = R * kRowBytes;
+  static constexpr int kStages = 3;
+  // Whole 16-byte copies per row and stage; one piece per thread.
+  static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
+                              NPc % ROCQ_WARP_SIZE == 0;
+};
+
+// x in shared memory: the row's int16 values in 16-byte granules, granule g stored at
+// g ^ ((g >> 3) & 7) (an XOR swizzle inside each 128-byte line) so that lanes reading
+// neighbouring blocks' runs spread over the banks; then the row's k/32 block scales.
+ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
+
+template <int ID, int XK>
+__global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads) qmv_stream_kernel(QmvArgs a) {
+  using Cfg = QmvStreamCfg<ID>;
+  constexpr int kQmvThreads = Cfg::kThreads;
+  using P = Piece<ID>;
+  constexpr int R = Cfg::R, RT = Cfg::RT, NQ = Cfg::NQ, PPB = Cfg::PPB, NPc = Cfg::NPc, CU = Cfg::CU;
+  constexpr int UE = Cfg::UE, UB = Cfg::UB, NS = Cfg::kStages;
+  constexpr int WS = ROCQ_WARP_SIZE, NWARP = Cfg::kThreads / WS;
+  constexpr bool kPlane = rq_has_scale_plane(ID);
+  using T = typename XStore<XK>::T;
+
+  extern __shared__ __align__(16) uint8_t smem[];
+  uint8_t* stage = smem;                                    // NS stages of kStageBytes
+  uint8_t* xg = smem + NS * Cfg::kStageBytes;               // k int16 (swizzled granules)
+  float* xsc = reinterpret_cast<float*>(xg + 2 * a.k);      // k / 32 scales
+  __shared__ float red[NWARP][RT];
+
+  const int tid = threadIdx.x, warp = tid / WS, lane = tid % WS;
+  const int pc = tid % NPc, rs = tid / NPc;  // piece column, row set
+  const int u = pc / PPB, Q0 = (pc % PPB) * NQ;  // this thread's unit in a stage and first quad
+  const int units = (int)(a.k / UE);         // per row
+  const int nc = (units + CU - 1) / CU;      // stages per row group
+  const int64_t groups = rq_ceil_div(a.n, R);
+  constexpr int CPR = Cfg::kRowBytes / 16;   // 16-byte copies per row and full stage
+
+  // x: granules via 16-byte copies (part of the first stage's group), scales by plain loads.
+  {
+    const int ng = (int)(a.k / 8);
+    const uint8_t* src = reinterpret_cast<const uint8_t*>(a.xq);
+    for (int g = tid; g < ng; g += kQmvThreads) rq_cp_async16(xg + 16 * rq_xswz(g), src + 16 * g);
+    for (int i = tid; i < (int)(a.k / 32); i += kQmvThreads) xsc[i] = a.xs[i];
+  }
+  // Items in order: (row group g = blockIdx.x, + gridDim.x, ...; chunk c = 0..nc-1), each R rows'
+  // bytes [c * kRowBytes, + kRowBytes) (a row's last chunk may be shorter: whole 16-byte copies
+  // still, as rows are 16-byte multiples). Rows past n are not copied (nor used). The issue
+  // cursor runs kStages - 1 items ahead of the compute one; past the end it commits empty
+  // groups, which keeps the wait count uniform.
+  int64_t ig = blockIdx.x;
+  int ic = 0, ist = 0;
+  auto issue = [&]() {
+    if (ig < groups) {
+      const int64_t off = (int64_t)ic * Cfg::kRowBytes;
+      const int per_row = a.row_bytes - off < Cfg::kRowBytes ? (int)((a.row_bytes - off) / 16) : CPR;
+      uint8_t* dst = stage + ist * Cfg::kStageBytes;
+      const uint8_t* src = a.qw + ig * R * a.row_bytes + off;
+#pragma unroll
+      for (int j0 = 0; j0 < R * CPR; j0 += kQmvThreads) {
+        const int j = j0 + tid, r = j / CPR, v = j % CPR;  // (constant divisor)
+        if (j < R * CPR && v < per_row && ig * R + r < a.n)
+          rq_cp_async16(dst + r * Cfg::kRowBytes + 16 * v, src + r * a.row_bytes + 16 * v);
+      }
+      if (++ic == nc) {
+        ic = 0;
+        ig += gridDim.x;
+      }
+      ist = ist + 1 == NS ? 0 : ist + 1;
+    }
+    rq_cp_async_commit();
+  };
+#pragma unroll
+  for (int i = 0; i < NS - 1; ++i) issue();
+
+  int st = 0;  // the compute cursor's stage
+  for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
+    float acc[RT];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) acc[r] = 0.f;
+    const int64_t row0 = g * R + rs * RT;  // this thread's first row
+    for (int c = 0; c < nc; ++c) {
+      rq_cp_async_wait<NS - 2>();
+      __syncthreads();  // this stage landed for every thread; the previous one is free to refill
+      issue();
+      const int b = c * CU + u;  // unit within the row
+      if (b < units) {
+        const int e0 = b * UE;
+        XIPiece<1, NQ> x;
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) {
+          const int ea = e0 + P::xa(Q0 + q), eb = e0 + P::xb(Q0 + q);
+          x.fa[q][0] = xsc[ea / 32];
+          x.fb[q][0] = xsc[eb / 32];
+          const uint2 va = *reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(ea >> 3) + 8 * ((ea >> 2) & 1));
+          const uint2 vb = *reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(eb >> 3) + 8 * ((eb >> 2) & 1));
+          x.a[q][0][0] = va.x;
+          x.a[q][0][1] = va.y;
+          x.b[q][0][0] = vb.x;
+          x.b[q][0][1] = vb.y;
+          x.sa[q][0] = rq_dot2_16x8<false>(va.x, 0x0101u, rq_dot2_16x8<false>(va.y, 0x0101u, 0));
+          x.sb[q][0] = rq_dot2_16x8<false>(vb.x, 0x0101u, rq_dot2_16x8<false>(vb.y, 0x0101u, 0));
+        }
+        const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+          const uint8_t s = kPlane && row0 + r < a.n ? a.sc[(row0 + r) * (a.k / 32) + b] : (uint8_t)0;
+          float one[1] = {acc[r]};
+          PieceInt<ID>::template dot<1, NQ>(sb + r * Cfg::kRowBytes, Q0, s, x, one);
+          acc[r] = one[0];
+        }
+      }
+      st = st + 1 == NS ? 0 : st + 1;
+    }
+    // The row group is complete: reduce per warp, then across the warps of each row set.
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      const float v = rq_warp_sum(acc[r]);
+      if (lane == 0) red[warp][r] = v;
+    }
+    __syncthreads();
+    if (tid < R) {
+      constexpr int WPS = NPc / WS;  // warps per row set
+      const int srs = tid / RT, r = tid % RT;
+      const int64_t row = g * R + tid;
+      float v = 0.f;
+      for (int w = 0; w < WPS; ++w) v += red[srs * WPS + w][r];
+      if (row < a.n) {
+        if (a.bias) v += a.bias[row];
+        static_cast<T*>(a.y)[row] = rq_from_float<XK>(v);
+      }
+    }
+    // (red is written again only after the next stage's __syncthreads)
+  }
+  rq_cp_async_wait<0>();
+}
+
+// Dynamic shared memory of one CTA for a row of k elements.
+template <int ID>
+constexpr int64_t qmv_stream_smem(int64_t k) {
+  return (int64_t)QmvStreamCfg<ID>::kStages * QmvStreamCfg<ID>::kStageBytes + 2 * k + 4 * (k / 32);
+}
+
+}  // namespace rocq::gpu

@@ -1,0 +1,93 @@
+// Launcher of the streaming M = 1 kernel (qmatvec_stream.h), for 16-bit x on the integer
+// pieces. qmatvec.hip asks it first for every single-row launch that has fixed-point x.
+#include <cstdlib>
+
+#include "qmatvec_stream.h"
+
+namespace rocq::gpu {
+
+namespace {
+
+// Largest dynamic shared memory the launcher asks for (x row + stages): beyond it (k above about
+// 28000 on the 4-bit formats) the register-blocked kernel runs instead.
+constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
+
+// Where the streaming kernel runs, from same-run comparisons with the register-blocked kernel on
+// the H200 (bf16 x, M = 1, 8B and 70B layers; bench_qmatmul_h200_s5_cfg*.json, "old" vs "V2"):
+//  * always: Q2_K, Q3_K, Q5_K, Q6_K, faster on every layer (70B FFN up: Q2_K 77.7 -> 63.0 us,
+//    Q3_K 113.6 -> 92.9, Q5_K 71.6 -> 59.9, Q6_K 78.3 -> 71.2; 8B q/k/v/o 4096x4096: Q3_K 13.6
+//    -> 11.0);
+//  * Q4_0, Q4_1, Q4_K, Q8_0 only where each resident CTA walks at least 8 row groups (the x
+//    row and the pipeline fill per CTA are paid back): faster on the 70B FFN up layer (Q4_0
+//    44.3 -> 40.7 us, Q4_K 50.4 -> 47.8), slower on the 8B ones (Q4_0 4096x4096: 7.4 -> 8.4);
+//  * never: Q5_0, Q5_1, IQ4_NL, IQ4_XS, MXFP4, OCP MXFP4: slower everywhere measured (IQ4_NL
+//    56.1 -> 59.7, OCP MXFP4 50.8 -> 66.6 on the 70B FFN up layer).
+// ROCQ_QMV_STREAM=0 turns it off, =2 runs it for every format and layer where it fits (tests).
+enum class StreamUse { Never, Large, Always };
+constexpr StreamUse stream_use(int id) {
+  return id == QT_Q2_K || id == QT_Q3_K || id == QT_Q5_K || id == QT_Q6_K ? StreamUse::Always
+         : id == QT_Q4_0 || id == QT_Q4_1 || id == QT_Q4_K || id == QT_Q8_0 ? StreamUse::Large
+                                                                            : StreamUse::Never;
+}
+
+template <int ID, int XK>
+const char* stream_launch(const QmvArgs& a, gpuStream_t s, bool force, bool& taken) {
+  using Cfg = QmvStreamCfg<ID>;
+  if constexpr (Cfg::kOn) {
+    if (!force && stream_use(ID) == StreamUse::Never) return nullptr;
+    const int64_t smem = qmv_stream_smem<ID>(a.k);
+    static const int sms = rq_sm_count();
+    const int64_t groups = rq_ceil_div(a.n, Cfg::R);
+    // Too few row groups to fill the device once: the register-blocked kernel splits k instead.
+    if (smem > kQmvStreamMaxSmem || sms <= 0 || groups < sms) return nullptr;
+    const void* kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK>);
+    // Per instantiation: the opt-in size set so far, and the occupancy at the last size asked.
+    static int64_t opted = 48 * 1024;
+    static int64_t occ_smem = -1;
+    static int occ = 0;
+    if (smem > opted) {
+      const gpuError_t e = rq_func_set_max_dynamic_smem(kern, (int)smem);
+      if (e != ROCQ_GPU_SUCCESS) return rq_error_string(e);
+      opted = smem;
+    }
+    if (smem != occ_smem) {
+      occ = rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem);
+      occ_smem = smem;
+    }
+    if (occ <= 0) return nullptr;
+    const int64_t resident = (int64_t)occ * sms;
+    if (!force && stream_use(ID) == StreamUse::Large && groups < 8 * resident) return nullptr;
+    const int64_t grid = groups < resident ? groups : resident;
+    qmv_stream_kernel<ID, XK><<<(unsigned)grid, Cfg::kThreads, (size_t)smem, s>>>(a);
+    taken = true;
+    const gpuError_t e = rq_last_error();
+    return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+  } else {
+    (void)a, (void)s, (void)force, (void)taken;
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+// Runs the streaming kernel where it applies (sets `taken`).
+template <int XK>
+const char* qmv_stream_launch(int qtype, const QmvArgs& a, gpuStream_t s, bool& taken) {
+  taken = false;
+  static const int mode = [] {  // ROCQ_QMV_STREAM, read once per process: 0 off, 1 measured choice, 2 forced
+    const char* v = std::getenv("ROCQ_QMV_STREAM");
+    return v && (v[0] == '0' || v[0] == '2') ? v[0] - '0' : 1;
+  }();
+  if constexpr (!kRqIntDot || XK == (int)DType::F32) {
+    return nullptr;
+  } else {
+    if (!mode || a.M != 1 || !a.xq) return nullptr;
+    const char* err = nullptr;
+    dispatch_format(qtype, [&](auto codec) { err = stream_launch<decltype(codec)::kId, XK>(a, s, mode == 2, taken); });
+    return err;
+  }
+}
+template const char* qmv_stream_launch<(int)DType::F16>(int, const QmvArgs&, gpuStream_t, bool&);
+template const char* qmv_stream_launch<(int)DType::BF16>(int, const QmvArgs&, gpuStream_t, bool&);
+
+}  // namespace rocq::gpu
