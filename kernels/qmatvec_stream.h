@@ -24,10 +24,11 @@
 
 namespace rocq::gpu {
 
-// Shape, measured on the H200 (bf16 x, M = 1; bench_qmatmul_h200_s5_cfg*.json), as (threads,
+// Shape, measured on the H200 (bf16 x, M = 1, same run; benchmarks/results/
+// bench_qmatmul_h200_s5_cfg{1,2,3,4}.json, cfg0: the register-blocked kernel), as (threads,
 // preferred row sets, stages): (128, 2, 4) / (128, 2, 3) / (256, 2, 3) / (256, 4, 3), e.g. on the
 // 70B FFN up layer Q4_0 45.7 / 44.0 / 40.7 / 49.2 us, Q5_K 65.0 / 62.3 / 59.9 / 68.5, Q2_K 68.1 /
-// 68.4 / 63.0 / 77.9 (the register-blocked kernel: 44.3, 71.6, 77.7).
+// 68.4 / 63.0 / 77.9 (the register-blocked kernel: 44.3, 71.6, 77.7). The third is kept.
 template <int ID>
 struct QmvStreamCfg {
   using C = Codec<ID>;

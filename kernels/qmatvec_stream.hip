@@ -13,7 +13,8 @@ namespace {
 constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 
 // Where the streaming kernel runs, from same-run comparisons with the register-blocked kernel on
-// the H200 (bf16 x, M = 1, 8B and 70B layers; bench_qmatmul_h200_s5_cfg*.json, "old" vs "V2"):
+// the H200 (bf16 x, M = 1, 8B and 70B layers; benchmarks/results/bench_qmatmul_h200_s5_cfg0.json
+// vs cfg3.json; the launcher's choice vs ROCQ_QMV_STREAM=0: bench_qmatmul_h200_session5_stream*):
 //  * always: Q2_K, Q3_K, Q5_K, Q6_K, faster on every layer (70B FFN up: Q2_K 77.7 -> 63.0 us,
 //    Q3_K 113.6 -> 92.9, Q5_K 71.6 -> 59.9, Q6_K 78.3 -> 71.2; 8B q/k/v/o 4096x4096: Q3_K 13.6
 //    -> 11.0);
