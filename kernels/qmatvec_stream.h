@@ -56,7 +56,7 @@ struct QmvStreamCfg {
 ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
 
 template <int ID, int XK>
-__global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads) qmv_stream_kernel(QmvArgs a) {
+__global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, 3) qmv_stream_kernel(QmvArgs a) {
   using Cfg = QmvStreamCfg<ID>;
   constexpr int kQmvThreads = Cfg::kThreads;
   using P = Piece<ID>;
@@ -92,19 +92,36 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads) qmv_stream_kernel(
   // still, as rows are 16-byte multiples). Rows past n are not copied (nor used). The issue
   // cursor runs kStages - 1 items ahead of the compute one; past the end it commits empty
   // groups, which keeps the wait count uniform.
+  // This thread's copies of a stage, the same in every stage: vector j = tid + i * kThreads is
+  // row j / CPR, 16 bytes at 16 * (j % CPR) (neighbouring threads, neighbouring bytes). Offsets
+  // in 32 bits: R rows of a layer are far below 2 GB (the launcher checks).
+  constexpr int NCP = (R * CPR + kQmvThreads - 1) / kQmvThreads;
+  int csrc[NCP], cdst[NCP];  // from the group's first row / the stage; cdst < 0: no copy
+#pragma unroll
+  for (int i = 0; i < NCP; ++i) {
+    const int j = tid + i * kQmvThreads, r = j / CPR, v = j % CPR;
+    csrc[i] = r * (int)a.row_bytes + 16 * v;
+    cdst[i] = j < R * CPR ? r * Cfg::kRowBytes + 16 * v : -1;
+  }
   int64_t ig = blockIdx.x;
   int ic = 0, ist = 0;
   auto issue = [&]() {
     if (ig < groups) {
       const int64_t off = (int64_t)ic * Cfg::kRowBytes;
       const int per_row = a.row_bytes - off < Cfg::kRowBytes ? (int)((a.row_bytes - off) / 16) : CPR;
+      const int rows = a.n - ig * R < R ? (int)(a.n - ig * R) : R;
       uint8_t* dst = stage + ist * Cfg::kStageBytes;
       const uint8_t* src = a.qw + ig * R * a.row_bytes + off;
+      if (per_row == CPR && rows == R) {  // the common case: a whole stage
 #pragma unroll
-      for (int j0 = 0; j0 < R * CPR; j0 += kQmvThreads) {
-        const int j = j0 + tid, r = j / CPR, v = j % CPR;  // (constant divisor)
-        if (j < R * CPR && v < per_row && ig * R + r < a.n)
-          rq_cp_async16(dst + r * Cfg::kRowBytes + 16 * v, src + r * a.row_bytes + 16 * v);
+        for (int i = 0; i < NCP; ++i)
+          if (i + 1 < NCP || cdst[i] >= 0) rq_cp_async16(dst + cdst[i], src + csrc[i]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < NCP; ++i) {
+          const int j = tid + i * kQmvThreads, r = j / CPR, v = j % CPR;
+          if (cdst[i] >= 0 && r < rows && v < per_row) rq_cp_async16(dst + cdst[i], src + csrc[i]);
+        }
       }
       if (++ic == nc) {
         ic = 0;

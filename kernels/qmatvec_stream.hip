@@ -13,23 +13,24 @@ namespace {
 constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 
 // Where the streaming kernel runs, from same-run comparisons with the register-blocked kernel on
-// the H200 (bf16 x, M = 1, 8B and 70B layers; benchmarks/results/bench_qmatmul_h200_s5_cfg0.json
-// vs cfg3.json; the launcher's choice vs ROCQ_QMV_STREAM=0: bench_qmatmul_h200_session5_stream*):
-//  * always: Q2_K, Q3_K, Q5_K, Q6_K, faster on every layer (70B FFN up: Q2_K 77.7 -> 63.0 us,
-//    Q3_K 113.6 -> 92.9, Q5_K 71.6 -> 59.9, Q6_K 78.3 -> 71.2; 8B q/k/v/o 4096x4096: Q3_K 13.6
-//    -> 11.0);
-//  * Q4_0, Q4_1, Q4_K, Q8_0 only where each resident CTA walks at least 8 row groups (the x
-//    row and the pipeline fill per CTA are paid back): faster on the 70B FFN up layer (Q4_0
-//    44.3 -> 40.7 us, Q4_K 50.4 -> 47.8), slower on the 8B ones (Q4_0 4096x4096: 7.4 -> 8.4);
-//  * never: Q5_0, Q5_1, IQ4_NL, IQ4_XS, MXFP4, OCP MXFP4: slower everywhere measured (IQ4_NL
-//    56.1 -> 59.7, OCP MXFP4 50.8 -> 66.6 on the 70B FFN up layer).
+// the H200 (bf16 x, M = 1; benchmarks/results/bench_qmatmul_h200_s5g_stream{0,2}.json: off /
+// forced; 70B FFN up 28672x8192, 8B FFN up 14336x4096, 8B q/k/v/o 4096x4096):
+//  * always: Q2_K, Q3_K, Q6_K, faster or level everywhere (Q2_K 76.8 -> 63.4 us, Q3_K 112.6 ->
+//    90.7, Q6_K 78.0 -> 68.3 on the 70B layer; 8B q/k/v/o Q3_K 13.5 -> 12.2, Q6_K 10.9 -> 11.1);
+//  * Q4_0, Q4_1, Q5_1, Q4_K, Q5_K, Q8_0, IQ4_NL, MXFP4 where each resident CTA walks at least
+//    4 row groups (the x row and the pipeline fill per CTA are paid back): faster on the FFN
+//    layers (70B: Q4_0 44.4 -> 37.0 us, Q4_K 50.5 -> 45.2, Q5_K 71.2 -> 61.7; 8B: Q4_0 14.9 ->
+//    14.3, Q8_0 22.2 -> 20.0), slower on 4096x4096 (Q4_0 7.4 -> 8.1, Q5_K 9.7 -> 11.4);
+//  * never: Q5_0, IQ4_XS, OCP MXFP4: level or slower (70B: 49.5 -> 49.6, 55.6 -> 57.6, 50.5 ->
+//    56.9 us).
 // ROCQ_QMV_STREAM=0 turns it off, =2 runs it for every format and layer where it fits (tests).
 enum class StreamUse { Never, Large, Always };
 constexpr StreamUse stream_use(int id) {
-  return id == QT_Q2_K || id == QT_Q3_K || id == QT_Q5_K || id == QT_Q6_K ? StreamUse::Always
-         : id == QT_Q4_0 || id == QT_Q4_1 || id == QT_Q4_K || id == QT_Q8_0 ? StreamUse::Large
-                                                                            : StreamUse::Never;
+  return id == QT_Q2_K || id == QT_Q3_K || id == QT_Q6_K ? StreamUse::Always
+         : id == QT_Q5_0 || id == QT_IQ4_XS || id == QT_OCP_MXFP4 ? StreamUse::Never
+                                                                  : StreamUse::Large;
 }
+constexpr int kQmvStreamMinGroupsPerCta = 4;
 
 template <int ID, int XK>
 const char* stream_launch(const QmvArgs& a, gpuStream_t s, bool force, bool& taken) {
@@ -40,7 +41,7 @@ const char* stream_launch(const QmvArgs& a, gpuStream_t s, bool force, bool& tak
     static const int sms = rq_sm_count();
     const int64_t groups = rq_ceil_div(a.n, Cfg::R);
     // Too few row groups to fill the device once: the register-blocked kernel splits k instead.
-    if (smem > kQmvStreamMaxSmem || sms <= 0 || groups < sms) return nullptr;
+    if (smem > kQmvStreamMaxSmem || sms <= 0 || groups < sms || Cfg::R * a.row_bytes >= (int64_t)1 << 31) return nullptr;
     const void* kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK>);
     // Per instantiation: the opt-in size set so far, and the occupancy at the last size asked.
     static int64_t opted = 48 * 1024;
@@ -57,7 +58,7 @@ const char* stream_launch(const QmvArgs& a, gpuStream_t s, bool force, bool& tak
     }
     if (occ <= 0) return nullptr;
     const int64_t resident = (int64_t)occ * sms;
-    if (!force && stream_use(ID) == StreamUse::Large && groups < 8 * resident) return nullptr;
+    if (!force && stream_use(ID) == StreamUse::Large && groups < kQmvStreamMinGroupsPerCta * resident) return nullptr;
     const int64_t grid = groups < resident ? groups : resident;
     qmv_stream_kernel<ID, XK><<<(unsigned)grid, Cfg::kThreads, (size_t)smem, s>>>(a);
     taken = true;
