@@ -27,14 +27,15 @@ const char* launch_dequantize(int qtype, const uint8_t* qweight, const uint8_t* 
 // error at most 2^-15 of the block's max |x|, none for bf16 values within 2^7 of it) into `workspace`,
 // whose size qmatvec_workspace_bytes gives (0: none needed, pass null); ROCQ_QMV_EXACT=1 turns
 // that off. fp32 x is always used as is, and so is every x on backends without a fast integer
-// dot product (platform.h kRqIntDot: AMD for now). Single rows of fixed-point x go to the
-// streaming kernel (kernels/qmatvec_stream.hip: which formats and layers, measured) where it is
-// faster; ROCQ_QMV_STREAM=0 (read once per process) turns it off, =2 forces it wherever it fits.
+// dot product (platform.h kRqIntDot: AMD for now). One or two rows of fixed-point x go to the
+// streaming kernel (kernels/qmatvec_stream.hip: which formats, rows and layers, measured) where
+// it is faster; ROCQ_QMV_STREAM=0 (read once per process) turns it off, =2 forces it wherever it
+// fits (also ahead of the matrix-unit kernel at M = 2).
 const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
                            const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias,
                            void* y, void* workspace, void* stream);
-int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t k,
-                                int64_t row_bytes);
+int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
+                                int64_t k, int64_t row_bytes);
 
 // The matrix-unit decode kernel (kernels/qmma*.hip): weights decoded in registers straight into
 // matrix-unit operands, fp32 sums; its time grows little from M = 1 to 8 and slowly to M = 32.

@@ -40,8 +40,12 @@ bool int_path(int qtype, DType dtype, bool fast) {
   return kRqIntDot && on && dtype != DType::F32 && fast && !exact;
 }
 
-// Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h).
-bool mma_path(int qtype, DType dtype, int64_t M, bool fast) { return fast && qmma_takes(qtype, dtype, M); }
+// Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h): not where the
+// streaming kernel takes it (qmatvec_stream.hip, M <= 2 on the integer path).
+bool mma_path(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast) {
+  return fast && qmma_takes(qtype, dtype, M) &&
+         !(int_path(qtype, dtype, fast) && qmv_stream_takes(qtype, dtype, M, n, k, row_bytes));
+}
 
 // x [M, k] (16-bit) -> xq [M, k] int16 and xs [M, k/32] = 2^-e per 32-element block, e chosen
 // so that the block's max |x| * 2^e lies in [2^14, 2^15) (qdot_int.h). One thread per block.
@@ -114,7 +118,7 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
                     /*rows: the simple kernel's; the piece launch sets its own*/ 4, xq ? xq + m0 * k : nullptr,
                     xs ? xs + m0 * (k / 32) : nullptr};
     if constexpr (XK != (int)DType::F32) {
-      if (fast && mm == 1 && xq) {
+      if (fast && M <= 2 && xq) {
         bool taken = false;
         const char* err = qmv_stream_launch<XK>(qtype, a, s, taken);
         if (err) return err;
@@ -132,10 +136,10 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
 }
 }  // namespace
 
-int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t k,
-                                int64_t row_bytes) {
+int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
+                                int64_t k, int64_t row_bytes) {
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
-  if (M <= 0 || mma_path(qtype, dtype, M, fast) || !int_path(qtype, dtype, fast)) return 0;
+  if (M <= 0 || mma_path(qtype, dtype, M, n, k, row_bytes, fast) || !int_path(qtype, dtype, fast)) return 0;
   return M * k * 2 + M * (k / 32) * 4;
 }
 
@@ -144,7 +148,7 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
                            void* y, void* workspace, void* stream) {
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
-  if (mma_path(qtype, dtype, M, fast))
+  if (mma_path(qtype, dtype, M, n, k, row_bytes, fast))
     return launch_qmma(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, bias, y, stream);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
   switch (dtype) {

@@ -281,9 +281,11 @@ template <int XK, int MT>
 const char* qmv_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 template <int XK>
 const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
-// The streaming M = 1 kernel (qmatvec_stream.h) where it applies (sets taken), F16/BF16 only.
+// The streaming M = 1, 2 kernel (qmatvec_stream.h) where it applies (sets taken), F16/BF16
+// only; qmv_stream_takes: whether it would run for such a call (host).
 template <int XK>
 const char* qmv_stream_launch(int qtype, const QmvArgs& a, gpuStream_t stream, bool& taken);
+bool qmv_stream_takes(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes);
 
 inline dim3 qmv_grid(const QmvArgs& a) { return dim3((unsigned)rq_ceil_div(a.n, a.rows)); }
 

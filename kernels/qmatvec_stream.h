@@ -1,4 +1,4 @@
-// The streaming decode kernel for one row of x (M = 1) on the integer pieces (qdot_int.h): the
+// The streaming decode kernel for one or two rows of x (M = 1, 2) on the integer pieces (qdot_int.h): the
 // weight bytes travel global -> shared memory in whole 16-byte copies, several stages ahead
 // (rq_cp_async16: cp.async on NVIDIA sm_80+, a plain copy elsewhere), and the pieces decode
 // them from shared memory; x (fixed point, qmv_xquant_kernel) sits in shared memory for the
@@ -55,8 +55,8 @@ struct QmvStreamCfg {
 // neighbouring blocks' runs spread over the banks; then the row's k/32 block scales.
 ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
 
-template <int ID, int XK>
-__global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, 3) qmv_stream_kernel(QmvArgs a) {
+template <int ID, int XK, int MT>
+__global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) qmv_stream_kernel(QmvArgs a) {
   using Cfg = QmvStreamCfg<ID>;
   constexpr int kQmvThreads = Cfg::kThreads;
   using P = Piece<ID>;
@@ -68,9 +68,12 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, 3) qmv_stream_kern
 
   extern __shared__ __align__(16) uint8_t smem[];
   uint8_t* stage = smem;                                    // NS stages of kStageBytes
-  uint8_t* xg = smem + NS * Cfg::kStageBytes;               // k int16 (swizzled granules)
-  float* xsc = reinterpret_cast<float*>(xg + 2 * a.k);      // k / 32 scales
-  __shared__ float red[NWARP][RT];
+  // x rows in shared memory at a stride of kx >= k elements, a multiple of 64 (whole 128-byte
+  // lines, the swizzle's span)
+  const int kx = (int)((a.k + 63) / 64 * 64);
+  uint8_t* xg = smem + NS * Cfg::kStageBytes;               // MT rows of kx int16 (swizzled granules)
+  float* xsc = reinterpret_cast<float*>(xg + 2 * MT * kx);  // MT rows of k / 32 scales
+  __shared__ float red[NWARP][RT * MT];
 
   const int tid = threadIdx.x, warp = tid / WS, lane = tid % WS;
   const int pc = tid % NPc, rs = tid / NPc;  // piece column, row set
@@ -80,12 +83,16 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, 3) qmv_stream_kern
   const int64_t groups = rq_ceil_div(a.n, R);
   constexpr int CPR = Cfg::kRowBytes / 16;   // 16-byte copies per row and full stage
 
-  // x: granules via 16-byte copies (part of the first stage's group), scales by plain loads.
+  // x: granules via 16-byte copies (part of the first stage's group), scales by plain loads;
+  // row m's granule g at granule m * kx / 8 + g, swizzled.
   {
     const int ng = (int)(a.k / 8);
     const uint8_t* src = reinterpret_cast<const uint8_t*>(a.xq);
-    for (int g = tid; g < ng; g += kQmvThreads) rq_cp_async16(xg + 16 * rq_xswz(g), src + 16 * g);
-    for (int i = tid; i < (int)(a.k / 32); i += kQmvThreads) xsc[i] = a.xs[i];
+    for (int i = tid; i < MT * ng; i += kQmvThreads) {
+      const int m = i / ng, g = i % ng;
+      rq_cp_async16(xg + 16 * rq_xswz(m * (kx / 8) + g), src + 16 * i);
+    }
+    for (int i = tid; i < MT * (int)(a.k / 32); i += kQmvThreads) xsc[i] = a.xs[i];
   }
   // Items in order: (row group g = blockIdx.x, + gridDim.x, ...; chunk c = 0..nc-1), each R rows'
   // bytes [c * kRowBytes, + kRowBytes) (a row's last chunk may be shorter: whole 16-byte copies
@@ -136,9 +143,11 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, 3) qmv_stream_kern
 
   int st = 0;  // the compute cursor's stage
   for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
-    float acc[RT];
+    float acc[RT][MT];
 #pragma unroll
-    for (int r = 0; r < RT; ++r) acc[r] = 0.f;
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+      for (int m = 0; m < MT; ++m) acc[r][m] = 0.f;
     const int64_t row0 = g * R + rs * RT;  // this thread's first row
     for (int c = 0; c < nc; ++c) {
       rq_cp_async_wait<NS - 2>();
@@ -147,48 +156,51 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, 3) qmv_stream_kern
       const int b = c * CU + u;  // unit within the row
       if (b < units) {
         const int e0 = b * UE;
-        XIPiece<1, NQ> x;
+        XIPiece<MT, NQ> x;
 #pragma unroll
         for (int q = 0; q < NQ; ++q) {
-          const int ea = e0 + P::xa(Q0 + q), eb = e0 + P::xb(Q0 + q);
-          x.fa[q][0] = xsc[ea / 32];
-          x.fb[q][0] = xsc[eb / 32];
-          const uint2 va = *reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(ea >> 3) + 8 * ((ea >> 2) & 1));
-          const uint2 vb = *reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(eb >> 3) + 8 * ((eb >> 2) & 1));
-          x.a[q][0][0] = va.x;
-          x.a[q][0][1] = va.y;
-          x.b[q][0][0] = vb.x;
-          x.b[q][0][1] = vb.y;
-          x.sa[q][0] = rq_dot2_16x8<false>(va.x, 0x0101u, rq_dot2_16x8<false>(va.y, 0x0101u, 0));
-          x.sb[q][0] = rq_dot2_16x8<false>(vb.x, 0x0101u, rq_dot2_16x8<false>(vb.y, 0x0101u, 0));
+#pragma unroll
+          for (int m = 0; m < MT; ++m) {
+            const int ea = m * kx + e0 + P::xa(Q0 + q), eb = m * kx + e0 + P::xb(Q0 + q);
+            x.fa[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xa(Q0 + q)) / 32];
+            x.fb[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xb(Q0 + q)) / 32];
+            const uint2 va = *reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(ea >> 3) + 8 * ((ea >> 2) & 1));
+            const uint2 vb = *reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(eb >> 3) + 8 * ((eb >> 2) & 1));
+            x.a[q][m][0] = va.x;
+            x.a[q][m][1] = va.y;
+            x.b[q][m][0] = vb.x;
+            x.b[q][m][1] = vb.y;
+            x.sa[q][m] = rq_dot2_16x8<false>(va.x, 0x0101u, rq_dot2_16x8<false>(va.y, 0x0101u, 0));
+            x.sb[q][m] = rq_dot2_16x8<false>(vb.x, 0x0101u, rq_dot2_16x8<false>(vb.y, 0x0101u, 0));
+          }
         }
         const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
           const uint8_t s = kPlane && row0 + r < a.n ? a.sc[(row0 + r) * (a.k / 32) + b] : (uint8_t)0;
-          float one[1] = {acc[r]};
-          PieceInt<ID>::template dot<1, NQ>(sb + r * Cfg::kRowBytes, Q0, s, x, one);
-          acc[r] = one[0];
+          PieceInt<ID>::template dot<MT, NQ>(sb + r * Cfg::kRowBytes, Q0, s, x, acc[r]);
         }
       }
       st = st + 1 == NS ? 0 : st + 1;
     }
     // The row group is complete: reduce per warp, then across the warps of each row set.
 #pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      const float v = rq_warp_sum(acc[r]);
-      if (lane == 0) red[warp][r] = v;
-    }
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const float v = rq_warp_sum(acc[r][m]);
+        if (lane == 0) red[warp][r * MT + m] = v;
+      }
     __syncthreads();
-    if (tid < R) {
+    if (tid < R * MT) {
       constexpr int WPS = NPc / WS;  // warps per row set
-      const int srs = tid / RT, r = tid % RT;
-      const int64_t row = g * R + tid;
+      const int rr = tid / MT, m = tid % MT, srs = rr / RT, r = rr % RT;
+      const int64_t row = g * R + rr;
       float v = 0.f;
-      for (int w = 0; w < WPS; ++w) v += red[srs * WPS + w][r];
+      for (int w = 0; w < WPS; ++w) v += red[srs * WPS + w][r * MT + m];
       if (row < a.n) {
         if (a.bias) v += a.bias[row];
-        static_cast<T*>(a.y)[row] = rq_from_float<XK>(v);
+        static_cast<T*>(a.y)[m * a.n + row] = rq_from_float<XK>(v);
       }
     }
     // (red is written again only after the next stage's __syncthreads)
@@ -198,8 +210,8 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, 3) qmv_stream_kern
 
 // Dynamic shared memory of one CTA for a row of k elements.
 template <int ID>
-constexpr int64_t qmv_stream_smem(int64_t k) {
-  return (int64_t)QmvStreamCfg<ID>::kStages * QmvStreamCfg<ID>::kStageBytes + 2 * k + 4 * (k / 32);
+constexpr int64_t qmv_stream_smem(int64_t k, int mt) {
+  return (int64_t)QmvStreamCfg<ID>::kStages * QmvStreamCfg<ID>::kStageBytes + mt * (2 * ((k + 63) / 64 * 64) + 4 * (k / 32));
 }
 
 }  // namespace rocq::gpu

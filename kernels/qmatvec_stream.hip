@@ -23,69 +23,121 @@ constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 //    14.3, Q8_0 22.2 -> 20.0), slower on 4096x4096 (Q4_0 7.4 -> 8.1, Q5_K 9.7 -> 11.4);
 //  * never: Q5_0, IQ4_XS, OCP MXFP4: level or slower (70B: 49.5 -> 49.6, 55.6 -> 57.6, 50.5 ->
 //    56.9 us).
+// Two rows of x (M = 2; bench_qmatmul_h200_s5i_stream{0,2}.json, against the matrix-unit
+// kernel): Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS and MXFP4 where each resident
+// CTA walks at least 4 row groups (70B FFN up: Q4_0 56.2 -> 51.3 us, Q5_1 66.3 -> 53.6, IQ4_XS
+// 80.3 -> 67.2, MXFP4 80.8 -> 68.0; 8B FFN up: Q6_K 36.1 -> 28.0; slower on 4096x4096 for
+// Q4_0, 8.1 -> 10.0); level for Q4_K, Q5_K, Q8_0 and OCP MXFP4, which keep the matrix units.
 // ROCQ_QMV_STREAM=0 turns it off, =2 runs it for every format and layer where it fits (tests).
 enum class StreamUse { Never, Large, Always };
-constexpr StreamUse stream_use(int id) {
+constexpr StreamUse stream_use(int id, int mt) {
+  if (mt == 2)
+    return id == QT_Q4_K || id == QT_Q5_K || id == QT_Q8_0 || id == QT_OCP_MXFP4 ? StreamUse::Never
+                                                                                 : StreamUse::Large;
   return id == QT_Q2_K || id == QT_Q3_K || id == QT_Q6_K ? StreamUse::Always
          : id == QT_Q5_0 || id == QT_IQ4_XS || id == QT_OCP_MXFP4 ? StreamUse::Never
                                                                   : StreamUse::Large;
 }
 constexpr int kQmvStreamMinGroupsPerCta = 4;
 
-template <int ID, int XK>
-const char* stream_launch(const QmvArgs& a, gpuStream_t s, bool force, bool& taken) {
+int stream_mode() {  // ROCQ_QMV_STREAM, read once per process: 0 off, 1 measured choice, 2 forced
+  static const int mode = [] {
+    const char* v = std::getenv("ROCQ_QMV_STREAM");
+    return v && (v[0] == '0' || v[0] == '2') ? v[0] - '0' : 1;
+  }();
+  return mode;
+}
+
+// Grid size of the streaming kernel for this call, or 0 where it does not run. Reads the
+// device's multiprocessor count and the kernel's occupancy (cached per instantiation and shared
+// memory size); sets the kernel's shared-memory opt-in where needed (err on failure).
+template <int ID, int XK, int MT>
+int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes, const char*& err) {
   using Cfg = QmvStreamCfg<ID>;
-  if constexpr (Cfg::kOn) {
-    if (!force && stream_use(ID) == StreamUse::Never) return nullptr;
-    const int64_t smem = qmv_stream_smem<ID>(a.k);
+  err = nullptr;
+  if constexpr (!Cfg::kOn) {
+    (void)n, (void)k, (void)row_bytes;
+    return 0;
+  } else {
+    const int mode = stream_mode();
+    const StreamUse use = stream_use(ID, MT);
+    if (mode == 0 || (mode == 1 && use == StreamUse::Never)) return 0;
+    const int64_t smem = qmv_stream_smem<ID>(k, MT);
     static const int sms = rq_sm_count();
-    const int64_t groups = rq_ceil_div(a.n, Cfg::R);
+    const int64_t groups = rq_ceil_div(n, Cfg::R);
     // Too few row groups to fill the device once: the register-blocked kernel splits k instead.
-    if (smem > kQmvStreamMaxSmem || sms <= 0 || groups < sms || Cfg::R * a.row_bytes >= (int64_t)1 << 31) return nullptr;
-    const void* kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK>);
+    if (smem > kQmvStreamMaxSmem || sms <= 0 || groups < sms || Cfg::R * row_bytes >= (int64_t)1 << 31) return 0;
+    const void* kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT>);
     // Per instantiation: the opt-in size set so far, and the occupancy at the last size asked.
     static int64_t opted = 48 * 1024;
     static int64_t occ_smem = -1;
     static int occ = 0;
     if (smem > opted) {
       const gpuError_t e = rq_func_set_max_dynamic_smem(kern, (int)smem);
-      if (e != ROCQ_GPU_SUCCESS) return rq_error_string(e);
+      if (e != ROCQ_GPU_SUCCESS) {
+        err = rq_error_string(e);
+        return 0;
+      }
       opted = smem;
     }
     if (smem != occ_smem) {
       occ = rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem);
       occ_smem = smem;
     }
-    if (occ <= 0) return nullptr;
+    if (occ <= 0) return 0;
     const int64_t resident = (int64_t)occ * sms;
-    if (!force && stream_use(ID) == StreamUse::Large && groups < kQmvStreamMinGroupsPerCta * resident) return nullptr;
-    const int64_t grid = groups < resident ? groups : resident;
-    qmv_stream_kernel<ID, XK><<<(unsigned)grid, Cfg::kThreads, (size_t)smem, s>>>(a);
-    taken = true;
-    const gpuError_t e = rq_last_error();
-    return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
-  } else {
-    (void)a, (void)s, (void)force, (void)taken;
-    return nullptr;
+    if (mode == 1 && use == StreamUse::Large && groups < kQmvStreamMinGroupsPerCta * resident) return 0;
+    return groups < resident ? groups : resident;
   }
 }
 
+template <int XK, int MT>
+int64_t stream_grid_any(int qtype, int64_t n, int64_t k, int64_t row_bytes, const char*& err) {
+  int64_t grid = 0;
+  err = nullptr;
+  dispatch_format(qtype, [&](auto codec) { grid = stream_grid<decltype(codec)::kId, XK, MT>(n, k, row_bytes, err); });
+  return grid;
+}
+
 }  // namespace
+
+bool qmv_stream_takes(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
+  if constexpr (!kRqIntDot) return false;
+  const char* err = nullptr;
+  if (dtype == DType::F32 || M < 1 || M > 2) return false;
+  if (dtype == DType::F16)
+    return (M == 1 ? stream_grid_any<(int)DType::F16, 1>(qtype, n, k, row_bytes, err)
+                   : stream_grid_any<(int)DType::F16, 2>(qtype, n, k, row_bytes, err)) > 0;
+  return (M == 1 ? stream_grid_any<(int)DType::BF16, 1>(qtype, n, k, row_bytes, err)
+                 : stream_grid_any<(int)DType::BF16, 2>(qtype, n, k, row_bytes, err)) > 0;
+}
 
 // Runs the streaming kernel where it applies (sets `taken`).
 template <int XK>
 const char* qmv_stream_launch(int qtype, const QmvArgs& a, gpuStream_t s, bool& taken) {
   taken = false;
-  static const int mode = [] {  // ROCQ_QMV_STREAM, read once per process: 0 off, 1 measured choice, 2 forced
-    const char* v = std::getenv("ROCQ_QMV_STREAM");
-    return v && (v[0] == '0' || v[0] == '2') ? v[0] - '0' : 1;
-  }();
   if constexpr (!kRqIntDot || XK == (int)DType::F32) {
+    (void)qtype, (void)a, (void)s;
     return nullptr;
   } else {
-    if (!mode || a.M != 1 || !a.xq) return nullptr;
+    if (!a.xq || a.M < 1 || a.M > 2) return nullptr;
     const char* err = nullptr;
-    dispatch_format(qtype, [&](auto codec) { err = stream_launch<decltype(codec)::kId, XK>(a, s, mode == 2, taken); });
+    dispatch_format(qtype, [&](auto codec) {
+      constexpr int id = decltype(codec)::kId;
+      if constexpr (QmvStreamCfg<id>::kOn) {
+        const int64_t grid = a.M == 1 ? stream_grid<id, XK, 1>(a.n, a.k, a.row_bytes, err)
+                                      : stream_grid<id, XK, 2>(a.n, a.k, a.row_bytes, err);
+        if (err || grid <= 0) return;
+        const size_t smem = (size_t)qmv_stream_smem<id>(a.k, a.M);
+        if (a.M == 1)
+          qmv_stream_kernel<id, XK, 1><<<(unsigned)grid, QmvStreamCfg<id>::kThreads, smem, s>>>(a);
+        else
+          qmv_stream_kernel<id, XK, 2><<<(unsigned)grid, QmvStreamCfg<id>::kThreads, smem, s>>>(a);
+        taken = true;
+        const gpuError_t e = rq_last_error();
+        if (e != ROCQ_GPU_SUCCESS) err = rq_error_string(e);
+      }
+    });
     return err;
   }
 }

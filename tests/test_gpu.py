@@ -325,14 +325,15 @@ def test_qmatmul_integer_path(fmt, dtype):
     assert not torch.isfinite(y[4]).any() and torch.isfinite(y[:4]).all()
 
 
-def _stream_case(fmt: str, dtype) -> None:
-    """One single-row call shaped for the streaming M = 1 kernel (kernels/qmatvec_stream.h:
+def _stream_case(fmt: str, dtype, M: int = 1) -> None:
+    """One call of M = 1 or 2 rows shaped for the streaming kernel (kernels/qmatvec_stream.h:
     weights staged through shared memory, persistent CTAs), checked: n a few 8-row groups per
     multiprocessor and not a multiple of 8 (a partial last group), k ~2.4 stages (a partial last
     one), bias, an outlier and a zero block in x. y matches the fixed-point reference up to the
     output rounding, two calls agree bit for bit, and inf in x makes outputs non-finite. Whether
     the streaming or the register-blocked kernel runs depends on the format, the layer and
-    ROCQ_QMV_STREAM (kernels/qmatvec_stream.hip)."""
+    ROCQ_QMV_STREAM (kernels/qmatvec_stream.hip). With M = 2, inf in one row of x leaves the
+    other row's outputs finite."""
     f = rocq.format_info(fmt)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     n = 8 * (2 * sms + 1) + 5
@@ -344,13 +345,13 @@ def _stream_case(fmt: str, dtype) -> None:
     qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
     sc = sc if f.scale_plane else None
     w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()
-    x = torch.randn(1, k, generator=g)
+    x = torch.randn(M, k, generator=g)
     x[0, 37] = 700.0
-    x[0, 64:96] = 0.0
+    x[M - 1, 64:96] = 0.0
     x = x.to(dtype)
     bias = torch.randn(n, generator=g)
     with PathEnv("fused"):
-        poison(n * 2)
+        poison(M * n * 2)
         y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
         y2 = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
     assert torch.equal(y, y2), fmt
@@ -359,31 +360,34 @@ def _stream_case(fmt: str, dtype) -> None:
     assert err < {torch.float16: 1e-3, torch.bfloat16: 6e-3}[dtype], (fmt, dtype, err)
     assert rel_err(y, x.double() @ w64.T + bias.double()) < TOL[dtype], (fmt, dtype)
     xi = x.clone()
-    xi[0, k - 3] = float("inf")
+    xi[M - 1, k - 3] = float("inf")
     with PathEnv("fused"):
         yi = rocq.qmatmul(xi.cuda(), qw, sc, f.id, n, k)
-    assert not torch.isfinite(yi).all(), fmt  # (inf times a zero weight is NaN: not all are inf)
+    assert not torch.isfinite(yi[M - 1]).all(), fmt  # (inf times a zero weight is NaN: not all are inf)
+    assert torch.isfinite(yi[:M - 1]).all(), fmt
 
 
+@pytest.mark.parametrize("M", [1, 2])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("fmt", INT_FORMATS)
-def test_qmatmul_stream_kernel(fmt, dtype):
-    """_stream_case with the kernel the launcher picks (the streaming one for Q2_K, Q3_K, Q5_K
-    and Q6_K)."""
-    _stream_case(fmt, dtype)
+def test_qmatmul_stream_kernel(fmt, dtype, M):
+    """_stream_case with the kernel the launcher picks (at M = 1 the streaming one for Q2_K, Q3_K
+    and Q6_K on this layer)."""
+    _stream_case(fmt, dtype, M)
 
 
 @pytest.mark.parametrize("mode", ["2", "0"])
 def test_qmatmul_stream_kernel_forced_and_off(mode):
-    """_stream_case for every integer-piece format with ROCQ_QMV_STREAM=2 (the streaming kernel
-    for every format where it fits) and =0 (never), in child processes (the switch is read once
-    per process)."""
+    """_stream_case for every integer-piece format and M = 1, 2 with ROCQ_QMV_STREAM=2 (the
+    streaming kernel for every format where it fits, ahead of the matrix-unit kernel too) and =0
+    (never), in child processes (the switch is read once per process)."""
     code = (
         "import torch\n"
         "from test_gpu import INT_FORMATS, _stream_case\n"
         "for name in INT_FORMATS:\n"
         "    for dt in (torch.float16, torch.bfloat16):\n"
-        "        _stream_case(name, dt)\n"
+        "        for M in (1, 2):\n"
+        "            _stream_case(name, dt, M)\n"
         "print('ok')\n"
     )
     r = _child(["-c", code], ROCQ_QMV_STREAM=mode)
