@@ -30,7 +30,7 @@ const char* launch_dequantize(int qtype, const uint8_t* qweight, const uint8_t* 
 // dot product (platform.h kRqIntDot: AMD for now). One or two rows of fixed-point x go to the
 // streaming kernel (kernels/qmatvec_stream.hip: which formats, rows and layers, measured) where
 // it is faster; ROCQ_QMV_STREAM=0 (read once per process) turns it off, =2 forces it wherever it
-// fits (also ahead of the matrix-unit kernel at M = 2).
+// fits (also ahead of the matrix-unit kernel at M = 2), =3 as 2 and an error where it does not.
 const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
                            const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias,
                            void* y, void* workspace, void* stream);

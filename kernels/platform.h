@@ -524,6 +524,15 @@ inline int rq_device_warp_size() {
   return 32;
 #endif
 }
+// The current device's index (host code; -1 on error).
+inline int rq_current_device() {
+  int dev = -1;
+#if defined(ROCQ_HIP)
+  return hipGetDevice(&dev) == hipSuccess ? dev : -1;
+#else
+  return cudaGetDevice(&dev) == cudaSuccess ? dev : -1;
+#endif
+}
 // Multiprocessors (CUs) of the current device, for sizing grids (host code; 0 on error).
 inline int rq_sm_count() {
   int dev = 0, n = 0;

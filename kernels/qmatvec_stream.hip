@@ -1,6 +1,7 @@
 // Launcher of the streaming M = 1 kernel (qmatvec_stream.h), for 16-bit x on the integer
 // pieces. qmatvec.hip asks it first for every single-row launch that has fixed-point x.
 #include <cstdlib>
+#include <mutex>
 
 #include "qmatvec_stream.h"
 
@@ -28,7 +29,8 @@ constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 // CTA walks at least 4 row groups (70B FFN up: Q4_0 56.2 -> 51.3 us, Q5_1 66.3 -> 53.6, IQ4_XS
 // 80.3 -> 67.2, MXFP4 80.8 -> 68.0; 8B FFN up: Q6_K 36.1 -> 28.0; slower on 4096x4096 for
 // Q4_0, 8.1 -> 10.0); level for Q4_K, Q5_K, Q8_0 and OCP MXFP4, which keep the matrix units.
-// ROCQ_QMV_STREAM=0 turns it off, =2 runs it for every format and layer where it fits (tests).
+// ROCQ_QMV_STREAM=0 turns it off, =2 runs it for every format and layer where it fits, =3 as 2
+// and an error where it does not fit (tests).
 enum class StreamUse { Never, Large, Always };
 constexpr StreamUse stream_use(int id, int mt) {
   if (mt == 2)
@@ -40,21 +42,44 @@ constexpr StreamUse stream_use(int id, int mt) {
 }
 constexpr int kQmvStreamMinGroupsPerCta = 4;
 
-int stream_mode() {  // ROCQ_QMV_STREAM, read once per process: 0 off, 1 measured choice, 2 forced
+// ROCQ_QMV_STREAM, read once per process: 0 off, 1 the measured choice (default), 2 every call
+// where it fits, 3 like 2 but an error where it does not (tests: proves the kernel ran).
+int stream_mode() {
   static const int mode = [] {
     const char* v = std::getenv("ROCQ_QMV_STREAM");
-    return v && (v[0] == '0' || v[0] == '2') ? v[0] - '0' : 1;
+    return v && v[0] >= '0' && v[0] <= '3' && !v[1] ? v[0] - '0' : 1;
   }();
   return mode;
 }
 
-// Grid size of the streaming kernel for this call, or 0 where it does not run. Reads the
-// device's multiprocessor count and the kernel's occupancy (cached per instantiation and shared
-// memory size); sets the kernel's shared-memory opt-in where needed (err on failure).
+// Per-device facts and per-(kernel, device) launch state, behind one lock: the shared-memory
+// opt-in is a property of each device's context, and layers may run on several devices or
+// host threads.
+constexpr int kMaxDevices = 64;
+std::mutex g_stream_mu;
+struct StreamDevice {
+  int sms = -1, optin = 0;  // -1: not read yet
+};
+StreamDevice& stream_device(int dev) {  // (call with g_stream_mu held)
+  static StreamDevice d[kMaxDevices];
+  if (d[dev].sms < 0) {
+    d[dev].sms = rq_sm_count();
+    d[dev].optin = rq_max_smem_optin();
+  }
+  return d[dev];
+}
+struct StreamKernelState {
+  int64_t opted = 48 * 1024;  // dynamic shared memory opted in so far
+  int64_t occ_smem = -1;      // occupancy below is for this size
+  int occ = 0;
+};
+
+// Grid size of the streaming kernel for this call on the current device, or 0 where it does not
+// run (also where the device lacks the shared memory, or the opt-in fails: the call then falls
+// back to the other kernels).
 template <int ID, int XK, int MT>
-int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes, const char*& err) {
+int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
   using Cfg = QmvStreamCfg<ID>;
-  err = nullptr;
   if constexpr (!Cfg::kOn) {
     (void)n, (void)k, (void)row_bytes;
     return 0;
@@ -62,40 +87,41 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes, const char*& err) {
     const int mode = stream_mode();
     const StreamUse use = stream_use(ID, MT);
     if (mode == 0 || (mode == 1 && use == StreamUse::Never)) return 0;
+    const int dev = rq_current_device();
+    if (dev < 0 || dev >= kMaxDevices) return 0;
     const int64_t smem = qmv_stream_smem<ID>(k, MT);
-    static const int sms = rq_sm_count();
     const int64_t groups = rq_ceil_div(n, Cfg::R);
+    std::lock_guard<std::mutex> lock(g_stream_mu);
+    const StreamDevice& d = stream_device(dev);
     // Too few row groups to fill the device once: the register-blocked kernel splits k instead.
-    if (smem > kQmvStreamMaxSmem || sms <= 0 || groups < sms || Cfg::R * row_bytes >= (int64_t)1 << 31) return 0;
+    if (smem > kQmvStreamMaxSmem || smem > d.optin || d.sms <= 0 || groups < d.sms ||
+        Cfg::R * row_bytes >= (int64_t)1 << 31)
+      return 0;
+    static StreamKernelState st[kMaxDevices];  // per instantiation and device
+    StreamKernelState& ks = st[dev];
     const void* kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT>);
-    // Per instantiation: the opt-in size set so far, and the occupancy at the last size asked.
-    static int64_t opted = 48 * 1024;
-    static int64_t occ_smem = -1;
-    static int occ = 0;
-    if (smem > opted) {
-      const gpuError_t e = rq_func_set_max_dynamic_smem(kern, (int)smem);
-      if (e != ROCQ_GPU_SUCCESS) {
-        err = rq_error_string(e);
+    if (smem > ks.opted) {
+      if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
+        (void)rq_last_error();  // clear it: the call goes to another kernel
         return 0;
       }
-      opted = smem;
+      ks.opted = smem;
     }
-    if (smem != occ_smem) {
-      occ = rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem);
-      occ_smem = smem;
+    if (smem != ks.occ_smem) {
+      ks.occ = rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem);
+      ks.occ_smem = smem;
     }
-    if (occ <= 0) return 0;
-    const int64_t resident = (int64_t)occ * sms;
+    if (ks.occ <= 0) return 0;
+    const int64_t resident = (int64_t)ks.occ * d.sms;
     if (mode == 1 && use == StreamUse::Large && groups < kQmvStreamMinGroupsPerCta * resident) return 0;
     return groups < resident ? groups : resident;
   }
 }
 
 template <int XK, int MT>
-int64_t stream_grid_any(int qtype, int64_t n, int64_t k, int64_t row_bytes, const char*& err) {
+int64_t stream_grid_any(int qtype, int64_t n, int64_t k, int64_t row_bytes) {
   int64_t grid = 0;
-  err = nullptr;
-  dispatch_format(qtype, [&](auto codec) { grid = stream_grid<decltype(codec)::kId, XK, MT>(n, k, row_bytes, err); });
+  dispatch_format(qtype, [&](auto codec) { grid = stream_grid<decltype(codec)::kId, XK, MT>(n, k, row_bytes); });
   return grid;
 }
 
@@ -103,13 +129,13 @@ int64_t stream_grid_any(int qtype, int64_t n, int64_t k, int64_t row_bytes, cons
 
 bool qmv_stream_takes(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
   if constexpr (!kRqIntDot) return false;
-  const char* err = nullptr;
   if (dtype == DType::F32 || M < 1 || M > 2) return false;
+  if (stream_mode() == 3) return true;  // strict: every such call goes to the launcher, which errs if it cannot
   if (dtype == DType::F16)
-    return (M == 1 ? stream_grid_any<(int)DType::F16, 1>(qtype, n, k, row_bytes, err)
-                   : stream_grid_any<(int)DType::F16, 2>(qtype, n, k, row_bytes, err)) > 0;
-  return (M == 1 ? stream_grid_any<(int)DType::BF16, 1>(qtype, n, k, row_bytes, err)
-                 : stream_grid_any<(int)DType::BF16, 2>(qtype, n, k, row_bytes, err)) > 0;
+    return (M == 1 ? stream_grid_any<(int)DType::F16, 1>(qtype, n, k, row_bytes)
+                   : stream_grid_any<(int)DType::F16, 2>(qtype, n, k, row_bytes)) > 0;
+  return (M == 1 ? stream_grid_any<(int)DType::BF16, 1>(qtype, n, k, row_bytes)
+                 : stream_grid_any<(int)DType::BF16, 2>(qtype, n, k, row_bytes)) > 0;
 }
 
 // Runs the streaming kernel where it applies (sets `taken`).
@@ -125,9 +151,9 @@ const char* qmv_stream_launch(int qtype, const QmvArgs& a, gpuStream_t s, bool& 
     dispatch_format(qtype, [&](auto codec) {
       constexpr int id = decltype(codec)::kId;
       if constexpr (QmvStreamCfg<id>::kOn) {
-        const int64_t grid = a.M == 1 ? stream_grid<id, XK, 1>(a.n, a.k, a.row_bytes, err)
-                                      : stream_grid<id, XK, 2>(a.n, a.k, a.row_bytes, err);
-        if (err || grid <= 0) return;
+        const int64_t grid = a.M == 1 ? stream_grid<id, XK, 1>(a.n, a.k, a.row_bytes)
+                                      : stream_grid<id, XK, 2>(a.n, a.k, a.row_bytes);
+        if (grid <= 0) return;
         const size_t smem = (size_t)qmv_stream_smem<id>(a.k, a.M);
         if (a.M == 1)
           qmv_stream_kernel<id, XK, 1><<<(unsigned)grid, QmvStreamCfg<id>::kThreads, smem, s>>>(a);
@@ -138,6 +164,8 @@ const char* qmv_stream_launch(int qtype, const QmvArgs& a, gpuStream_t s, bool& 
         if (e != ROCQ_GPU_SUCCESS) err = rq_error_string(e);
       }
     });
+    if (!err && !taken && stream_mode() == 3)
+      return "rocq qmatvec: ROCQ_QMV_STREAM=3 and the streaming kernel does not take this call";
     return err;
   }
 }

@@ -327,24 +327,27 @@ def test_qmatmul_integer_path(fmt, dtype):
 
 def _stream_case(fmt: str, dtype, M: int = 1) -> None:
     """One call of M = 1 or 2 rows shaped for the streaming kernel (kernels/qmatvec_stream.h:
-    weights staged through shared memory, persistent CTAs), checked: n a few 8-row groups per
-    multiprocessor and not a multiple of 8 (a partial last group), k ~2.4 stages (a partial last
-    one), bias, an outlier and a zero block in x. y matches the fixed-point reference up to the
-    output rounding, two calls agree bit for bit, and inf in x makes outputs non-finite. Whether
-    the streaming or the register-blocked kernel runs depends on the format, the layer and
-    ROCQ_QMV_STREAM (kernels/qmatvec_stream.hip). With M = 2, inf in one row of x leaves the
-    other row's outputs finite."""
+    weights staged through shared memory, persistent CTAs walking 8-row groups), checked against
+    an fp64 reference on the GPU: n of more than 4 row groups per resident CTA (so CTAs walk
+    several groups, the stage ring wraps across groups) and not a multiple of 8 (a partial last
+    group); k a partial number of stages where the format allows it (Q6_K and Q3_K rows are whole
+    stages), and not a multiple of 64 for OCP MXFP4 (the padded x rows); bias, an outlier and a
+    zero block in x. y matches the fixed-point reference up to the output rounding, two calls
+    agree bit for bit, and inf in one row of x leaves the other row finite. Which kernel runs
+    depends on ROCQ_QMV_STREAM (kernels/qmatvec_stream.hip; =3 makes it an error if not this one)."""
     f = rocq.format_info(fmt)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    n = 8 * (2 * sms + 1) + 5
-    # a stage holds 128 pieces of each row: 128 units of the 32-element formats, 16 of Q4_K and
-    # Q5_K, 8 of Q6_K, Q3_K and Q2_K
-    units = {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q4_k": 37, "q5_k": 37}.get(fmt, 300)
+    n = 8 * 4 * 3 * sms + 5
+    # a stage holds 128 pieces of each row: 128 units of the 32-element formats, 16 of Q4_K, Q5_K
+    # and IQ4_XS, 8 of Q6_K, Q3_K and Q2_K; Q8_0's stages are so large that x must stay small to fit
+    units = {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q8_0": 130 if M == 1 else 40, "ocp_mxfp4": 301}.get(
+        fmt, 37 if f.block_elems == 256 else 300)
     k = f.block_elems * _fast_blocks(f, units)
-    g = torch.Generator(device="cpu").manual_seed(13)
-    qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
+    gc = torch.Generator(device="cuda").manual_seed(13)
+    qw, sc = rocq.quantize(torch.randn(n, k, generator=gc, device="cuda"), f.id)
     sc = sc if f.scale_plane else None
-    w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()
+    w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double()
+    g = torch.Generator(device="cpu").manual_seed(13)
     x = torch.randn(M, k, generator=g)
     x[0, 37] = 700.0
     x[M - 1, 64:96] = 0.0
@@ -355,10 +358,11 @@ def _stream_case(fmt: str, dtype, M: int = 1) -> None:
         y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
         y2 = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
     assert torch.equal(y, y2), fmt
-    ref_fixed = _fixed_point_x(x) @ w64.T + bias.double()
+    b64 = bias.double().cuda()
+    ref_fixed = _fixed_point_x(x).cuda() @ w64.T + b64
     err = rel_err(y, ref_fixed)
-    assert err < {torch.float16: 1e-3, torch.bfloat16: 6e-3}[dtype], (fmt, dtype, err)
-    assert rel_err(y, x.double() @ w64.T + bias.double()) < TOL[dtype], (fmt, dtype)
+    assert err < {torch.float16: 1e-3, torch.bfloat16: 6e-3}[dtype], (fmt, dtype, M, err)
+    assert rel_err(y, x.double().cuda() @ w64.T + b64) < TOL[dtype], (fmt, dtype, M)
     xi = x.clone()
     xi[M - 1, k - 3] = float("inf")
     with PathEnv("fused"):
@@ -376,11 +380,12 @@ def test_qmatmul_stream_kernel(fmt, dtype, M):
     _stream_case(fmt, dtype, M)
 
 
-@pytest.mark.parametrize("mode", ["2", "0"])
+@pytest.mark.parametrize("mode", ["3", "0"])
 def test_qmatmul_stream_kernel_forced_and_off(mode):
-    """_stream_case for every integer-piece format and M = 1, 2 with ROCQ_QMV_STREAM=2 (the
-    streaming kernel for every format where it fits, ahead of the matrix-unit kernel too) and =0
-    (never), in child processes (the switch is read once per process)."""
+    """_stream_case for every integer-piece format and M = 1, 2 with ROCQ_QMV_STREAM=3 (the
+    streaming kernel for every call, ahead of the matrix-unit kernel too, and an error for a call
+    it cannot take: so it really ran) and =0 (never), in child processes (the switch is read once
+    per process)."""
     code = (
         "import torch\n"
         "from test_gpu import INT_FORMATS, _stream_case\n"
