@@ -47,50 +47,18 @@ bool mma_path(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t r
          !(int_path(qtype, dtype, fast) && qmv_stream_takes(qtype, dtype, M, n, k, row_bytes));
 }
 
-// x [M, k] (16-bit) -> xq [M, k] int16 and xs [M, k/32] = 2^-e per 32-element block, e chosen
-// so that the block's max |x| * 2^e lies in [2^14, 2^15) (qdot_int.h). One thread per block.
-// A block holding inf/NaN gets a NaN scale (its products become NaN); a block whose max is
-// below 2^-100, or zero, becomes zeros.
+// x [M, k] (16-bit) -> xq [M, k] int16 and xs [M, k/32] (rq_xquant_block, qmatvec_impl.h).
+// One thread per block.
 template <int XK>
 __global__ void __launch_bounds__(256) qmv_xquant_kernel(const void* x_, int64_t blocks, int16_t* xq, float* xs) {
   using T = typename XStore<XK>::T;
   const int64_t i = (int64_t)blockIdx.x * 256 + threadIdx.x;
   if (i >= blocks) return;
-  const uint4* src = reinterpret_cast<const uint4*>(static_cast<const T*>(x_) + 32 * i);
-  float v[32];
-  float amax = 0.f;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const uint4 u = src[j];
-    rq_unpack2<XK>(u.x, v[8 * j], v[8 * j + 1]);
-    rq_unpack2<XK>(u.y, v[8 * j + 2], v[8 * j + 3]);
-    rq_unpack2<XK>(u.z, v[8 * j + 4], v[8 * j + 5]);
-    rq_unpack2<XK>(u.w, v[8 * j + 6], v[8 * j + 7]);
-  }
-#pragma unroll
-  for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(v[j]));
-  bool nonfinite = false;
-#pragma unroll
-  for (int j = 0; j < 32; ++j) nonfinite |= !(fabsf(v[j]) <= 3.4e38f);
-  int ex = 0;
-  frexpf(amax, &ex);
-  const bool zero = amax == 0.f || ex < -100;
-  const int e = zero ? 0 : 15 - ex;
-  uint32_t w[16];
-#pragma unroll
-  for (int j = 0; j < 16; ++j) {
-    int q[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = (zero || nonfinite) ? 0 : __float2int_rn(ldexpf(v[2 * j + h], e));
-      q[h] = r > 32767 ? 32767 : (r < -32767 ? -32767 : r);
-    }
-    w[j] = ((uint32_t)q[0] & 0xFFFFu) | ((uint32_t)q[1] << 16);
-  }
+  uint4 q[4];
+  xs[i] = rq_xquant_block<XK>(static_cast<const T*>(x_) + 32 * i, q);
   uint4* dst = reinterpret_cast<uint4*>(xq + 32 * i);
 #pragma unroll
-  for (int j = 0; j < 4; ++j) dst[j] = make_uint4(w[4 * j], w[4 * j + 1], w[4 * j + 2], w[4 * j + 3]);
-  xs[i] = nonfinite ? __int_as_float(0x7FC00000) : (zero ? 0.f : ldexpf(1.f, -e));
+  for (int j = 0; j < 4; ++j) dst[j] = q[j];
 }
 
 template <int XK>
@@ -102,6 +70,13 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
   float* xs = nullptr;
   if constexpr (XK != (int)DType::F32) {
     if (int_path(qtype, (DType)XK, fast)) {
+      // one or two rows: the streaming kernel where it runs (it rounds x itself: no workspace)
+      if (M <= 2 && qmv_stream_takes(qtype, (DType)XK, M, n, k, row_bytes)) {
+        const QmvArgs a{{x, y, qw, sc, bias, (int)M, n, k, row_bytes}, 4, nullptr, nullptr};
+        bool taken = false;
+        const char* err = qmv_stream_launch<XK>(qtype, a, s, taken);
+        if (err || taken) return err;
+      }
       if (!workspace) return "rocq qmatvec: the integer path needs a workspace (qmatvec_workspace_bytes)";
       xq = static_cast<int16_t*>(workspace);
       xs = reinterpret_cast<float*>(xq + M * k);
@@ -117,14 +92,6 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
     const QmvArgs a{{static_cast<const T*>(x) + m0 * k, static_cast<T*>(y) + m0 * n, qw, sc, bias, mm, n, k, row_bytes},
                     /*rows: the simple kernel's; the piece launch sets its own*/ 4, xq ? xq + m0 * k : nullptr,
                     xs ? xs + m0 * (k / 32) : nullptr};
-    if constexpr (XK != (int)DType::F32) {
-      if (fast && M <= 2 && xq) {
-        bool taken = false;
-        const char* err = qmv_stream_launch<XK>(qtype, a, s, taken);
-        if (err) return err;
-        if (taken) continue;
-      }
-    }
     const char* err = !fast      ? qmv_simple_launch<XK>(qtype, a, s)
                       : mm == 1 ? qmv_launch<XK, 1>(qtype, a, s)
                       : mm == 2 ? qmv_launch<XK, 2>(qtype, a, s)
@@ -140,6 +107,7 @@ int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M
                                 int64_t k, int64_t row_bytes) {
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   if (M <= 0 || mma_path(qtype, dtype, M, n, k, row_bytes, fast) || !int_path(qtype, dtype, fast)) return 0;
+  if (M <= 2 && qmv_stream_takes(qtype, dtype, M, n, k, row_bytes)) return 0;  // (rounds x itself)
   return M * k * 2 + M * (k / 32) * 4;
 }
 

@@ -24,6 +24,51 @@ struct QmvArgs : QmatArgs {
   const float* xs;
 };
 
+// x in fixed point for the integer pieces (qdot_int.h), one 32-element block of 16-bit x at src
+// (16-byte aligned): q = the block's values as int16 (4 x 16 bytes, element order), returns the
+// block's scale 2^-e, e chosen so that the block's max |x| * 2^e lies in [2^14, 2^15); values
+// round half to even and clamp to +-32767. A block holding inf/NaN gets a NaN scale (its
+// products become NaN) and zero values; a block whose max is below 2^-100, or zero, becomes
+// zeros with scale 0. Used by qmv_xquant_kernel (qmatvec.hip) and the streaming kernel.
+template <int XK>
+ROCQ_DEVICE float rq_xquant_block(const typename XStore<XK>::T* src, uint4 (&q)[4]) {
+  const uint4* s4 = reinterpret_cast<const uint4*>(src);
+  float v[32];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint4 u = s4[j];
+    rq_unpack2<XK>(u.x, v[8 * j], v[8 * j + 1]);
+    rq_unpack2<XK>(u.y, v[8 * j + 2], v[8 * j + 3]);
+    rq_unpack2<XK>(u.z, v[8 * j + 4], v[8 * j + 5]);
+    rq_unpack2<XK>(u.w, v[8 * j + 6], v[8 * j + 7]);
+  }
+  float amax = 0.f;
+  bool nonfinite = false;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) {
+    amax = fmaxf(amax, fabsf(v[j]));
+    nonfinite |= !(fabsf(v[j]) <= 3.4e38f);
+  }
+  int ex = 0;
+  frexpf(amax, &ex);
+  const bool zero = amax == 0.f || ex < -100;
+  const int e = zero ? 0 : 15 - ex;
+  uint32_t w[16];
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    int r2[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = (zero || nonfinite) ? 0 : __float2int_rn(ldexpf(v[2 * j + h], e));
+      r2[h] = r > 32767 ? 32767 : (r < -32767 ? -32767 : r);
+    }
+    w[j] = ((uint32_t)r2[0] & 0xFFFFu) | ((uint32_t)r2[1] << 16);
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) q[j] = make_uint4(w[4 * j], w[4 * j + 1], w[4 * j + 2], w[4 * j + 3]);
+  return nonfinite ? __int_as_float(0x7FC00000) : (zero ? 0.f : ldexpf(1.f, -e));
+}
+
 // Simple kernel (rows or x not 16-byte aligned, dense formats with k % 8 != 0): one warp per row, lane-strided 8-element runs decoded straight from
 // global memory with the codec; scalar x loads. Correct for every format and size.
 template <int ID, int XK>

@@ -1,8 +1,9 @@
 // The streaming decode kernel for one or two rows of x (M = 1, 2) on the integer pieces (qdot_int.h): the
 // weight bytes travel global -> shared memory in whole 16-byte copies, several stages ahead
 // (rq_cp_async16: cp.async on NVIDIA sm_80+, a plain copy elsewhere), and the pieces decode
-// them from shared memory; x (fixed point, qmv_xquant_kernel) sits in shared memory for the
-// whole row. Included by qmatvec_stream.hip.
+// them from shared memory; x, rounded to fixed point by each CTA itself (rq_xquant_block: no
+// separate launch, no workspace), sits in shared memory for the whole row. Included by
+// qmatvec_stream.hip.
 //
 // Why (ncu on the H200, Q4_0 at M = 1 in the register-blocked kernel, qmatvec_impl.h): each
 // lane reads its block's words straight from global memory, 4 bytes per load at a block's
@@ -83,16 +84,19 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) q
   const int64_t groups = rq_ceil_div(a.n, R);
   constexpr int CPR = Cfg::kRowBytes / 16;   // 16-byte copies per row and full stage
 
-  // x: granules via 16-byte copies (part of the first stage's group), scales by plain loads;
-  // row m's granule g at granule m * kx / 8 + g, swizzled.
+  // x: each 32-element block of each row rounded to fixed point here (rq_xquant_block, the rule
+  // of qmv_xquant_kernel: no separate launch), row m's granule g stored at granule m * kx / 8 +
+  // g, swizzled; the scales after them.
   {
-    const int ng = (int)(a.k / 8);
-    const uint8_t* src = reinterpret_cast<const uint8_t*>(a.xq);
-    for (int i = tid; i < MT * ng; i += kQmvThreads) {
-      const int m = i / ng, g = i % ng;
-      rq_cp_async16(xg + 16 * rq_xswz(m * (kx / 8) + g), src + 16 * i);
+    const int nb = (int)(a.k / 32);
+    const T* xs16 = static_cast<const T*>(a.x);
+    for (int i = tid; i < MT * nb; i += kQmvThreads) {
+      const int m = i / nb, blk = i % nb;
+      uint4 q[4];
+      xsc[i] = rq_xquant_block<XK>(xs16 + (int64_t)m * a.k + 32 * blk, q);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) *reinterpret_cast<uint4*>(xg + 16 * rq_xswz(m * (kx / 8) + 4 * blk + j)) = q[j];
     }
-    for (int i = tid; i < MT * (int)(a.k / 32); i += kQmvThreads) xsc[i] = a.xs[i];
   }
   // Items in order: (row group g = blockIdx.x, + gridDim.x, ...; chunk c = 0..nc-1), each R rows'
   // bytes [c * kRowBytes, + kRowBytes) (a row's last chunk may be shorter: whole 16-byte copies

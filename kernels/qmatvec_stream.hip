@@ -1,5 +1,5 @@
-// Launcher of the streaming M = 1 kernel (qmatvec_stream.h), for 16-bit x on the integer
-// pieces. qmatvec.hip asks it first for every single-row launch that has fixed-point x.
+// Launcher of the streaming kernel (qmatvec_stream.h), for one or two rows of 16-bit x on the
+// integer pieces. qmatvec.hip asks it first for such calls (qmv_stream_takes).
 #include <cstdlib>
 #include <mutex>
 
@@ -146,7 +146,7 @@ const char* qmv_stream_launch(int qtype, const QmvArgs& a, gpuStream_t s, bool& 
     (void)qtype, (void)a, (void)s;
     return nullptr;
   } else {
-    if (!a.xq || a.M < 1 || a.M > 2) return nullptr;
+    if (a.M < 1 || a.M > 2) return nullptr;  // (x: 16-bit rows, rounded to fixed point by the kernel)
     const char* err = nullptr;
     dispatch_format(qtype, [&](auto codec) {
       constexpr int id = decltype(codec)::kId;
