@@ -31,6 +31,13 @@ struct XIPiece : XRunSums<int, MT, NQ> {
   float fa[NQ][MT], fb[NQ][MT];
 };
 
+// One run of 4 fixed-point x values (two int16 pairs, v) into o, its sum added to s.
+ROCQ_DEVICE void rq_xi_run(uint2 v, uint32_t (&o)[2], int& s) {
+  o[0] = v.x;
+  o[1] = v.y;
+  s = rq_dot2_16x8<false>(v.x, 0x0101u, rq_dot2_16x8<false>(v.y, 0x0101u, s));
+}
+
 // x in fixed point, as qmv_xquant_kernel writes it: xq [M, k] int16, and per (row, 32-block)
 // the scale 2^-e (float) in xs [M, k/32].
 struct XIRows {
@@ -41,10 +48,7 @@ struct XIRows {
   ROCQ_DEVICE int64_t row(int m) const { return (int64_t)(m < M ? m : M - 1); }
   // Loads run [e, e+4) (e a multiple of 4) into two int16 pairs and adds its sum to s.
   ROCQ_DEVICE void load4(int m, int64_t e, uint32_t (&o)[2], int& s) const {
-    const uint2 v = *reinterpret_cast<const uint2*>(xq + row(m) * k + e);
-    o[0] = v.x;
-    o[1] = v.y;
-    s = rq_dot2_16x8<false>(v.x, 0x0101u, rq_dot2_16x8<false>(v.y, 0x0101u, s));
+    rq_xi_run(*reinterpret_cast<const uint2*>(xq + row(m) * k + e), o, s);
   }
   ROCQ_DEVICE float scale(int m, int64_t e) const { return xs[row(m) * (k / 32) + e / 32]; }
 };

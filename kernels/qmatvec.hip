@@ -40,12 +40,14 @@ bool int_path(int qtype, DType dtype, bool fast) {
   return kRqIntDot && on && dtype != DType::F32 && fast && !exact;
 }
 
-// Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h): not where the
-// streaming kernel takes it (qmatvec_stream.hip, M <= 2 on the integer path).
-bool mma_path(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast) {
-  return fast && qmma_takes(qtype, dtype, M) &&
-         !(int_path(qtype, dtype, fast) && qmv_stream_takes(qtype, dtype, M, n, k, row_bytes));
+// The streaming kernel's grid for this call (qmatvec_stream.hip: M <= 2 on the integer path;
+// 0: not this kernel, -1: strict mode and it cannot). It goes ahead of every other kernel.
+int64_t stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast) {
+  return M <= 2 && int_path(qtype, dtype, fast) ? qmv_stream_grid(qtype, dtype, M, n, k, row_bytes) : 0;
 }
+
+// Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h).
+bool mma_path(int qtype, DType dtype, int64_t M, bool fast) { return fast && qmma_takes(qtype, dtype, M); }
 
 // x [M, k] (16-bit) -> xq [M, k] int16 and xs [M, k/32] (rq_xquant_block, qmatvec_impl.h).
 // One thread per block.
@@ -70,13 +72,6 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
   float* xs = nullptr;
   if constexpr (XK != (int)DType::F32) {
     if (int_path(qtype, (DType)XK, fast)) {
-      // one or two rows: the streaming kernel where it runs (it rounds x itself: no workspace)
-      if (M <= 2 && qmv_stream_takes(qtype, (DType)XK, M, n, k, row_bytes)) {
-        const QmvArgs a{{x, y, qw, sc, bias, (int)M, n, k, row_bytes}, 4, nullptr, nullptr};
-        bool taken = false;
-        const char* err = qmv_stream_launch<XK>(qtype, a, s, taken);
-        if (err || taken) return err;
-      }
       if (!workspace) return "rocq qmatvec: the integer path needs a workspace (qmatvec_workspace_bytes)";
       xq = static_cast<int16_t*>(workspace);
       xs = reinterpret_cast<float*>(xq + M * k);
@@ -106,8 +101,10 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
 int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
                                 int64_t k, int64_t row_bytes) {
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
-  if (M <= 0 || mma_path(qtype, dtype, M, n, k, row_bytes, fast) || !int_path(qtype, dtype, fast)) return 0;
-  if (M <= 2 && qmv_stream_takes(qtype, dtype, M, n, k, row_bytes)) return 0;  // (rounds x itself)
+  // (the streaming kernel rounds x itself)
+  if (M <= 0 || stream_plan(qtype, dtype, M, n, k, row_bytes, fast) != 0 || mma_path(qtype, dtype, M, fast) ||
+      !int_path(qtype, dtype, fast))
+    return 0;
   return M * k * 2 + M * (k / 32) * 4;
 }
 
@@ -116,9 +113,12 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
                            void* y, void* workspace, void* stream) {
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
-  if (mma_path(qtype, dtype, M, n, k, row_bytes, fast))
-    return launch_qmma(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, bias, y, stream);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
+  if (const int64_t grid = stream_plan(qtype, dtype, M, n, k, row_bytes, fast); grid != 0)
+    return qmv_stream_launch(qtype, dtype, {{x, y, qweight, scales, bias, (int)M, n, k, row_bytes}, 0, nullptr, nullptr},
+                             grid, s);
+  if (mma_path(qtype, dtype, M, fast))
+    return launch_qmma(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, bias, y, stream);
   switch (dtype) {
     case DType::F32:
       return qmatvec_dtype<(int)DType::F32>(qtype, x, M, qweight, scales, n, k, row_bytes, bias, y, fast, workspace,

@@ -69,6 +69,18 @@ ROCQ_DEVICE float rq_xquant_block(const typename XStore<XK>::T* src, uint4 (&q)[
   return nonfinite ? __int_as_float(0x7FC00000) : (zero ? 0.f : ldexpf(1.f, -e));
 }
 
+// Warp sums of a thread's R x MT partial results, written by lane 0 to out[r * MT + m].
+template <int R, int MT>
+ROCQ_DEVICE void rq_warp_sums(const float (&acc)[R][MT], float* out, int lane) {
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const float v = rq_warp_sum(acc[r][m]);
+      if (lane == 0) out[r * MT + m] = v;
+    }
+}
+
 // Simple kernel (rows or x not 16-byte aligned, dense formats with k % 8 != 0): one warp per row, lane-strided 8-element runs decoded straight from
 // global memory with the codec; scalar x loads. Correct for every format and size.
 template <int ID, int XK>
@@ -259,13 +271,7 @@ __global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT, ID>::kWide 
         }
       }
     }
-#pragma unroll
-    for (int rr = 0; rr < R; ++rr)
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        const float v = rq_warp_sum(acc[rr][m]);
-        if (lane == 0) red[t][rr * MT + m] = v;
-      }
+    rq_warp_sums<R, MT>(acc, red[t], lane);
   }
   __syncthreads();
   // Sum the S k-splits of each output in a fixed order (deterministic), add bias, store.
@@ -326,11 +332,11 @@ template <int XK, int MT>
 const char* qmv_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 template <int XK>
 const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
-// The streaming M = 1, 2 kernel (qmatvec_stream.h) where it applies (sets taken), F16/BF16
-// only; qmv_stream_takes: whether it would run for such a call (host).
-template <int XK>
-const char* qmv_stream_launch(int qtype, const QmvArgs& a, gpuStream_t stream, bool& taken);
-bool qmv_stream_takes(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes);
+// The streaming kernel (qmatvec_stream.hip) for M = 1, 2 rows of 16-bit x on the integer path:
+// qmv_stream_grid gives its grid for such a call (0: another kernel takes it; -1: ROCQ_QMV_STREAM=3
+// and it cannot, which qmv_stream_launch reports), qmv_stream_launch runs it with that grid.
+int64_t qmv_stream_grid(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes);
+const char* qmv_stream_launch(int qtype, DType dtype, const QmvArgs& a, int64_t grid, gpuStream_t stream);
 
 inline dim3 qmv_grid(const QmvArgs& a) { return dim3((unsigned)rq_ceil_div(a.n, a.rows)); }
 

@@ -55,23 +55,23 @@ struct QmvStreamCfg {
 // g ^ ((g >> 3) & 7) (an XOR swizzle inside each 128-byte line) so that lanes reading
 // neighbouring blocks' runs spread over the banks; then the row's k/32 block scales.
 ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
+// The x rows' stride in shared memory (elements): k rounded up to 64, whole 128-byte lines (the
+// swizzle's span), so that each row's swizzle stays inside the row.
+ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
 
 template <int ID, int XK, int MT>
 __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) qmv_stream_kernel(QmvArgs a) {
   using Cfg = QmvStreamCfg<ID>;
-  constexpr int kQmvThreads = Cfg::kThreads;
   using P = Piece<ID>;
   constexpr int R = Cfg::R, RT = Cfg::RT, NQ = Cfg::NQ, PPB = Cfg::PPB, NPc = Cfg::NPc, CU = Cfg::CU;
-  constexpr int UE = Cfg::UE, UB = Cfg::UB, NS = Cfg::kStages;
-  constexpr int WS = ROCQ_WARP_SIZE, NWARP = Cfg::kThreads / WS;
+  constexpr int UE = Cfg::UE, UB = Cfg::UB, NS = Cfg::kStages, NT = Cfg::kThreads;
+  constexpr int WS = ROCQ_WARP_SIZE, NWARP = NT / WS;
   constexpr bool kPlane = rq_has_scale_plane(ID);
   using T = typename XStore<XK>::T;
 
   extern __shared__ __align__(16) uint8_t smem[];
   uint8_t* stage = smem;                                    // NS stages of kStageBytes
-  // x rows in shared memory at a stride of kx >= k elements, a multiple of 64 (whole 128-byte
-  // lines, the swizzle's span)
-  const int kx = (int)((a.k + 63) / 64 * 64);
+  const int kx = (int)qmv_stream_xstride(a.k);
   uint8_t* xg = smem + NS * Cfg::kStageBytes;               // MT rows of kx int16 (swizzled granules)
   float* xsc = reinterpret_cast<float*>(xg + 2 * MT * kx);  // MT rows of k / 32 scales
   __shared__ float red[NWARP][RT * MT];
@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) q
   {
     const int nb = (int)(a.k / 32);
     const T* xs16 = static_cast<const T*>(a.x);
-    for (int i = tid; i < MT * nb; i += kQmvThreads) {
+    for (int i = tid; i < MT * nb; i += NT) {
       const int m = i / nb, blk = i % nb;
       uint4 q[4];
       xsc[i] = rq_xquant_block<XK>(xs16 + (int64_t)m * a.k + 32 * blk, q);
@@ -106,11 +106,11 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) q
   // This thread's copies of a stage, the same in every stage: vector j = tid + i * kThreads is
   // row j / CPR, 16 bytes at 16 * (j % CPR) (neighbouring threads, neighbouring bytes). Offsets
   // in 32 bits: R rows of a layer are far below 2 GB (the launcher checks).
-  constexpr int NCP = (R * CPR + kQmvThreads - 1) / kQmvThreads;
+  constexpr int NCP = (R * CPR + NT - 1) / NT;
   int csrc[NCP], cdst[NCP];  // from the group's first row / the stage; cdst < 0: no copy
 #pragma unroll
   for (int i = 0; i < NCP; ++i) {
-    const int j = tid + i * kQmvThreads, r = j / CPR, v = j % CPR;
+    const int j = tid + i * NT, r = j / CPR, v = j % CPR;
     csrc[i] = r * (int)a.row_bytes + 16 * v;
     cdst[i] = j < R * CPR ? r * Cfg::kRowBytes + 16 * v : -1;
   }
@@ -130,7 +130,7 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) q
       } else {
 #pragma unroll
         for (int i = 0; i < NCP; ++i) {
-          const int j = tid + i * kQmvThreads, r = j / CPR, v = j % CPR;
+          const int j = tid + i * NT, r = j / CPR, v = j % CPR;
           if (cdst[i] >= 0 && r < rows && v < per_row) rq_cp_async16(dst + cdst[i], src + csrc[i]);
         }
       }
@@ -168,14 +168,11 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) q
             const int ea = m * kx + e0 + P::xa(Q0 + q), eb = m * kx + e0 + P::xb(Q0 + q);
             x.fa[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xa(Q0 + q)) / 32];
             x.fb[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xb(Q0 + q)) / 32];
-            const uint2 va = *reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(ea >> 3) + 8 * ((ea >> 2) & 1));
-            const uint2 vb = *reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(eb >> 3) + 8 * ((eb >> 2) & 1));
-            x.a[q][m][0] = va.x;
-            x.a[q][m][1] = va.y;
-            x.b[q][m][0] = vb.x;
-            x.b[q][m][1] = vb.y;
-            x.sa[q][m] = rq_dot2_16x8<false>(va.x, 0x0101u, rq_dot2_16x8<false>(va.y, 0x0101u, 0));
-            x.sb[q][m] = rq_dot2_16x8<false>(vb.x, 0x0101u, rq_dot2_16x8<false>(vb.y, 0x0101u, 0));
+            x.sa[q][m] = x.sb[q][m] = 0;
+            rq_xi_run(*reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(ea >> 3) + 8 * ((ea >> 2) & 1)), x.a[q][m],
+                      x.sa[q][m]);
+            rq_xi_run(*reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(eb >> 3) + 8 * ((eb >> 2) & 1)), x.b[q][m],
+                      x.sb[q][m]);
           }
         }
         const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
@@ -188,13 +185,7 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) q
       st = st + 1 == NS ? 0 : st + 1;
     }
     // The row group is complete: reduce per warp, then across the warps of each row set.
-#pragma unroll
-    for (int r = 0; r < RT; ++r)
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        const float v = rq_warp_sum(acc[r][m]);
-        if (lane == 0) red[warp][r * MT + m] = v;
-      }
+    rq_warp_sums<RT, MT>(acc, red[warp], lane);
     __syncthreads();
     if (tid < R * MT) {
       constexpr int WPS = NPc / WS;  // warps per row set
@@ -212,10 +203,10 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) q
   rq_cp_async_wait<0>();
 }
 
-// Dynamic shared memory of one CTA for a row of k elements.
+// Dynamic shared memory of one CTA for mt rows of k elements.
 template <int ID>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt) {
-  return (int64_t)QmvStreamCfg<ID>::kStages * QmvStreamCfg<ID>::kStageBytes + mt * (2 * ((k + 63) / 64 * 64) + 4 * (k / 32));
+  return (int64_t)QmvStreamCfg<ID>::kStages * QmvStreamCfg<ID>::kStageBytes + mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
 }
 
 }  // namespace rocq::gpu

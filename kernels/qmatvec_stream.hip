@@ -1,7 +1,8 @@
 // Launcher of the streaming kernel (qmatvec_stream.h), for one or two rows of 16-bit x on the
-// integer pieces. qmatvec.hip asks it first for such calls (qmv_stream_takes).
+// integer pieces: qmatvec.hip asks qmv_stream_grid once per call, and launches it with that grid.
 #include <cstdlib>
 #include <mutex>
+#include <type_traits>
 
 #include "qmatvec_stream.h"
 
@@ -118,58 +119,47 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
   }
 }
 
-template <int XK, int MT>
-int64_t stream_grid_any(int qtype, int64_t n, int64_t k, int64_t row_bytes) {
+template <int XK>
+int64_t stream_grid_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
   int64_t grid = 0;
-  dispatch_format(qtype, [&](auto codec) { grid = stream_grid<decltype(codec)::kId, XK, MT>(n, k, row_bytes); });
+  dispatch_format(qtype, [&](auto codec) {
+    constexpr int id = decltype(codec)::kId;
+    grid = M == 1 ? stream_grid<id, XK, 1>(n, k, row_bytes) : stream_grid<id, XK, 2>(n, k, row_bytes);
+  });
   return grid;
 }
 
 }  // namespace
 
-bool qmv_stream_takes(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
-  if constexpr (!kRqIntDot) return false;
-  if (dtype == DType::F32 || M < 1 || M > 2) return false;
-  if (stream_mode() == 3) return true;  // strict: every such call goes to the launcher, which errs if it cannot
-  if (dtype == DType::F16)
-    return (M == 1 ? stream_grid_any<(int)DType::F16, 1>(qtype, n, k, row_bytes)
-                   : stream_grid_any<(int)DType::F16, 2>(qtype, n, k, row_bytes)) > 0;
-  return (M == 1 ? stream_grid_any<(int)DType::BF16, 1>(qtype, n, k, row_bytes)
-                 : stream_grid_any<(int)DType::BF16, 2>(qtype, n, k, row_bytes)) > 0;
+int64_t qmv_stream_grid(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
+  if constexpr (!kRqIntDot) return 0;
+  if (dtype == DType::F32 || M < 1 || M > 2) return 0;
+  const int64_t grid = dtype == DType::F16 ? stream_grid_any<(int)DType::F16>(qtype, M, n, k, row_bytes)
+                                           : stream_grid_any<(int)DType::BF16>(qtype, M, n, k, row_bytes);
+  return grid == 0 && stream_mode() == 3 ? -1 : grid;  // strict: the launch reports it
 }
 
-// Runs the streaming kernel where it applies (sets `taken`).
-template <int XK>
-const char* qmv_stream_launch(int qtype, const QmvArgs& a, gpuStream_t s, bool& taken) {
-  taken = false;
-  if constexpr (!kRqIntDot || XK == (int)DType::F32) {
-    (void)qtype, (void)a, (void)s;
-    return nullptr;
-  } else {
-    if (a.M < 1 || a.M > 2) return nullptr;  // (x: 16-bit rows, rounded to fixed point by the kernel)
-    const char* err = nullptr;
+const char* qmv_stream_launch(int qtype, DType dtype, const QmvArgs& a, int64_t grid, gpuStream_t s) {
+  if (grid < 0) return "rocq qmatvec: ROCQ_QMV_STREAM=3 and the streaming kernel does not take this call";
+  const char* err = "rocq qmatvec: the streaming kernel has no instance for this call";
+  auto launch = [&](auto xk) {
+    constexpr int XK = decltype(xk)::value;
     dispatch_format(qtype, [&](auto codec) {
       constexpr int id = decltype(codec)::kId;
-      if constexpr (QmvStreamCfg<id>::kOn) {
-        const int64_t grid = a.M == 1 ? stream_grid<id, XK, 1>(a.n, a.k, a.row_bytes)
-                                      : stream_grid<id, XK, 2>(a.n, a.k, a.row_bytes);
-        if (grid <= 0) return;
+      if constexpr (kRqIntDot && QmvStreamCfg<id>::kOn) {
         const size_t smem = (size_t)qmv_stream_smem<id>(a.k, a.M);
         if (a.M == 1)
           qmv_stream_kernel<id, XK, 1><<<(unsigned)grid, QmvStreamCfg<id>::kThreads, smem, s>>>(a);
         else
           qmv_stream_kernel<id, XK, 2><<<(unsigned)grid, QmvStreamCfg<id>::kThreads, smem, s>>>(a);
-        taken = true;
         const gpuError_t e = rq_last_error();
-        if (e != ROCQ_GPU_SUCCESS) err = rq_error_string(e);
+        err = e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
       }
     });
-    if (!err && !taken && stream_mode() == 3)
-      return "rocq qmatvec: ROCQ_QMV_STREAM=3 and the streaming kernel does not take this call";
-    return err;
-  }
+  };
+  if (dtype == DType::F16) launch(std::integral_constant<int, (int)DType::F16>{});
+  else if (dtype == DType::BF16) launch(std::integral_constant<int, (int)DType::BF16>{});
+  return err;
 }
-template const char* qmv_stream_launch<(int)DType::F16>(int, const QmvArgs&, gpuStream_t, bool&);
-template const char* qmv_stream_launch<(int)DType::BF16>(int, const QmvArgs&, gpuStream_t, bool&);
 
 }  // namespace rocq::gpu
