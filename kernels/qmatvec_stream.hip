@@ -14,32 +14,29 @@ namespace {
 // 28000 on the 4-bit formats) the register-blocked kernel runs instead.
 constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 
-// Where the streaming kernel runs, from same-run comparisons with the register-blocked kernel on
-// the H200 (bf16 x, M = 1; benchmarks/results/bench_qmatmul_h200_s5g_stream{0,2}.json: off /
-// forced; 70B FFN up 28672x8192, 8B FFN up 14336x4096, 8B q/k/v/o 4096x4096):
-//  * always: Q2_K, Q3_K, Q6_K, faster or level everywhere (Q2_K 76.8 -> 63.4 us, Q3_K 112.6 ->
-//    90.7, Q6_K 78.0 -> 68.3 on the 70B layer; 8B q/k/v/o Q3_K 13.5 -> 12.2, Q6_K 10.9 -> 11.1);
-//  * Q4_0, Q4_1, Q5_1, Q4_K, Q5_K, Q8_0, IQ4_NL, MXFP4 where each resident CTA walks at least
-//    4 row groups (the x row and the pipeline fill per CTA are paid back): faster on the FFN
-//    layers (70B: Q4_0 44.4 -> 37.0 us, Q4_K 50.5 -> 45.2, Q5_K 71.2 -> 61.7; 8B: Q4_0 14.9 ->
-//    14.3, Q8_0 22.2 -> 20.0), slower on 4096x4096 (Q4_0 7.4 -> 8.1, Q5_K 9.7 -> 11.4);
-//  * never: Q5_0, IQ4_XS, OCP MXFP4: level or slower (70B: 49.5 -> 49.6, 55.6 -> 57.6, 50.5 ->
-//    56.9 us).
-// Two rows of x (M = 2; bench_qmatmul_h200_s5i_stream{0,2}.json, against the matrix-unit
-// kernel): Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS and MXFP4 where each resident
-// CTA walks at least 4 row groups (70B FFN up: Q4_0 56.2 -> 51.3 us, Q5_1 66.3 -> 53.6, IQ4_XS
-// 80.3 -> 67.2, MXFP4 80.8 -> 68.0; 8B FFN up: Q6_K 36.1 -> 28.0; slower on 4096x4096 for
-// Q4_0, 8.1 -> 10.0); level for Q4_K, Q5_K, Q8_0 and OCP MXFP4, which keep the matrix units.
+// Where the streaming kernel runs, from same-run comparisons on the H200 after x rounding moved
+// into the kernel (bf16 x; benchmarks/results/bench_qmatmul_h200_session6_stream{0,2}.json: off /
+// forced; 70B FFN up 28672x8192, 8B FFN up 14336x4096, 8B q/k/v/o 4096x4096, 70B down):
+//  * one row of x (against the register-blocked kernel): every format but OCP MXFP4, faster or
+//    level on every layer where it fits (70B up: Q4_0 44.2 -> 35.2 us, Q4_K 50.1 -> 42.5, Q3_K
+//    113.5 -> 89.3, Q5_0 48.6 -> 48.0; 4096x4096: Q4_0 7.4 -> 6.3, Q5_0 8.7 -> 7.8, Q8_0 9.2 ->
+//    8.4, IQ4_XS 9.0 -> 8.0). OCP MXFP4 only where each resident CTA walks fewer than 4 row
+//    groups: its 16-byte blocks (bank conflicts in the pieces' shared-memory reads) lose in the
+//    steady state (70B up 50.5 -> 56.2 us, 70B down 51.5 -> 60.7) and win where the register-
+//    blocked kernel's fill and tail dominate (4096x4096: 8.7 -> 7.9).
+//  * two rows (against the matrix-unit kernel): every format but Q8_0, which is level or slower
+//    (70B up 79.7 -> 80.5 us); e.g. 70B up Q4_0 56.3 -> 48.3, Q4_K 65.9 -> 64.1, OCP MXFP4
+//    69.3 -> 65.2; 4096x4096 Q4_1 10.5 -> 8.1, MXFP4 12.1 -> 9.2, Q3_K 15.8 -> 11.9 (Q5_K 9.8 ->
+//    10.1 there, 25.5 -> 23.0 on the 8B FFN up layer).
+// (Session 5's rules, measured with x rounded by a separate launch, kept the register-blocked and
+// matrix-unit kernels on 4096x4096 and for Q5_0, IQ4_XS, Q4_K and Q5_K at M = 2: that launch and
+// its workspace are gone.)
 // ROCQ_QMV_STREAM=0 turns it off, =2 runs it for every format and layer where it fits, =3 as 2
 // and an error where it does not fit (tests).
-enum class StreamUse { Never, Large, Always };
+enum class StreamUse { Never, Small, Always };
 constexpr StreamUse stream_use(int id, int mt) {
-  if (mt == 2)
-    return id == QT_Q4_K || id == QT_Q5_K || id == QT_Q8_0 || id == QT_OCP_MXFP4 ? StreamUse::Never
-                                                                                 : StreamUse::Large;
-  return id == QT_Q2_K || id == QT_Q3_K || id == QT_Q6_K ? StreamUse::Always
-         : id == QT_Q5_0 || id == QT_IQ4_XS || id == QT_OCP_MXFP4 ? StreamUse::Never
-                                                                  : StreamUse::Large;
+  if (mt == 2) return id == QT_Q8_0 ? StreamUse::Never : StreamUse::Always;
+  return id == QT_OCP_MXFP4 ? StreamUse::Small : StreamUse::Always;
 }
 constexpr int kQmvStreamMinGroupsPerCta = 4;
 
@@ -114,7 +111,7 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     }
     if (ks.occ <= 0) return 0;
     const int64_t resident = (int64_t)ks.occ * d.sms;
-    if (mode == 1 && use == StreamUse::Large && groups < kQmvStreamMinGroupsPerCta * resident) return 0;
+    if (mode == 1 && use == StreamUse::Small && groups >= kQmvStreamMinGroupsPerCta * resident) return 0;
     return groups < resident ? groups : resident;
   }
 }

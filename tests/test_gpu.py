@@ -375,8 +375,9 @@ def _stream_case(fmt: str, dtype, M: int = 1) -> None:
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("fmt", INT_FORMATS)
 def test_qmatmul_stream_kernel(fmt, dtype, M):
-    """_stream_case with the kernel the launcher picks (at M = 1 the streaming one for Q2_K, Q3_K
-    and Q6_K on this layer)."""
+    """_stream_case with the kernel the launcher picks (the streaming one for most formats on this
+    layer; the register-blocked kernel for OCP MXFP4 at M = 1 where it walks many row groups, the
+    matrix-unit kernel for Q8_0 at M = 2)."""
     _stream_case(fmt, dtype, M)
 
 
