@@ -84,6 +84,23 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) q
   const int64_t groups = rq_ceil_div(a.n, R);
   constexpr int CPR = Cfg::kRowBytes / 16;   // 16-byte copies per row and full stage
 
+  // x: each 32-element block of each row rounded to fixed point here (rq_xquant_block, the rule
+  // of qmv_xquant_kernel: no separate launch), row m's granule g stored at granule m * kx / 8 +
+  // g, swizzled; the scales after them.
+  {
+    const int nb = (int)(a.k / 32);
+    const T* xs16 = static_cast<const T*>(a.x);
+    for (int i = tid; i < MT * nb; i += NT) {
+      const int m = i / nb, blk = i % nb;
+      uint4 q[4];
+      xsc[i] = rq_xquant_block<XK>(xs16 + (int64_t)m * a.k + 32 * blk, q);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) *reinterpret_cast<uint4*>(xg + 16 * rq_xswz(m * (kx / 8) + 4 * blk + j)) = q[j];
+    }
+  }
+  // (Issuing the first stages' copies before rounding x, to overlap the two, measured 0-24% slower
+  // on the H200: benchmarks/results/bench_qmatmul_h200_session6_overlap.json against
+  // session6_stream2.json, e.g. Q4_0 4096x4096 6.3 -> 7.8 us, 70B FFN up 35.2 -> 36.9.)
   // Items in order: (row group g = blockIdx.x, + gridDim.x, ...; chunk c = 0..nc-1), each R rows'
   // bytes [c * kRowBytes, + kRowBytes) (a row's last chunk may be shorter: whole 16-byte copies
   // still, as rows are 16-byte multiples). Rows past n are not copied (nor used). The issue
@@ -131,21 +148,6 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) q
 #pragma unroll
   for (int i = 0; i < NS - 1; ++i) issue();
 
-  // x, while the first stages' copies are in flight (the loop's first __syncthreads publishes
-  // it): each 32-element block of each row rounded to fixed point here (rq_xquant_block, the
-  // rule of qmv_xquant_kernel: no separate launch), row m's granule g stored at granule
-  // m * kx / 8 + g, swizzled; the scales after them.
-  {
-    const int nb = (int)(a.k / 32);
-    const T* xs16 = static_cast<const T*>(a.x);
-    for (int i = tid; i < MT * nb; i += NT) {
-      const int m = i / nb, blk = i % nb;
-      uint4 q[4];
-      xsc[i] = rq_xquant_block<XK>(xs16 + (int64_t)m * a.k + 32 * blk, q);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) *reinterpret_cast<uint4*>(xg + 16 * rq_xswz(m * (kx / 8) + 4 * blk + j)) = q[j];
-    }
-  }
   int st = 0;  // the compute cursor's stage
   for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
     float acc[RT][MT];

@@ -20,10 +20,11 @@ constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 //  * one row of x (against the register-blocked kernel): every format but OCP MXFP4, faster or
 //    level on every layer where it fits (70B up: Q4_0 44.2 -> 35.2 us, Q4_K 50.1 -> 42.5, Q3_K
 //    113.5 -> 89.3, Q5_0 48.6 -> 48.0; 4096x4096: Q4_0 7.4 -> 6.3, Q5_0 8.7 -> 7.8, Q8_0 9.2 ->
-//    8.4, IQ4_XS 9.0 -> 8.0). OCP MXFP4 only where each resident CTA walks fewer than 4 row
-//    groups: its 16-byte blocks (bank conflicts in the pieces' shared-memory reads) lose in the
-//    steady state (70B up 50.5 -> 56.2 us, 70B down 51.5 -> 60.7) and win where the register-
-//    blocked kernel's fill and tail dominate (4096x4096: 8.7 -> 7.9).
+//    8.4, IQ4_XS 9.0 -> 8.0). OCP MXFP4 only where each resident CTA has fewer than 2^18
+//    weights to walk: its 16-byte blocks (bank conflicts in the pieces' shared-memory reads) lose
+//    in the steady state (70B up, 590K weights per CTA: 50.5 -> 56.2 us; 70B down, 600K: 51.5 ->
+//    60.7) and win where the register-blocked kernel's fill and tail dominate (4096x4096, 42K:
+//    8.7 -> 7.9; 8B FFN up, 150K: 18.9 -> 18.4).
 //  * two rows (against the matrix-unit kernel): every format but Q8_0, which is level or slower
 //    (70B up 79.7 -> 80.5 us); e.g. 70B up Q4_0 56.3 -> 48.3, Q4_K 65.9 -> 64.1, OCP MXFP4
 //    69.3 -> 65.2; 4096x4096 Q4_1 10.5 -> 8.1, MXFP4 12.1 -> 9.2, Q3_K 15.8 -> 11.9 (Q5_K 9.8 ->
@@ -38,7 +39,7 @@ constexpr StreamUse stream_use(int id, int mt) {
   if (mt == 2) return id == QT_Q8_0 ? StreamUse::Never : StreamUse::Always;
   return id == QT_OCP_MXFP4 ? StreamUse::Small : StreamUse::Always;
 }
-constexpr int kQmvStreamMinGroupsPerCta = 4;
+constexpr int64_t kQmvStreamSmallWeights = (int64_t)1 << 18;  // per resident CTA (StreamUse::Small)
 
 // ROCQ_QMV_STREAM, read once per process: 0 off, 1 the measured choice (default), 2 every call
 // where it fits, 3 like 2 but an error where it does not (tests: proves the kernel ran).
@@ -111,7 +112,7 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     }
     if (ks.occ <= 0) return 0;
     const int64_t resident = (int64_t)ks.occ * d.sms;
-    if (mode == 1 && use == StreamUse::Small && groups >= kQmvStreamMinGroupsPerCta * resident) return 0;
+    if (mode == 1 && use == StreamUse::Small && groups * Cfg::R * k >= kQmvStreamSmallWeights * resident) return 0;
     return groups < resident ? groups : resident;
   }
 }
