@@ -174,17 +174,22 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
   uint8_t* const bufs = qmma_smem + (size_t)warp * ST * ROWS * SPAN;
   const int64_t nch = a.k / F::kC;
   const int64_t nwin = (nch + F::kWC - 1) / F::kWC;
-  // Copies whose rows and bytes are all in bounds (every window but a row's last ones, on every
-  // CTA but the last) take a fast path: 32-bit offsets from the window's first byte in the CTA's
-  // first row, no clamps or checks (the checked loop cost ~45 instructions per 16-byte copy, a
-  // third of the warp's instructions per window at M = 8: ncu and SASS, H200, session 6).
-  const bool fast_rows = row0 + ROWS <= a.n && a.row_bytes * ROWS < ((int64_t)1 << 31);
+  // One-tile kernels (NT = 1, M <= 8): copies whose rows and bytes are all in bounds (every
+  // window but a row's last ones, on every CTA but the last) take a fast path: 32-bit offsets
+  // from the window's first byte in the CTA's first row, no clamps or checks. The checked loop
+  // costs ~45 instructions per 16-byte copy, a third of the warp's instructions per window at
+  // M = 8 (ncu and SASS, H200, session 6); the fast one ~16. Measured (H200, 70B FFN up;
+  // bench_qmatmul_h200_session6_qmma_small.json against session5_fused_small.json): M = 3..8
+  // 3-10% faster (Q4_0 M=4 58.7 -> 55.6 us, Q8_0 108.9 -> 100.6, Q4_K M=8 72.8 -> 69.0), but
+  // the wider kernels' register allocation shifted and several lost (NT = 4, M = 32: Q4_0 144 ->
+  // 156 us, MXFP4 193 -> 217; NT = 2: Q5_1 M=16 123 -> 147), so they keep the checked loop.
+  const bool fast_rows = NT == 1 && row0 + ROWS <= a.n && a.row_bytes * ROWS < ((int64_t)1 << 31);
   const uint8_t* const q0 = a.qw + row0 * a.row_bytes;
   auto issue = [&](int64_t w, int stage) {  // window w into buffer `stage` (one commit group)
     if (w < nwin) {
       const int64_t a0 = (w * WB) & ~(int64_t)15;
       uint8_t* buf = bufs + stage * ROWS * SPAN;
-      if (fast_rows && a0 + SPAN <= a.row_bytes) {
+      if (NT == 1 && fast_rows && a0 + SPAN <= a.row_bytes) {
         const uint8_t* src = q0 + a0;
         const uint32_t rb = (uint32_t)a.row_bytes;
         // (not unrolled: unrolled, the compiler keeps every copy's offsets in registers, e.g.
