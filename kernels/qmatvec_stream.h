@@ -34,7 +34,15 @@ template <int ID>
 struct QmvStreamCfg {
   using C = Codec<ID>;
   static constexpr int kThreads = 256;
-  static constexpr int NQ = QmvPieceNQ<ID, 1, true>::v;  // quads per piece (as the M = 1 pieces)
+  // Quads per piece: as the M = 1 pieces, but 4 for Q6_K (its pieces allow it: both runs keep
+  // one 16-element sub-block scale over 4 quads), which halves the scale loads and conversions
+  // per weight; its stages are then twice as large, so it keeps 2 of them (3 CTAs per
+  // multiprocessor still). H200, same run, against (2 quads, 3 stages): M = 1 70B FFN up 66.7 ->
+  // 63.4 us, 8B FFN up 21.9 -> 20.3, 70B down 70.2 -> 66.4; M = 2 within 2%; with 3 stages
+  // (2 CTAs per multiprocessor) 70B down lost, 70.2 -> 79.4
+  // (benchmarks/results/bench_qmatmul_h200_session6_q6{A,N2,N3}.json).
+  static constexpr bool kQ6Wide = ID == QT_Q6_K;
+  static constexpr int NQ = kQ6Wide ? 4 : QmvPieceNQ<ID, 1, true>::v;
   static constexpr int PPB = Piece<ID>::kQuads / NQ;     // pieces per unit
   static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   // Two row sets of 4 rows where a row's stage bytes (half the CTA's pieces) are whole 16-byte
@@ -45,7 +53,7 @@ struct QmvStreamCfg {
   static constexpr int CU = NPc / PPB;       // units per stage and row
   static constexpr int kRowBytes = CU * UB;  // one row's bytes in a stage
   static constexpr int kStageBytes = R * kRowBytes;
-  static constexpr int kStages = 3;
+  static constexpr int kStages = kQ6Wide ? 2 : 3;
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0;
