@@ -54,6 +54,11 @@ struct QmvStreamCfg {
   static constexpr int kRowBytes = CU * UB;  // one row's bytes in a stage
   static constexpr int kStageBytes = R * kRowBytes;
   static constexpr int kStages = kQ6Wide ? 2 : 3;
+  // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
+  // 65536 / (256 * blocks)): 3, but 2 for Q5_K, whose pieces spilled at 80 registers. H200, same
+  // run: M = 1 70B FFN up 59.3 -> 53.9 us, 8B FFN up 20.5 -> 17.9, 4096x4096 8.9 -> 8.2
+  // (benchmarks/results/bench_qmatmul_h200_session6_q5{A,B}.json).
+  static constexpr int kMinBlocksM1 = ID == QT_Q5_K ? 2 : 3;
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0;
@@ -68,7 +73,7 @@ ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
 ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
 
 template <int ID, int XK, int MT>
-__global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? 3 : 2) qmv_stream_kernel(QmvArgs a) {
+__global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStreamCfg<ID>::kMinBlocksM1 : 2) qmv_stream_kernel(QmvArgs a) {
   using Cfg = QmvStreamCfg<ID>;
   using P = Piece<ID>;
   constexpr int R = Cfg::R, RT = Cfg::RT, NQ = Cfg::NQ, PPB = Cfg::PPB, NPc = Cfg::NPc, CU = Cfg::CU;
