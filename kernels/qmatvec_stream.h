@@ -36,8 +36,7 @@ struct QmvStreamCfg {
   static constexpr int kThreads = 256;
   // Quads per piece: as the M = 1 pieces, but 4 for Q6_K (its pieces allow it: both runs keep
   // one 16-element sub-block scale over 4 quads), which halves the scale loads and conversions
-  // per weight; its stages are then twice as large, so it keeps 2 of them (3 CTAs per
-  // multiprocessor still). H200, same run, against (2 quads, 3 stages): M = 1 70B FFN up 66.7 ->
+  // per weight; its stages are then twice as large, so it keeps 2 of them. H200, same run, against (2 quads, 3 stages): M = 1 70B FFN up 66.7 ->
   // 63.4 us, 8B FFN up 21.9 -> 20.3, 70B down 70.2 -> 66.4; M = 2 within 2%; with 3 stages
   // (2 CTAs per multiprocessor) 70B down lost, 70.2 -> 79.4
   // (benchmarks/results/bench_qmatmul_h200_session6_q6{A,N2,N3}.json).
@@ -55,10 +54,15 @@ struct QmvStreamCfg {
   static constexpr int kStageBytes = R * kRowBytes;
   static constexpr int kStages = kQ6Wide ? 2 : 3;
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
-  // 65536 / (256 * blocks)): 3, but 2 for Q5_K, whose pieces spilled at 80 registers. H200, same
-  // run: M = 1 70B FFN up 59.3 -> 53.9 us, 8B FFN up 20.5 -> 17.9, 4096x4096 8.9 -> 8.2
-  // (benchmarks/results/bench_qmatmul_h200_session6_q5{A,B}.json).
-  static constexpr int kMinBlocksM1 = ID == QT_Q5_K ? 2 : 3;
+  // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
+  // spilled or were scheduled tighter; 3 for Q4_K and Q8_0, level or slower at 2. H200, M = 1,
+  // same run (benchmarks/results/bench_qmatmul_h200_session6_mb{A,B,B2}.json: 3 / 2 / 2 again;
+  // session6_q5{A,B}.json for Q5_K), 70B FFN up / 8B FFN up / 4096x4096, us: Q5_K 59.3 -> 53.9
+  // / 20.5 -> 17.9 / 8.9 -> 8.2; Q5_0 48.4 -> 44.9 / 16.7 -> 15.3 / 7.6 -> 7.3; Q6_K 62.9 ->
+  // 61.3 / 20.2 -> 18.7 / 9.4 -> 7.9; Q3_K 89.5 -> 88.3 / 26.5 -> 25.1 / 10.8 -> 9.6; IQ4_XS
+  // 55.5 -> 54.1 / 18.3 -> 17.2 / 8.0 -> 7.6; MXFP4 54.8 -> 55.0 / 18.3 -> 17.4 / 8.0 -> 7.7;
+  // Q4_0, Q4_1, Q5_1 within 2%; Q4_K 42.4 -> 44.6 on the 70B layer; Q8_0 level.
+  static constexpr int kMinBlocksM1 = ID == QT_Q4_K || ID == QT_Q8_0 ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0;
