@@ -29,7 +29,7 @@ ROCQ_DEVICE float rq_hi_half(uint32_t w) { return rq_f16_to_f32((uint16_t)(w >> 
 // /128 with X = sum_j x_j, known per run: sum c x = 128 (s - X). With c = q * 2^(7-b) for b-bit
 // q, the fp32 cancellation loses at most b+1 bits of the per-piece sum (relative error ~2^-17
 // at b = 6, far below the fp32 tolerance). 8-bit codes use the exact "2^23 + u" float and one
-// subtraction instead. Table formats read a 16- or 64-entry float table from shared memory.
+// subtraction instead. Table formats read a 16-entry float table from shared memory.
 // =============================================================================================
 
 // The sums of x over each quad's run A (sa) and run B (sb), per row of x; S = float for the

@@ -36,10 +36,13 @@ struct QmvStreamCfg {
   static constexpr int kThreads = 256;
   // Quads per piece: as the M = 1 pieces, but 4 for Q6_K (its pieces allow it: both runs keep
   // one 16-element sub-block scale over 4 quads), which halves the scale loads and conversions
-  // per weight; its stages are then twice as large, so it keeps 2 of them. H200, same run, against (2 quads, 3 stages): M = 1 70B FFN up 66.7 ->
-  // 63.4 us, 8B FFN up 21.9 -> 20.3, 70B down 70.2 -> 66.4; M = 2 within 2%; with 3 stages
-  // (2 CTAs per multiprocessor) 70B down lost, 70.2 -> 79.4
-  // (benchmarks/results/bench_qmatmul_h200_session6_q6{A,N2,N3}.json).
+  // per weight; its stages are then twice as large, so it keeps 2 of them: with 3, the 70B
+  // down projection (k = 28672) needs 141.6 KB, over kQmvStreamMaxSmem, and falls back to the
+  // register-blocked kernel (79.4 us); with 2 it needs exactly the 112 KB cap. H200, same run,
+  // against (2 quads, 3 stages), both at 3 CTAs per multiprocessor: M = 1 70B FFN up 66.7 ->
+  // 63.4 us, 8B FFN up 21.9 -> 20.3, 70B down 70.2 -> 66.4; M = 2 within 2%
+  // (benchmarks/results/bench_qmatmul_h200_session6_q6{A,N2,N3}.json). (Q6_K then moved to 2
+  // CTAs per multiprocessor, kMinBlocksM1; 3 stages there were not measured.)
   static constexpr bool kQ6Wide = ID == QT_Q6_K;
   static constexpr int NQ = kQ6Wide ? 4 : QmvPieceNQ<ID, 1, true>::v;
   static constexpr int PPB = Piece<ID>::kQuads / NQ;     // pieces per unit

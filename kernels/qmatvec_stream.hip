@@ -24,7 +24,9 @@ constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 //    weights to walk: its 16-byte blocks (bank conflicts in the pieces' shared-memory reads) lose
 //    in the steady state (70B up, 590K weights per CTA: 50.5 -> 56.2 us; 70B down, 600K: 51.5 ->
 //    60.7) and win where the register-blocked kernel's fill and tail dominate (4096x4096, 42K:
-//    8.7 -> 7.9; 8B FFN up, 150K: 18.9 -> 18.4).
+//    8.7 -> 7.9; 8B FFN up, 150K: 18.9 -> 18.4). (Weights per CTA at 3 resident CTAs per
+//    multiprocessor, as measured; the one-row kernel now runs 2, kMinBlocksM1, which makes the
+//    8B FFN up layer ~222K: the choice for these four layers is unchanged.)
 //  * two rows (against the matrix-unit kernel): every format but Q8_0, which is level or slower
 //    (70B up 79.7 -> 80.5 us); e.g. 70B up Q4_0 56.3 -> 48.3, Q4_K 65.9 -> 64.1, OCP MXFP4
 //    69.3 -> 65.2; 4096x4096 Q4_1 10.5 -> 8.1, MXFP4 12.1 -> 9.2, Q3_K 15.8 -> 11.9 (Q5_K 9.8 ->
