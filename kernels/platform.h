@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 
 #if defined(__HIPCC__) || defined(__HIP_PLATFORM_AMD__)
 #define ROCQ_HIP 1
@@ -545,6 +546,24 @@ inline int rq_sm_count() {
 #endif
   return n;
 }
+
+// The multiprocessor count and shared-memory opt-in limit of device `dev`, which must be the
+// current one (rq_current_device()): read once per device and kept (host code, thread-safe), so
+// that launchers can size grids and buffers on every call, and layers may sit on several
+// devices. {0, 0} on error (not kept: asked again next time).
+struct RqDeviceFacts {
+  int sms = 0, optin = 0;
+};
+inline RqDeviceFacts rq_device_facts(int dev) {
+  constexpr int kMaxDevices = 64;
+  static std::mutex mu;
+  static RqDeviceFacts facts[kMaxDevices];
+  if (dev < 0 || dev >= kMaxDevices) return {};
+  std::lock_guard<std::mutex> lock(mu);
+  if (facts[dev].sms <= 0) facts[dev] = {rq_sm_count(), rq_max_smem_optin()};
+  return facts[dev];
+}
+inline RqDeviceFacts rq_device_facts() { return rq_device_facts(rq_current_device()); }
 
 // Major compute capability of the current NVIDIA device (host code; 0 on error or on HIP).
 inline int rq_cuda_major() {

@@ -59,7 +59,8 @@ QgemmPlan qgemm_plan(int qtype, int64_t M, int64_t n, int64_t k) {
   // About two CTAs per multiprocessor are resident (each takes ~70-100 KB of shared memory):
   // split k when the tiles alone would leave multiprocessors idle, to the nearest whole number
   // of such waves, at least 2 chunks per split.
-  const int64_t sms = rq_sm_count() > 0 ? rq_sm_count() : 1;
+  const int sm_count = rq_device_facts().sms;
+  const int64_t sms = sm_count > 0 ? sm_count : 1;
   const int64_t tiles = p.n_tiles * p.m_tiles, target = 2 * sms;
   int64_t splits = (target + tiles / 2) / tiles;
   const int64_t max_splits = p.chunks / 2 > 0 ? p.chunks / 2 : 1;

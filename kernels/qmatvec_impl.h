@@ -292,7 +292,7 @@ __global__ void __launch_bounds__(kQmvThreads, (QmvPieceCfg<MT, INT, ID>::kWide 
 // sized with `rows` weight rows per task (the wide configurations' 4, else 2; the M = 1 kernels
 // with 8 rows keep that sizing: half as many CTAs, still >= 2 per SM, as measured).
 inline int qmv_piece_splits(int64_t n, int rows) {
-  static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
+  const int v = rq_device_facts().sms, sms = v > 0 ? v : 64;
   for (int S : {1, 2})
     if (rq_ceil_div(n, (int64_t)rows * (kQmvTasks / S)) >= 4 * sms) return S;
   return 4;

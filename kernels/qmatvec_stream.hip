@@ -53,22 +53,11 @@ int stream_mode() {
   return mode;
 }
 
-// Per-device facts and per-(kernel, device) launch state, behind one lock: the shared-memory
-// opt-in is a property of each device's context, and layers may run on several devices or
-// host threads.
+// Per-(kernel, device) launch state, behind one lock: the shared-memory opt-in is a property of
+// each device's context, and layers may run on several devices or host threads (the device
+// facts themselves: rq_device_facts, platform.h).
 constexpr int kMaxDevices = 64;
 std::mutex g_stream_mu;
-struct StreamDevice {
-  int sms = -1, optin = 0;  // -1: not read yet
-};
-StreamDevice& stream_device(int dev) {  // (call with g_stream_mu held)
-  static StreamDevice d[kMaxDevices];
-  if (d[dev].sms < 0) {
-    d[dev].sms = rq_sm_count();
-    d[dev].optin = rq_max_smem_optin();
-  }
-  return d[dev];
-}
 struct StreamKernelState {
   int64_t opted = 48 * 1024;  // dynamic shared memory opted in so far
   int64_t occ_smem = -1;      // occupancy below is for this size
@@ -92,12 +81,12 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     if (dev < 0 || dev >= kMaxDevices) return 0;
     const int64_t smem = qmv_stream_smem<ID>(k, MT);
     const int64_t groups = rq_ceil_div(n, Cfg::R);
-    std::lock_guard<std::mutex> lock(g_stream_mu);
-    const StreamDevice& d = stream_device(dev);
+    const RqDeviceFacts d = rq_device_facts(dev);
     // Too few row groups to fill the device once: the register-blocked kernel splits k instead.
     if (smem > kQmvStreamMaxSmem || smem > d.optin || d.sms <= 0 || groups < d.sms ||
         Cfg::R * row_bytes >= (int64_t)1 << 31)
       return 0;
+    std::lock_guard<std::mutex> lock(g_stream_mu);
     static StreamKernelState st[kMaxDevices];  // per instantiation and device
     StreamKernelState& ks = st[dev];
     const void* kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT>);

@@ -30,8 +30,8 @@ int qmma_mode() {
 // ~63) and Q5_1 (65.9 vs ~80).
 // (Where x fits in shared memory, the streaming kernel, qmatvec_stream.hip, is asked first and
 // takes M = 1 and 2 of every integer-piece format but Q8_0 at M = 2 and OCP MXFP4 at M = 1 on
-// large layers: these first rows then
-// matter only where it does not, e.g. k too large for its x rows, fp32 x, no integer path.)
+// large layers: these first rows then matter only where it does not, e.g. k too large for its
+// x rows, fp32 x, no integer path.)
 template <int ID>
 constexpr int qmma_first_rows() {
   switch (ID) {

@@ -189,7 +189,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
     if (w < nwin) {
       const int64_t a0 = (w * WB) & ~(int64_t)15;
       uint8_t* buf = bufs + stage * ROWS * SPAN;
-      if (NT == 1 && fast_rows && a0 + SPAN <= a.row_bytes) {
+      if (fast_rows && a0 + SPAN <= a.row_bytes) {
         const uint8_t* src = q0 + a0;
         const uint32_t rb = (uint32_t)a.row_bytes;
         // (not unrolled: unrolled, the compiler keeps every copy's offsets in registers, e.g.
@@ -329,8 +329,8 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
 // Halved further if the device cannot give the buffers.
 template <int ID>
 int qmma_warps(int64_t n, int64_t M) {
-  static const int sms = [] { const int v = rq_sm_count(); return v > 0 ? v : 64; }();
-  static const int optin = rq_max_smem_optin();
+  const RqDeviceFacts d = rq_device_facts();
+  const int sms = d.sms > 0 ? d.sms : 64, optin = d.optin;
   const int64_t ctas = rq_ceil_div(n, (int64_t)16 * kQmmaRT) * rq_ceil_div(M, kQmmaMaxRows);
   int warps = QmmaGeom<ID>::smem_bytes(8) <= 96 * 1024 || ctas < 2 * (int64_t)sms ? 8 : 4;
   while (warps > 1 && QmmaGeom<ID>::smem_bytes(warps) + kQmmaStaticSmem > optin) warps /= 2;
