@@ -262,6 +262,31 @@ ROCQ_DEVICE uint32_t rq_byte_perm(uint32_t x, uint32_t y, uint32_t s) {
 }
 #endif
 
+// Byte permute with the full PRMT semantics (PTX prmt.b32, default mode): result byte i is byte
+// (s >> 4i) & 7 of the 8 bytes {x, y} when bit 4i + 3 of s is clear, else that byte's sign bit
+// replicated (0x00 or 0xFF). Only the low 16 bits of s count. One PRMT on NVIDIA; a loop
+// elsewhere (the callers, the integer pieces, run only where kRqIntDot holds).
+#if defined(ROCQ_CUDA)
+ROCQ_DEVICE uint32_t rq_prmt_sx(uint32_t x, uint32_t y, uint32_t s) {
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(x), "r"(y), "r"(s));
+  return r;
+}
+#else
+ROCQ_DEVICE uint32_t rq_prmt_sx(uint32_t x, uint32_t y, uint32_t s) {
+  const uint64_t v = ((uint64_t)y << 32) | x;
+  uint32_t r = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t sel = (s >> (4 * i)) & 15u;
+    uint32_t b = (uint32_t)(v >> (8 * (sel & 7u))) & 0xFFu;
+    if (sel & 8u) b = (b & 0x80u) ? 0xFFu : 0u;
+    r |= b << (8 * i);
+  }
+  return r;
+}
+#endif
+
 // Whether the backend has a fast 16x8-bit integer dot product (host-visible, like
 // kRqLargeShared): the integer decode pieces (qdot_int.h) are only chosen where it does.
 // NVIDIA: DP2A (sm_61+). AMD: none (rq_dot2_16x8 below is plain multiply-adds there), so the

@@ -327,6 +327,94 @@ template <> struct PieceInt<QT_IQ4_XS> : PieceIntLut16<QT_IQ4_XS> {};
 template <> struct PieceInt<QT_MXFP4> : PieceIntLut16<QT_MXFP4> {};
 template <> struct PieceInt<QT_OCP_MXFP4> : PieceIntLut16<QT_OCP_MXFP4> {};
 
+// The same table formats for the streaming kernel (qmatvec_stream.h), which lays x out for them:
+// each half of the table (codes 0..7, codes 8..15) holds levels of one sign, so the levels split
+// into two magnitude tables of 8 bytes, read with one permute per 4 codes each; a code of the
+// other half selects with its selector's bit 3 set, which replicates the sign bit of a magnitude
+// byte: 0. The two halves' dot products are kept apart and subtracted at the end. Per 8 codes:
+// 4 permutes, 1 XOR, 2 shifts (rq_lut16_runs: 8 permutes and ~6 mask operations) and 8 DP2A
+// instead of 4: the integer-ALU pipe (permutes, masks, shifts) was the limit (ncu on the H200,
+// MXFP4 M = 1: 55% of the instructions there, 21% of warp stalls waiting on it), the DP2A run on
+// the multiply-add pipe. The four level bytes a word's low half selects are those of its nibbles
+// 0..3 in order; for Q4_0 nibble order that is elements (4q, 16 + 4q, 4q + 1, 17 + 4q), so the
+// kernel stores each 32-element x block as the pairs (x[j], x[16 + j]) (kPairX; xa/xb below are
+// the pieces' x positions in that order); OCP MXFP4's nibbles are in element order, x as is.
+template <int ID>
+struct Lut16Split {
+  static constexpr int level(int c) { return ID == QT_IQ4_NL || ID == QT_IQ4_XS ? rq_iq4nl_value(c) : rq_e2m1x2_value(c); }
+  // the sign the nonzero levels of half h share
+  static constexpr int sign(int h) { return level(8 * h + 7) < 0 ? -1 : 1; }
+  static constexpr uint32_t mags(int h, int j) {  // magnitudes of codes 8h + 4j .. + 3, a byte each
+    uint32_t w = 0;
+    for (int b = 0; b < 4; ++b) {
+      const int v = level(8 * h + 4 * j + b);
+      w |= (uint32_t)(v < 0 ? -v : v) << (8 * b);
+    }
+    return w;
+  }
+  static constexpr bool valid() {
+    for (int c = 0; c < 16; ++c) {
+      const int v = level(c);
+      if (v * sign(c / 8) < 0 || v > 127 || v < -127) return false;
+    }
+    return true;
+  }
+  static_assert(valid(), "each table half must hold levels of one sign, magnitudes below 128");
+};
+
+template <int ID>
+struct PieceIntLut16Split {
+  static constexpr bool kPairX = ID != QT_OCP_MXFP4;
+  // x position (within the unit) of quad Q's run A / run B, in the kernel's x order
+  ROCQ_DEVICE static int xa(int Q) { return kPairX ? 32 * (Q / 4) + 8 * (Q % 4) : Piece<ID>::xa(Q); }
+  ROCQ_DEVICE static int xb(int Q) { return xa(Q) + 4; }
+  // The magnitude bytes of codes 0..3 and of codes 8..11 (the permutes' first operands; codes
+  // 4..7 and 12..15 are immediates): the kernel passes them in registers loaded from shared
+  // memory, tab[j] = tab_word(j). (As constants, ptxas copies one into a register before every
+  // permute: 1 extra instruction per 4 codes.)
+  static constexpr bool kTab = true;
+  ROCQ_HD static constexpr uint32_t tab_word(int j) { return Lut16Split<ID>::mags(j, 0); }
+  template <int MT, int NQ>
+  ROCQ_DEVICE static void dot(const uint32_t (&tab)[2], const uint8_t* blk, int Q0, uint8_t sc,
+                              const XIPiece<MT, NQ>& x, float (&acc)[MT]) {
+    using L = Lut16Split<ID>;
+    int s0[MT] = {}, s1[MT] = {};
+    float d;
+    const uint8_t* codes;
+    uint32_t ws[NQ];
+    if constexpr (ID == QT_IQ4_NL) {
+      d = rq_gf16(blk);
+      codes = blk + 2;
+    } else if constexpr (ID == QT_MXFP4) {
+      d = rq_e8m0_half(blk[0]);
+      codes = blk + 1;
+    } else if constexpr (ID == QT_IQ4_XS) {
+      d = Piece<QT_IQ4_XS>::scale(blk, Q0 / 4);
+      codes = blk + 8;
+    } else {
+      d = rq_e8m0(sc) * 0.5f;
+      codes = blk;
+    }
+    if constexpr (ID == QT_IQ4_XS || ID == QT_OCP_MXFP4) {
+#pragma unroll
+      for (int q = 0; q < NQ; ++q) ws[q] = rq_g32(codes + 4 * (Q0 + q));
+    } else {
+      rq_g32n_any<NQ>(codes + 4 * Q0, ws);
+    }
+    const uint32_t t0 = tab[0], t1 = tab[1];
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const uint32_t w = ws[q], wn = w ^ 0x88888888u;
+      rq_idot4<MT>(rq_prmt_sx(t0, L::mags(0, 1), w), x.a[q], s0);
+      rq_idot4<MT>(rq_prmt_sx(t0, L::mags(0, 1), w >> 16), x.b[q], s0);
+      rq_idot4<MT>(rq_prmt_sx(t1, L::mags(1, 1), wn), x.a[q], s1);
+      rq_idot4<MT>(rq_prmt_sx(t1, L::mags(1, 1), wn >> 16), x.b[q], s1);
+    }
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[0][m], (float)(L::sign(0) * s0[m] + L::sign(1) * s1[m]), acc[m]);
+  }
+};
+
 #undef ROCQ_IPIECE_HEAD
 
 }  // namespace rocq::gpu

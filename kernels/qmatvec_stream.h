@@ -30,6 +30,44 @@ namespace rocq::gpu {
 // preferred row sets, stages): (128, 2, 4) / (128, 2, 3) / (256, 2, 3) / (256, 4, 3), e.g. on the
 // 70B FFN up layer Q4_0 45.7 / 44.0 / 40.7 / 49.2 us, Q5_K 65.0 / 62.3 / 59.9 / 68.5, Q2_K 68.1 /
 // 68.4 / 63.0 / 77.9 (the register-blocked kernel: 44.3, 71.6, 77.7). The third is kept.
+// The pieces the streaming kernel runs (StreamPiece<ID, MT>): the integer pieces (qdot_int.h),
+// but for one row of x the split-table ones for the 16-level table formats (PieceIntLut16Split:
+// 8 DP2A per 8 codes instead of 4, a loss at two rows, where the DP2A double: H200, 8B FFN up,
+// OCP MXFP4 M = 2 20.8 -> 23.6 us). xa/xb: a quad's x runs in the order the kernel stores x
+// (kPairX: StreamPiece's own order). kTab: the piece takes two table words in registers
+// (tab_word). kSpan: the piece's x runs lie in one 32-element x block, at xspan(Q0), runs A and B
+// of quad q at xspan(Q0) + span_a(q) / span_b(q): the kernel loads that block whole, 4 x 16 bytes.
+template <int ID, int MT, bool SPLIT = (MT == 1 && (ID == QT_IQ4_NL || ID == QT_IQ4_XS || ID == QT_MXFP4 ||
+                                                     ID == QT_OCP_MXFP4))>
+struct StreamPiece {
+  static constexpr bool kPairX = false, kTab = false;
+  // the 32-element formats' pieces take a whole block (QmvStreamCfg: NQ = 4 quads, one piece per unit)
+  static constexpr bool kSpan = Codec<ID>::kElems == 32;
+  ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
+  ROCQ_DEVICE static int xa(int Q) { return Piece<ID>::xa(Q); }
+  ROCQ_DEVICE static int xb(int Q) { return Piece<ID>::xb(Q); }
+  ROCQ_DEVICE static int xspan(int) { return 0; }
+  ROCQ_DEVICE static constexpr int span_a(int q) { return Piece<ID>::xa(q); }
+  ROCQ_DEVICE static constexpr int span_b(int q) { return Piece<ID>::xb(q); }
+  template <int NQ>
+  ROCQ_DEVICE static void dot(const uint32_t (&)[2], const uint8_t* blk, int Q0, uint8_t sc, const XIPiece<MT, NQ>& x,
+                              float (&acc)[MT]) {
+    PieceInt<ID>::template dot<MT, NQ>(blk, Q0, sc, x, acc);
+  }
+};
+template <int ID, int MT>
+struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {
+  static constexpr bool kSpan = true;
+  ROCQ_DEVICE static int xspan(int Q0) { return PieceIntLut16Split<ID>::xa(Q0); }
+  ROCQ_DEVICE static constexpr int span_a(int q) { return 8 * q; }
+  ROCQ_DEVICE static constexpr int span_b(int q) { return 8 * q + 4; }
+  template <int NQ>
+  ROCQ_DEVICE static void dot(const uint32_t (&tab)[2], const uint8_t* blk, int Q0, uint8_t sc,
+                              const XIPiece<MT, NQ>& x, float (&acc)[MT]) {
+    PieceIntLut16Split<ID>::template dot<MT, NQ>(tab, blk, Q0, sc, x, acc);
+  }
+};
+
 template <int ID>
 struct QmvStreamCfg {
   using C = Codec<ID>;
@@ -75,6 +113,22 @@ struct QmvStreamCfg {
 // g ^ ((g >> 3) & 7) (an XOR swizzle inside each 128-byte line) so that lanes reading
 // neighbouring blocks' runs spread over the banks; then the row's k/32 block scales.
 ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
+// A 32-element block of int16 x (16 words, word j = elements 2j, 2j + 1) reordered as the pairs
+// (x[j], x[16 + j]), j = 0..15 (StreamPiece kPairX).
+ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
+  uint32_t w[16], o[16];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    w[4 * j] = q[j].x;
+    w[4 * j + 1] = q[j].y;
+    w[4 * j + 2] = q[j].z;
+    w[4 * j + 3] = q[j].w;
+  }
+#pragma unroll
+  for (int j = 0; j < 16; ++j) o[j] = rq_byte_perm(w[j / 2], w[8 + j / 2], j % 2 ? 0x7632u : 0x5410u);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) q[j] = make_uint4(o[4 * j], o[4 * j + 1], o[4 * j + 2], o[4 * j + 3]);
+}
 // The x rows' stride in shared memory (elements): k rounded up to 64, whole 128-byte lines (the
 // swizzle's span), so that each row's swizzle stays inside the row.
 ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
@@ -82,7 +136,7 @@ ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 *
 template <int ID, int XK, int MT>
 __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStreamCfg<ID>::kMinBlocksM1 : 2) qmv_stream_kernel(QmvArgs a) {
   using Cfg = QmvStreamCfg<ID>;
-  using P = Piece<ID>;
+  using P = StreamPiece<ID, MT>;
   constexpr int R = Cfg::R, RT = Cfg::RT, NQ = Cfg::NQ, PPB = Cfg::PPB, NPc = Cfg::NPc, CU = Cfg::CU;
   constexpr int UE = Cfg::UE, UB = Cfg::UB, NS = Cfg::kStages, NT = Cfg::kThreads;
   constexpr int WS = ROCQ_WARP_SIZE, NWARP = NT / WS;
@@ -95,6 +149,7 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStrea
   uint8_t* xg = smem + NS * Cfg::kStageBytes;               // MT rows of kx int16 (swizzled granules)
   float* xsc = reinterpret_cast<float*>(xg + 2 * MT * kx);  // MT rows of k / 32 scales
   __shared__ float red[NWARP][RT * MT];
+  __shared__ uint32_t tabs[2];
 
   const int tid = threadIdx.x, warp = tid / WS, lane = tid % WS;
   const int pc = tid % NPc, rs = tid / NPc;  // piece column, row set
@@ -114,9 +169,17 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStrea
       const int m = i / nb, blk = i % nb;
       uint4 q[4];
       xsc[i] = rq_xquant_block<XK>(xs16 + (int64_t)m * a.k + 32 * blk, q);
+      if constexpr (P::kPairX) rq_x_pairs(q);
 #pragma unroll
       for (int j = 0; j < 4; ++j) *reinterpret_cast<uint4*>(xg + 16 * rq_xswz(m * (kx / 8) + 4 * blk + j)) = q[j];
     }
+  }
+  uint32_t tab[2] = {0u, 0u};  // the piece's table words (StreamPiece kTab), in registers
+  if constexpr (P::kTab) {
+    if (tid < 2) tabs[tid] = P::tab_word(tid);
+    __syncthreads();
+    tab[0] = tabs[0];
+    tab[1] = tabs[1];
   }
   // (Issuing the first stages' copies before rounding x, to overlap the two, measured 0-24% slower
   // on the H200: benchmarks/results/bench_qmatmul_h200_session6_overlap.json against
@@ -168,6 +231,20 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStrea
 #pragma unroll
   for (int i = 0; i < NS - 1; ++i) issue();
 
+  // Scale-plane formats (OCP MX): this thread's RT E8M0 bytes of the next item, read one item
+  // ahead from global memory (read where they are used, each stage waited on them: H200, OCP
+  // MXFP4 M = 1, the split-table pieces cut its instructions by 18% and the time not at all).
+  uint8_t scn[RT];
+  auto load_scales = [&](int64_t gg, int cc) {
+    const int bb = cc * CU + u;
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      const int64_t row = gg * R + rs * RT + r;
+      scn[r] = gg < groups && bb < units && row < a.n ? a.sc[row * (a.k / 32) + bb] : (uint8_t)0;
+    }
+  };
+  if constexpr (kPlane) load_scales(blockIdx.x, 0);
+
   int st = 0;  // the compute cursor's stage
   for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
     float acc[RT][MT];
@@ -175,34 +252,67 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStrea
     for (int r = 0; r < RT; ++r)
 #pragma unroll
       for (int m = 0; m < MT; ++m) acc[r][m] = 0.f;
-    const int64_t row0 = g * R + rs * RT;  // this thread's first row
     for (int c = 0; c < nc; ++c) {
       rq_cp_async_wait<NS - 2>();
       __syncthreads();  // this stage landed for every thread; the previous one is free to refill
       issue();
       const int b = c * CU + u;  // unit within the row
+      uint8_t scs[RT];
+      if constexpr (kPlane) {
+#pragma unroll
+        for (int r = 0; r < RT; ++r) scs[r] = scn[r];
+        if (c + 1 < nc) load_scales(g, c + 1);
+        else load_scales(g + gridDim.x, 0);
+      }
       if (b < units) {
         const int e0 = b * UE;
         XIPiece<MT, NQ> x;
-#pragma unroll
-        for (int q = 0; q < NQ; ++q) {
+        if constexpr (P::kSpan) {
+          // the piece's 32-element x block: granules g0..g0+3 (g0 a multiple of 4), stored at
+          // rq_xswz(g0) ^ i (the swizzle XORs bits that g0 + i shares with g0)
 #pragma unroll
           for (int m = 0; m < MT; ++m) {
-            const int ea = m * kx + e0 + P::xa(Q0 + q), eb = m * kx + e0 + P::xb(Q0 + q);
-            x.fa[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xa(Q0 + q)) / 32];
-            x.fb[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xb(Q0 + q)) / 32];
-            x.sa[q][m] = x.sb[q][m] = 0;
-            rq_xi_run(*reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(ea >> 3) + 8 * ((ea >> 2) & 1)), x.a[q][m],
-                      x.sa[q][m]);
-            rq_xi_run(*reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(eb >> 3) + 8 * ((eb >> 2) & 1)), x.b[q][m],
-                      x.sb[q][m]);
+            const int e = e0 + P::xspan(Q0), g0 = (m * kx + e) >> 3;
+            const int o0 = 16 * rq_xswz(g0);
+            uint32_t v[16];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              const uint4 t = *reinterpret_cast<const uint4*>(xg + (o0 ^ (16 * i)));
+              v[4 * i] = t.x;
+              v[4 * i + 1] = t.y;
+              v[4 * i + 2] = t.z;
+              v[4 * i + 3] = t.w;
+            }
+            const float f = xsc[m * (int)(a.k / 32) + e / 32];
+#pragma unroll
+            for (int q = 0; q < NQ; ++q) {
+              const int ja = P::span_a(q) / 2, jb = P::span_b(q) / 2;
+              x.fa[q][m] = x.fb[q][m] = f;
+              x.sa[q][m] = x.sb[q][m] = 0;
+              rq_xi_run(make_uint2(v[ja], v[ja + 1]), x.a[q][m], x.sa[q][m]);
+              rq_xi_run(make_uint2(v[jb], v[jb + 1]), x.b[q][m], x.sb[q][m]);
+            }
+          }
+        } else {
+#pragma unroll
+          for (int q = 0; q < NQ; ++q) {
+#pragma unroll
+            for (int m = 0; m < MT; ++m) {
+              const int ea = m * kx + e0 + P::xa(Q0 + q), eb = m * kx + e0 + P::xb(Q0 + q);
+              x.fa[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xa(Q0 + q)) / 32];
+              x.fb[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xb(Q0 + q)) / 32];
+              x.sa[q][m] = x.sb[q][m] = 0;
+              rq_xi_run(*reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(ea >> 3) + 8 * ((ea >> 2) & 1)), x.a[q][m],
+                        x.sa[q][m]);
+              rq_xi_run(*reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(eb >> 3) + 8 * ((eb >> 2) & 1)), x.b[q][m],
+                        x.sb[q][m]);
+            }
           }
         }
         const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
-          const uint8_t s = kPlane && row0 + r < a.n ? a.sc[(row0 + r) * (a.k / 32) + b] : (uint8_t)0;
-          PieceInt<ID>::template dot<MT, NQ>(sb + r * Cfg::kRowBytes, Q0, s, x, acc[r]);
+          P::template dot<NQ>(tab, sb + r * Cfg::kRowBytes, Q0, kPlane ? scs[r] : (uint8_t)0, x, acc[r]);
         }
       }
       st = st + 1 == NS ? 0 : st + 1;

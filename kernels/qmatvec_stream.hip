@@ -17,16 +17,13 @@ constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 // Where the streaming kernel runs, from same-run comparisons on the H200 after x rounding moved
 // into the kernel (bf16 x; benchmarks/results/bench_qmatmul_h200_session6_stream{0,2}.json: off /
 // forced; 70B FFN up 28672x8192, 8B FFN up 14336x4096, 8B q/k/v/o 4096x4096, 70B down):
-//  * one row of x (against the register-blocked kernel): every format but OCP MXFP4, faster or
-//    level on every layer where it fits (70B up: Q4_0 44.2 -> 35.2 us, Q4_K 50.1 -> 42.5, Q3_K
-//    113.5 -> 89.3, Q5_0 48.6 -> 48.0; 4096x4096: Q4_0 7.4 -> 6.3, Q5_0 8.7 -> 7.8, Q8_0 9.2 ->
-//    8.4, IQ4_XS 9.0 -> 8.0). OCP MXFP4 only where each resident CTA has fewer than 2^18
-//    weights to walk: its 16-byte blocks (bank conflicts in the pieces' shared-memory reads) lose
-//    in the steady state (70B up, 590K weights per CTA: 50.5 -> 56.2 us; 70B down, 600K: 51.5 ->
-//    60.7) and win where the register-blocked kernel's fill and tail dominate (4096x4096, 42K:
-//    8.7 -> 7.9; 8B FFN up, 150K: 18.9 -> 18.4). (Weights per CTA at 3 resident CTAs per
-//    multiprocessor, as measured; the one-row kernel now runs 2, kMinBlocksM1, which makes the
-//    8B FFN up layer ~222K: the choice for these four layers is unchanged.)
+//  * one row of x (against the register-blocked kernel): every format, faster or level on every
+//    layer where it fits (70B up: Q4_0 44.2 -> 35.2 us, Q4_K 50.1 -> 42.5, Q3_K 113.5 -> 89.3,
+//    Q5_0 48.6 -> 48.0; 4096x4096: Q4_0 7.4 -> 6.3, Q5_0 8.7 -> 7.8, Q8_0 9.2 -> 8.4, IQ4_XS 9.0
+//    -> 8.0). OCP MXFP4 since its E8M0 bytes are read one stage ahead (session 7; before, it lost
+//    on the large layers and ran only where each CTA had few weights to walk): 70B up 51.0 ->
+//    47.1 us, 70B down 51.2 -> 49.0, 4096x4096 and 8B FFN up within 2%
+//    (benchmarks/results/bench_qmatmul_h200_s7_B{,_s2}.json: chosen then / forced).
 //  * two rows (against the matrix-unit kernel): every format but Q8_0, which is level or slower
 //    (70B up 79.7 -> 80.5 us); e.g. 70B up Q4_0 56.3 -> 48.3, Q4_K 65.9 -> 64.1, OCP MXFP4
 //    69.3 -> 65.2; 4096x4096 Q4_1 10.5 -> 8.1, MXFP4 12.1 -> 9.2, Q3_K 15.8 -> 11.9 (Q5_K 9.8 ->
@@ -36,12 +33,7 @@ constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 // its workspace are gone.)
 // ROCQ_QMV_STREAM=0 turns it off, =2 runs it for every format and layer where it fits, =3 as 2
 // and an error where it does not fit (tests).
-enum class StreamUse { Never, Small, Always };
-constexpr StreamUse stream_use(int id, int mt) {
-  if (mt == 2) return id == QT_Q8_0 ? StreamUse::Never : StreamUse::Always;
-  return id == QT_OCP_MXFP4 ? StreamUse::Small : StreamUse::Always;
-}
-constexpr int64_t kQmvStreamSmallWeights = (int64_t)1 << 18;  // per resident CTA (StreamUse::Small)
+constexpr bool stream_chosen(int id, int mt) { return mt == 1 || id != QT_Q8_0; }
 
 // ROCQ_QMV_STREAM, read once per process: 0 off, 1 the measured choice (default), 2 every call
 // where it fits, 3 like 2 but an error where it does not (tests: proves the kernel ran).
@@ -75,8 +67,7 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     return 0;
   } else {
     const int mode = stream_mode();
-    const StreamUse use = stream_use(ID, MT);
-    if (mode == 0 || (mode == 1 && use == StreamUse::Never)) return 0;
+    if (mode == 0 || (mode == 1 && !stream_chosen(ID, MT))) return 0;
     const int dev = rq_current_device();
     if (dev < 0 || dev >= kMaxDevices) return 0;
     const int64_t smem = qmv_stream_smem<ID>(k, MT);
@@ -103,7 +94,6 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     }
     if (ks.occ <= 0) return 0;
     const int64_t resident = (int64_t)ks.occ * d.sms;
-    if (mode == 1 && use == StreamUse::Small && groups * Cfg::R * k >= kQmvStreamSmallWeights * resident) return 0;
     return groups < resident ? groups : resident;
   }
 }

@@ -29,9 +29,8 @@ int qmma_mode() {
 // took M = 1 of Q5_0 (52.1 vs qmma 69.1 us) and Q5_K (71.3 vs 72.6), and M = 2 of Q4_1 (58.4 vs
 // ~63) and Q5_1 (65.9 vs ~80).
 // (Where x fits in shared memory, the streaming kernel, qmatvec_stream.hip, is asked first and
-// takes M = 1 and 2 of every integer-piece format but Q8_0 at M = 2 and OCP MXFP4 at M = 1 on
-// large layers: these first rows then matter only where it does not, e.g. k too large for its
-// x rows, fp32 x, no integer path.)
+// takes M = 1 and 2 of every integer-piece format but Q8_0 at M = 2: these first rows then matter
+// only where it does not, e.g. k too large for its x rows, fp32 x, no integer path.)
 template <int ID>
 constexpr int qmma_first_rows() {
   switch (ID) {

@@ -377,8 +377,7 @@ def _stream_case(fmt: str, dtype, M: int = 1) -> None:
 @pytest.mark.parametrize("fmt", INT_FORMATS)
 def test_qmatmul_stream_kernel(fmt, dtype, M):
     """_stream_case with the kernel the launcher picks (the streaming one for most formats on this
-    layer; the register-blocked kernel for OCP MXFP4 at M = 1, with many weights per CTA here; the
-    matrix-unit kernel for Q8_0 at M = 2)."""
+    layer; the matrix-unit kernel for Q8_0 at M = 2)."""
     _stream_case(fmt, dtype, M)
 
 
