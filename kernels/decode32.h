@@ -54,28 +54,42 @@ struct QgFast<QT_Q8_0> {
   }
 };
 
-// MXFP4 (GGUF): x = 2^(e-128) * (2 * E2M1 of the nibble), Q4_0 nibble order. The doubled E2M1
-// value is built as float bits: exponent field e2 > 0 gives 2^e2 * (1 + m/2), e2 = 0 gives m.
-ROCQ_DEVICE float qg_e2m1x2(uint32_t q) {
-  const uint32_t e2 = (q >> 1) & 3u, m = q & 1u;
-  uint32_t bits = e2 ? (((127u + e2) << 23) | (m << 22)) : (m ? 0x3F800000u : 0u);
-  if (bits) bits |= (q & 8u) << 28;  // no -0: the table has +0 for code 8
-  return rq_bits_to_float(bits);
+// The 16-level table formats (Q4_0 nibble order): the 32 codes at qs (16 bytes) times d. Levels
+// are looked up 4 at a time in registers (rq_lut16_runs) and each made a float through the magic
+// number 2^23 + (level + 128): three instructions per element (permute, subtract, multiply)
+// where the codec's per-element table select and int->float conversion took about ten, the
+// conversion on a quarter-rate pipe.
+template <int ID>
+ROCQ_DEVICE void qg_lut16_dec32(const uint8_t* qs, float d, float (&o)[32]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    uint32_t ra, rb;
+    rq_lut16_runs<ID, true>(rq_g32_any(qs + 4 * i), ra, rb);
+    ra ^= 0x80808080u;  // level + 128, unsigned
+    rb ^= 0x80808080u;
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      o[4 * i + b] = rq_mul(d, rq_bits_to_float(rq_byte_perm(ra, 0x4B000000u, 0x7440u | (uint32_t)b)) - 8388736.0f);
+      o[16 + 4 * i + b] = rq_mul(d, rq_bits_to_float(rq_byte_perm(rb, 0x4B000000u, 0x7440u | (uint32_t)b)) - 8388736.0f);
+    }
+  }
 }
+
+// IQ4_NL: x = d * kvalues[nibble].
+template <>
+struct QgFast<QT_IQ4_NL> {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
+    qg_lut16_dec32<QT_IQ4_NL>(blk + 2, qg_half(blk), o);
+  }
+};
+
+// MXFP4 (GGUF): x = 2^(e-128) * (2 * E2M1 of the nibble) (the table has +0 for code 8).
 template <>
 struct QgFast<QT_MXFP4> {
   static constexpr bool kOn = true;
   ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
-    const float d = rq_e8m0_half(blk[0]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t w = rq_g32_any(blk + 1 + 4 * i);
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        o[4 * i + b] = rq_mul(d, qg_e2m1x2((w >> (8 * b)) & 15u));
-        o[16 + 4 * i + b] = rq_mul(d, qg_e2m1x2((w >> (8 * b + 4)) & 15u));
-      }
-    }
+    qg_lut16_dec32<QT_MXFP4>(blk + 1, rq_e8m0_half(blk[0]), o);
   }
 };
 
@@ -132,16 +146,7 @@ struct QgFast<QT_IQ4_XS> {
   ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int e32, float (&o)[32]) {
     const int sb = e32 / 32;
     const float dl = rq_mul(qg_half(blk), (float)rq_iq4xs_subscale(rq_g32_any(blk), rq_g32_any(blk + 4), sb));
-    const uint8_t* qs = blk + 8 + 16 * sb;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t w = rq_g32_any(qs + 4 * i);
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        o[4 * i + b] = rq_mul(dl, (float)rq_iq4nl_value((int)(w >> (8 * b))));
-        o[16 + 4 * i + b] = rq_mul(dl, (float)rq_iq4nl_value((int)(w >> (8 * b + 4))));
-      }
-    }
+    qg_lut16_dec32<QT_IQ4_XS>(blk + 8 + 16 * sb, dl, o);
   }
 };
 

@@ -123,6 +123,42 @@ ROCQ_DEVICE uint32_t rq_g32_any(const uint8_t* p) {
 
 ROCQ_HD int64_t rq_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// The 16-level table formats' levels (IQ4_NL, IQ4_XS: rq_iq4nl_value; MXFP4, OCP MXFP4: E2M1
+// doubled) as int8 bytes looked up in registers, 4 codes per step (qdot_int.h, decode32.h).
+template <int ID>
+ROCQ_HD constexpr uint32_t rq_lut16_word(int j) {  // levels of codes 4j..4j+3, one int8 per byte
+  uint32_t w = 0;
+  for (int b = 0; b < 4; ++b) {
+    const int v = ID == QT_IQ4_NL || ID == QT_IQ4_XS ? rq_iq4nl_value(4 * j + b) : rq_e2m1x2_value(4 * j + b);
+    w |= (uint32_t)(uint8_t)(int8_t)v << (8 * b);
+  }
+  return w;
+}
+// Byte j of the result = the level of nibble j of sel (j = 0..3: only the low 16 bits count).
+// Selector nibbles keep bit 3 clear (set, it would make the permute replicate a sign bit).
+template <int ID>
+ROCQ_DEVICE uint32_t rq_lut16_i8x4(uint32_t lo3, uint32_t pick) {
+  constexpr uint32_t t0 = rq_lut16_word<ID>(0), t1 = rq_lut16_word<ID>(1), t2 = rq_lut16_word<ID>(2),
+                     t3 = rq_lut16_word<ID>(3);
+  return rq_byte_perm(rq_byte_perm(t0, t1, lo3), rq_byte_perm(t2, t3, lo3), pick);
+}
+// The levels of the 8 codes of word w: run A = codes of elements (4 consecutive), run B
+// likewise. Q4_0 order (Q40): low nibbles are run A, high nibbles run B; otherwise (OCP) the
+// nibbles are in element order, the low half-word run A.
+template <int ID, bool Q40>
+ROCQ_DEVICE void rq_lut16_runs(uint32_t w, uint32_t& ra, uint32_t& rb) {
+  const uint32_t lo3 = w & 0x77777777u;                         // code within its half-table
+  const uint32_t pick = ((w >> 1) & 0x44444444u) | 0x32103210u;  // byte j of the low (0) or high (4) table
+  const uint32_t v0 = rq_lut16_i8x4<ID>(lo3, pick), v1 = rq_lut16_i8x4<ID>(lo3 >> 16, pick >> 16);
+  if constexpr (Q40) {  // v0 = levels of (e0, e16, e1, e17), v1 = (e2, e18, e3, e19)
+    ra = rq_byte_perm(v0, v1, 0x6420);
+    rb = rq_byte_perm(v0, v1, 0x7531);
+  } else {
+    ra = v0;
+    rb = v1;
+  }
+}
+
 // The operands of one fused matmul launch, y[M, n] = x[M, k] @ W^T (+ bias): x and y contiguous
 // in the activation dtype, W as [n, row_bytes] format bytes (+ the scale plane), bias fp32.
 struct QmatArgs {
