@@ -102,7 +102,10 @@ struct QmvStreamCfg {
   // / 20.5 -> 17.9 / 8.9 -> 8.2; Q5_0 48.4 -> 44.9 / 16.7 -> 15.3 / 7.6 -> 7.3; Q6_K 62.9 ->
   // 61.3 / 20.2 -> 18.7 / 9.4 -> 7.9; Q3_K 89.5 -> 88.3 / 26.5 -> 25.1 / 10.8 -> 9.6; IQ4_XS
   // 55.5 -> 54.1 / 18.3 -> 17.2 / 8.0 -> 7.6; MXFP4 54.8 -> 55.0 / 18.3 -> 17.4 / 8.0 -> 7.7;
-  // Q4_0, Q4_1, Q5_1 within 2%; Q4_K 42.4 -> 44.6 on the 70B layer; Q8_0 level.
+  // Q4_0, Q4_1, Q5_1 within 2%; Q4_K 42.4 -> 44.6 on the 70B layer; Q8_0 level. The split-table
+  // pieces (session 7) at 3 instead of 2: slower but for IQ4_XS on the 70B FFN up layer (43.4 ->
+  // 42.3 us), e.g. MXFP4 70B down 45.9 -> 49.1, OCP MXFP4 8B FFN up 16.3 -> 18.4
+  // (bench_qmatmul_h200_s7_mb{A,B,B2}.json: 2 / 3 / 3 again).
   static constexpr int kMinBlocksM1 = ID == QT_Q4_K || ID == QT_Q8_0 ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
