@@ -245,6 +245,64 @@ struct PieceIntK23 {
 template <> struct PieceInt<QT_Q2_K> : PieceIntK23<QT_Q2_K> {};
 template <> struct PieceInt<QT_Q3_K> : PieceIntK23<QT_Q3_K> {};
 
+// Q2_K / Q3_K for the streaming kernel (qmatvec_stream.h StreamPieceK23), 64 elements a piece:
+// those whose 2-bit codes fill 16 qs bytes (half c, bytes 16 lh .. 16 lh + 15), i.e. fields j =
+// 0..3 of those bytes: 4 sub-blocks of 16 elements (8c + 2j + lh), each inside one x block. Codes
+// times x are summed per sub-block in integers and the sub-block's scale (and Q2_K's min) applied
+// once per 16 elements, where the 2-quad pieces (PieceIntK23) convert and apply two scales and
+// mins per 4 (from the SASS of the H200 build, M = 1, per weight and row: Q2_K ~7.3 instructions
+// there, ~3.4 here; Q3_K ~10.6, ~4.8). The kernel feeds x one sub-block at a time (16 int16
+// values in natural order, their sum, the x block's scale) to every row of the piece.
+template <int ID>
+struct PieceIntK23Wide {
+  struct Row {
+    uint32_t w[4], hm[4];  // qs words (fields j = 0..3); Q3_K: hmask words (bit 4c + j)
+    float d, dmin;
+  };
+  ROCQ_DEVICE static int elem0(int Q0) { return 128 * (Q0 / 16) + 16 * ((Q0 / 8) % 2); }  // of field 0
+  ROCQ_DEVICE static Row load(const uint8_t* blk, int Q0) {
+    const int c = Q0 / 16, lh = (Q0 / 8) % 2;
+    Row r;
+    if constexpr (ID == QT_Q2_K) {  // 84-byte blocks: 4-byte aligned
+#pragma unroll
+      for (int i = 0; i < 4; ++i) r.w[i] = rq_g32(blk + 16 + 32 * c + 16 * lh + 4 * i);
+      const uint32_t dd = rq_g32(blk + 80);
+      r.d = rq_f16_to_f32((uint16_t)dd);
+      r.dmin = rq_f16_to_f32((uint16_t)(dd >> 16));
+    } else {  // 110-byte blocks: 2-byte aligned
+      rq_g32n_any<4>(blk + 32 + 32 * c + 16 * lh, r.w);
+      rq_g32n_any<4>(blk + 16 * lh, r.hm);
+      r.d = rq_gf16(blk + 108);
+      r.dmin = 0.f;
+    }
+    return r;
+  }
+  // acc[m] += the sub-block j part of the row: xw[m] the sub-block's 16 x values (int16 pairs),
+  // X[m] their sum, f[m] the x block's scale.
+  template <int MT>
+  ROCQ_DEVICE static void sub(const uint8_t* blk, int Q0, const Row& r, int j, const uint32_t (&xw)[MT][8],
+                              const int (&X)[MT], const float (&f)[MT], float (&acc)[MT]) {
+    const int c = Q0 / 16, sb = 8 * c + 2 * j + (Q0 / 8) % 2;
+    int s[MT] = {};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      uint32_t code = (r.w[i] >> (2 * j)) & 0x03030303u;
+      if constexpr (ID == QT_Q3_K) code |= ((r.hm[i] >> (4 * c + j)) & 0x01010101u) << 2;
+#pragma unroll
+      for (int m = 0; m < MT; ++m) s[m] = rq_dot2_16x8<true>(xw[m][2 * i + 1], code, rq_dot2_16x8<false>(xw[m][2 * i], code, s[m]));
+    }
+    if constexpr (ID == QT_Q2_K) {
+      const int sc = blk[sb] & 15, mn = blk[sb] >> 4;
+#pragma unroll
+      for (int m = 0; m < MT; ++m) acc[m] = fmaf(f[m], fmaf(r.d, (float)(sc * s[m]), -r.dmin * (float)(mn * X[m])), acc[m]);
+    } else {  // x = d * sc * (q - 4)
+      const int sc = Codec<QT_Q3_K>::scale(blk + 96, sb);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) acc[m] = fmaf(f[m] * r.d, (float)(sc * (s[m] - 4 * X[m])), acc[m]);
+    }
+  }
+};
+
 // Table formats: each 4-bit code selects one of 16 int8 levels (IQ4_NL's, or E2M1 doubled:
 // formats.h), so the products with the fixed-point x stay exact integers. The table lives in 4
 // registers (constants) and is read with byte permutes: per 4 codes, two permutes pick the

@@ -30,6 +30,30 @@ namespace rocq::gpu {
 // preferred row sets, stages): (128, 2, 4) / (128, 2, 3) / (256, 2, 3) / (256, 4, 3), e.g. on the
 // 70B FFN up layer Q4_0 45.7 / 44.0 / 40.7 / 49.2 us, Q5_K 65.0 / 62.3 / 59.9 / 68.5, Q2_K 68.1 /
 // 68.4 / 63.0 / 77.9 (the register-blocked kernel: 44.3, 71.6, 77.7). The third is kept.
+// x in shared memory: the row's int16 values in 16-byte granules, granule g stored at
+// g ^ ((g >> 3) & 7) (an XOR swizzle inside each 128-byte line) so that lanes reading
+// neighbouring blocks' runs spread over the banks; then the row's k/32 block scales.
+ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
+// A 32-element block of int16 x (16 words, word j = elements 2j, 2j + 1) reordered as the pairs
+// (x[j], x[16 + j]), j = 0..15 (StreamPiece kPairX).
+ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
+  uint32_t w[16], o[16];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    w[4 * j] = q[j].x;
+    w[4 * j + 1] = q[j].y;
+    w[4 * j + 2] = q[j].z;
+    w[4 * j + 3] = q[j].w;
+  }
+#pragma unroll
+  for (int j = 0; j < 16; ++j) o[j] = rq_byte_perm(w[j / 2], w[8 + j / 2], j % 2 ? 0x7632u : 0x5410u);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) q[j] = make_uint4(o[4 * j], o[4 * j + 1], o[4 * j + 2], o[4 * j + 3]);
+}
+// The x rows' stride in shared memory (elements): k rounded up to 64, whole 128-byte lines (the
+// swizzle's span), so that each row's swizzle stays inside the row.
+ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
+
 // The pieces the streaming kernel runs (StreamPiece<ID, MT>): the integer pieces (qdot_int.h),
 // but for one row of x the split-table ones for the 16-level table formats (PieceIntLut16Split:
 // 8 DP2A per 8 codes instead of 4, a loss at two rows, where the DP2A double: H200, 8B FFN up,
@@ -40,7 +64,7 @@ namespace rocq::gpu {
 template <int ID, int MT, bool SPLIT = (MT == 1 && (ID == QT_IQ4_NL || ID == QT_IQ4_XS || ID == QT_MXFP4 ||
                                                      ID == QT_OCP_MXFP4))>
 struct StreamPiece {
-  static constexpr bool kPairX = false, kTab = false;
+  static constexpr bool kPairX = false, kTab = false, kOwnRows = false;
   // the 32-element formats' pieces take a whole block (QmvStreamCfg: NQ = 4 quads, one piece per unit)
   static constexpr bool kSpan = Codec<ID>::kElems == 32;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
@@ -55,9 +79,51 @@ struct StreamPiece {
     PieceInt<ID>::template dot<MT, NQ>(blk, Q0, sc, x, acc);
   }
 };
+// Q2_K, Q3_K: 8-quad pieces (qdot_int.h PieceIntK23Wide), both row counts, which run the rows of
+// a piece themselves (kOwnRows: rows()), x one 16-element sub-block at a time, so that x for the
+// piece's 64 elements is never live at once.
+template <int ID>
+struct StreamPieceK23 {
+  static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true;
+  ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
+  // x: xg the swizzled int16 granules (rows kx apart), xs the block scales (rows nb apart); the
+  // piece's unit starts at element e0; its RT rows' bytes at blk, row_bytes apart.
+  template <int MT, int RT>
+  ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
+                               int row_bytes, float (&acc)[RT][MT]) {
+    using W = PieceIntK23Wide<ID>;
+    typename W::Row rw[RT];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) rw[r] = W::load(blk + r * row_bytes, Q0);
+    const int ef = e0 + W::elem0(Q0);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      uint32_t xw[MT][8];
+      int X[MT];
+      float f[MT];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        // 16 elements from a multiple of 16: granules g, g + 1 (g even), stored at rq_xswz(g) ^ 0, 1
+        const int e = ef + 32 * j, o = 16 * rq_xswz((m * kx + e) >> 3);
+        const uint4 t0 = *reinterpret_cast<const uint4*>(xg + o), t1 = *reinterpret_cast<const uint4*>(xg + (o ^ 16));
+        xw[m][0] = t0.x; xw[m][1] = t0.y; xw[m][2] = t0.z; xw[m][3] = t0.w;
+        xw[m][4] = t1.x; xw[m][5] = t1.y; xw[m][6] = t1.z; xw[m][7] = t1.w;
+        X[m] = 0;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) X[m] = rq_dot2_16x8<false>(xw[m][i], 0x0101u, X[m]);
+        f[m] = xs[m * nb + e / 32];
+      }
+#pragma unroll
+      for (int r = 0; r < RT; ++r) W::template sub<MT>(blk + r * row_bytes, Q0, rw[r], j, xw, X, f, acc[r]);
+    }
+  }
+};
+template <int MT> struct StreamPiece<QT_Q2_K, MT, false> : StreamPieceK23<QT_Q2_K> {};
+template <int MT> struct StreamPiece<QT_Q3_K, MT, false> : StreamPieceK23<QT_Q3_K> {};
+
 template <int ID, int MT>
 struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {
-  static constexpr bool kSpan = true;
+  static constexpr bool kSpan = true, kOwnRows = false;
   ROCQ_DEVICE static int xspan(int Q0) { return PieceIntLut16Split<ID>::xa(Q0); }
   ROCQ_DEVICE static constexpr int span_a(int q) { return 8 * q; }
   ROCQ_DEVICE static constexpr int span_b(int q) { return 8 * q + 4; }
@@ -82,18 +148,29 @@ struct QmvStreamCfg {
   // (benchmarks/results/bench_qmatmul_h200_session6_q6{A,N2,N3}.json). (Q6_K then moved to 2
   // CTAs per multiprocessor, kMinBlocksM1; 3 stages there were not measured.)
   static constexpr bool kQ6Wide = ID == QT_Q6_K;
-  static constexpr int NQ = kQ6Wide ? 4 : QmvPieceNQ<ID, 1, true>::v;
+  // Q2_K, Q3_K: 8-quad pieces (StreamPieceK23; 2-quad ones before session 7). A stage then holds
+  // 32 blocks of each row at two row sets (8192 elements: the 8B layers' k = 4096 leaves half the
+  // pieces idle) and 16 at four (two rows a thread, x reloaded twice as often). H200, M = 1, us,
+  // 70B FFN up / 70B down / 8B FFN up / 4096x4096 (benchmarks/results/bench_qmatmul_h200_s7_k23
+  // {A,B,B2,C,D,E,F}.json): 2-quad pieces Q2_K 61.3 / 62.4 / 18.3 / 7.5, Q3_K 88.3 / 89.1 / 25.1
+  // / 9.6; two sets, 3 stages: Q3_K 45.4 / 116.0 (its 143 KB for k = 28672 are over
+  // kQmvStreamMaxSmem: the register-blocked kernel ran) / 23.0 / 9.0, and at M = 2 it spilled
+  // (136.2 us on 70B up); two sets, 2 stages: Q2_K 30.6 / 34.7 / 15.6 / 6.8, Q3_K 45.1 / 115.9 /
+  // 23.0 / 9.0; four sets, 3 stages: Q2_K 36.3 / 39.1 / 12.6 / 6.4, Q3_K 53.0 / 54.6 / 16.9 /
+  // 7.3. Kept: Q2_K two sets, 2 stages; Q3_K four sets, 3 stages (fits the 70B down layer).
+  static constexpr bool kK23 = ID == QT_Q2_K || ID == QT_Q3_K;
+  static constexpr int NQ = kQ6Wide ? 4 : kK23 ? 8 : QmvPieceNQ<ID, 1, true>::v;
   static constexpr int PPB = Piece<ID>::kQuads / NQ;     // pieces per unit
   static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   // Two row sets of 4 rows where a row's stage bytes (half the CTA's pieces) are whole 16-byte
-  // copies; else one set of 8 rows.
-  static constexpr int RS = ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
+  // copies; else one set of 8 rows; Q3_K: four sets of 2 (kK23).
+  static constexpr int RS = ID == QT_Q3_K ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
   static constexpr int R = 8, RT = R / RS;   // rows per group, rows per thread
   static constexpr int NPc = kThreads / RS;  // pieces per stage and row
   static constexpr int CU = NPc / PPB;       // units per stage and row
   static constexpr int kRowBytes = CU * UB;  // one row's bytes in a stage
   static constexpr int kStageBytes = R * kRowBytes;
-  static constexpr int kStages = kQ6Wide ? 2 : 3;
+  static constexpr int kStages = kQ6Wide || ID == QT_Q2_K ? 2 : 3;
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
   // spilled or were scheduled tighter; 3 for Q4_K and Q8_0, level or slower at 2. H200, M = 1,
@@ -111,30 +188,6 @@ struct QmvStreamCfg {
   static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0;
 };
-
-// x in shared memory: the row's int16 values in 16-byte granules, granule g stored at
-// g ^ ((g >> 3) & 7) (an XOR swizzle inside each 128-byte line) so that lanes reading
-// neighbouring blocks' runs spread over the banks; then the row's k/32 block scales.
-ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
-// A 32-element block of int16 x (16 words, word j = elements 2j, 2j + 1) reordered as the pairs
-// (x[j], x[16 + j]), j = 0..15 (StreamPiece kPairX).
-ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
-  uint32_t w[16], o[16];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    w[4 * j] = q[j].x;
-    w[4 * j + 1] = q[j].y;
-    w[4 * j + 2] = q[j].z;
-    w[4 * j + 3] = q[j].w;
-  }
-#pragma unroll
-  for (int j = 0; j < 16; ++j) o[j] = rq_byte_perm(w[j / 2], w[8 + j / 2], j % 2 ? 0x7632u : 0x5410u);
-#pragma unroll
-  for (int j = 0; j < 4; ++j) q[j] = make_uint4(o[4 * j], o[4 * j + 1], o[4 * j + 2], o[4 * j + 3]);
-}
-// The x rows' stride in shared memory (elements): k rounded up to 64, whole 128-byte lines (the
-// swizzle's span), so that each row's swizzle stays inside the row.
-ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
 
 template <int ID, int XK, int MT>
 __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStreamCfg<ID>::kMinBlocksM1 : 2) qmv_stream_kernel(QmvArgs a) {
@@ -267,7 +320,11 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStrea
         if (c + 1 < nc) load_scales(g, c + 1);
         else load_scales(g + gridDim.x, 0);
       }
-      if (b < units) {
+      if constexpr (P::kOwnRows) {
+        if (b < units)
+          P::template rows<MT, RT>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0,
+                                   stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB, Cfg::kRowBytes, acc);
+      } else if (b < units) {
         const int e0 = b * UE;
         XIPiece<MT, NQ> x;
         if constexpr (P::kSpan) {

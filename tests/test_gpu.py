@@ -330,17 +330,17 @@ def _stream_case(fmt: str, dtype, M: int = 1) -> None:
     weights staged through shared memory, persistent CTAs walking 8-row groups), checked against
     an fp64 reference on the GPU: n of more than 4 row groups per resident CTA (so CTAs walk
     several groups, the stage ring wraps across groups) and not a multiple of 8 (a partial last
-    group); k a partial number of stages where the format allows it (Q3_K and Q2_K rows are whole
-    stages), and not a multiple of 64 for OCP MXFP4 (the padded x rows); bias, an outlier and a
-    zero block in x. y matches the fixed-point reference up to the output rounding, two calls
+    group); k a partial number of stages (19 Q2_K blocks: 0.6 of a stage, 20 Q3_K blocks: 1.25),
+    and not a multiple of 64 for OCP MXFP4 (the padded x rows); bias, an outlier and a zero block
+    in x. y matches the fixed-point reference up to the output rounding, two calls
     agree bit for bit, and inf in one row of x leaves the other row finite. Which kernel runs
     depends on ROCQ_QMV_STREAM (kernels/qmatvec_stream.hip; =3 makes it an error if not this one)."""
     f = rocq.format_info(fmt)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     n = 8 * 4 * 3 * sms + 5
     # a stage holds 128 pieces of each row: 128 units of the 32-element formats, 16 of Q4_K, Q5_K,
-    # IQ4_XS and Q6_K (4-quad pieces), 8 of Q3_K and Q2_K; Q8_0's stages are so large that x must
-    # stay small to fit
+    # IQ4_XS and Q6_K (4-quad pieces), 32 of Q2_K (8-quad pieces); Q3_K: 64 pieces, 16 units; Q8_0's
+    # stages are so large that x must stay small to fit
     units = {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q8_0": 130 if M == 1 else 40, "ocp_mxfp4": 301}.get(
         fmt, 37 if f.block_elems == 256 else 300)
     k = f.block_elems * _fast_blocks(f, units)
