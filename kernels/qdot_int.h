@@ -303,6 +303,59 @@ struct PieceIntK23Wide {
   }
 };
 
+// Q4_K / Q5_K for the streaming kernel (qmatvec_stream.h StreamPieceK45), 64 elements a piece:
+// group g = Q0 / 8 (32 qs bytes), sub-blocks 2g (low nibbles, run A) and 2g + 1 (high nibbles),
+// each one x block. Codes times x summed per sub-block in integers, scale and min applied once
+// per 32 elements; the scale pair unpacked once per 64 (PieceIntK45: per 32, and each piece's x
+// read 4 elements at a time). The kernel passes both sub-blocks' x (16 int16 pairs each, in
+// element order), their sums and scales.
+template <bool Q5>
+struct PieceIntK45Wide {
+  template <int MT>
+  ROCQ_DEVICE static void dot(const uint8_t* blk, int g, const uint32_t (&xa)[MT][16], const uint32_t (&xb)[MT][16],
+                              const int (&XA)[MT], const int (&XB)[MT], const float (&fa)[MT], const float (&fb)[MT],
+                              float (&acc)[MT]) {
+    constexpr int kQs = Q5 ? 48 : 16;
+    // 144- and 176-byte blocks in 16-byte aligned stage rows: 16-byte aligned
+    const uint4 h = *reinterpret_cast<const uint4*>(blk);  // d, dmin, scales 0..11
+    const uint32_t dm = h.x;
+    uint32_t scp, mnp;
+    rq_k4_pair(h.y, h.z, h.w, g, scp, mnp);
+    int sA[MT] = {}, sB[MT] = {};
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const uint4 v = *reinterpret_cast<const uint4*>(blk + kQs + 32 * g + 16 * hh);
+      const uint32_t w4[4] = {v.x, v.y, v.z, v.w};
+      uint32_t q4[4] = {0u, 0u, 0u, 0u};
+      if constexpr (Q5) {
+        const uint4 qv = *reinterpret_cast<const uint4*>(blk + 16 + 16 * hh);
+        q4[0] = qv.x; q4[1] = qv.y; q4[2] = qv.z; q4[3] = qv.w;
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int wi = 4 * hh + i;  // word: elements 4 wi .. 4 wi + 3 of each sub-block
+        uint32_t ca = w4[i] & 0x0F0F0F0Fu, cb = (w4[i] >> 4) & 0x0F0F0F0Fu;
+        if constexpr (Q5) {
+          ca |= ((q4[i] >> (2 * g)) & 0x01010101u) << 4;
+          cb |= ((q4[i] >> (2 * g + 1)) & 0x01010101u) << 4;
+        }
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          sA[m] = rq_dot2_16x8<true>(xa[m][2 * wi + 1], ca, rq_dot2_16x8<false>(xa[m][2 * wi], ca, sA[m]));
+          sB[m] = rq_dot2_16x8<true>(xb[m][2 * wi + 1], cb, rq_dot2_16x8<false>(xb[m][2 * wi], cb, sB[m]));
+        }
+      }
+    }
+    const float d = rq_f16_to_f32((uint16_t)dm), dmin = rq_f16_to_f32((uint16_t)(dm >> 16));
+    const int scA = (int)(scp & 0xFFu), scB = (int)(scp >> 8), mnA = (int)(mnp & 0xFFu), mnB = (int)(mnp >> 8);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      float v = fmaf(fa[m], fmaf(d, (float)(scA * sA[m]), -dmin * (float)(mnA * XA[m])), acc[m]);
+      acc[m] = fmaf(fb[m], fmaf(d, (float)(scB * sB[m]), -dmin * (float)(mnB * XB[m])), v);
+    }
+  }
+};
+
 // Table formats: each 4-bit code selects one of 16 int8 levels (IQ4_NL's, or E2M1 doubled:
 // formats.h), so the products with the fixed-point x stay exact integers. The table lives in 4
 // registers (constants) and is read with byte permutes: per 4 codes, two permutes pick the

@@ -34,6 +34,20 @@ namespace rocq::gpu {
 // g ^ ((g >> 3) & 7) (an XOR swizzle inside each 128-byte line) so that lanes reading
 // neighbouring blocks' runs spread over the banks; then the row's k/32 block scales.
 ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
+// N x granules (16 bytes each) from granule index g0, a multiple of N (2 or 4): w[4i..4i+3] =
+// granule g0 + i, stored at rq_xswz(g0) ^ i (the swizzle XORs bits that g0 + i shares with g0).
+template <int N>
+ROCQ_DEVICE void rq_x_granules(const uint8_t* xg, int g0, uint32_t (&w)[4 * N]) {
+  const int o0 = 16 * rq_xswz(g0);
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    const uint4 t = *reinterpret_cast<const uint4*>(xg + (o0 ^ (16 * i)));
+    w[4 * i] = t.x;
+    w[4 * i + 1] = t.y;
+    w[4 * i + 2] = t.z;
+    w[4 * i + 3] = t.w;
+  }
+}
 // A 32-element block of int16 x (16 words, word j = elements 2j, 2j + 1) reordered as the pairs
 // (x[j], x[16 + j]), j = 0..15 (StreamPiece kPairX).
 ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
@@ -82,10 +96,12 @@ struct StreamPiece {
 // Q2_K, Q3_K: 8-quad pieces (qdot_int.h PieceIntK23Wide), both row counts, which run the rows of
 // a piece themselves (kOwnRows: rows()), x one 16-element sub-block at a time, so that x for the
 // piece's 64 elements is never live at once.
-template <int ID>
-struct StreamPieceK23 {
+struct StreamOwnRows {  // the flags of the pieces that run their rows themselves
   static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
+};
+template <int ID>
+struct StreamPieceK23 : StreamOwnRows {
   // x: xg the swizzled int16 granules (rows kx apart), xs the block scales (rows nb apart); the
   // piece's unit starts at element e0; its RT rows' bytes at blk, row_bytes apart.
   template <int MT, int RT>
@@ -103,11 +119,8 @@ struct StreamPieceK23 {
       float f[MT];
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
-        // 16 elements from a multiple of 16: granules g, g + 1 (g even), stored at rq_xswz(g) ^ 0, 1
-        const int e = ef + 32 * j, o = 16 * rq_xswz((m * kx + e) >> 3);
-        const uint4 t0 = *reinterpret_cast<const uint4*>(xg + o), t1 = *reinterpret_cast<const uint4*>(xg + (o ^ 16));
-        xw[m][0] = t0.x; xw[m][1] = t0.y; xw[m][2] = t0.z; xw[m][3] = t0.w;
-        xw[m][4] = t1.x; xw[m][5] = t1.y; xw[m][6] = t1.z; xw[m][7] = t1.w;
+        const int e = ef + 32 * j;  // 16 elements from a multiple of 16
+        rq_x_granules<2>(xg, (m * kx + e) >> 3, xw[m]);
         X[m] = 0;
 #pragma unroll
         for (int i = 0; i < 8; ++i) X[m] = rq_dot2_16x8<false>(xw[m][i], 0x0101u, X[m]);
@@ -120,6 +133,39 @@ struct StreamPieceK23 {
 };
 template <int MT> struct StreamPiece<QT_Q2_K, MT, false> : StreamPieceK23<QT_Q2_K> {};
 template <int MT> struct StreamPiece<QT_Q3_K, MT, false> : StreamPieceK23<QT_Q3_K> {};
+
+// Q4_K, Q5_K: 8-quad pieces (qdot_int.h PieceIntK45Wide: one 64-element group of a block),
+// running their rows themselves like StreamPieceK23, both sub-blocks' x loaded whole once per
+// piece (4 x 16 bytes each).
+template <bool Q5>
+struct StreamPieceK45 : StreamOwnRows {
+  template <int MT, int RT>
+  ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
+                               int row_bytes, float (&acc)[RT][MT]) {
+    const int g = Q0 / 8;
+    uint32_t xa[MT][16], xb[MT][16];
+    int XA[MT], XB[MT];
+    float fa[MT], fb[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const int e = e0 + 64 * g;  // sub-block A: 32 elements from a multiple of 32, B the next 32
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        uint32_t (&xw)[16] = h ? xb[m] : xa[m];
+        rq_x_granules<4>(xg, (m * kx + e + 32 * h) >> 3, xw);
+        int X = 0;
+#pragma unroll
+        for (int i = 0; i < 16; ++i) X = rq_dot2_16x8<false>(xw[i], 0x0101u, X);
+        (h ? XB : XA)[m] = X;
+        (h ? fb : fa)[m] = xs[m * nb + (e + 32 * h) / 32];
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < RT; ++r) PieceIntK45Wide<Q5>::template dot<MT>(blk + r * row_bytes, g, xa, xb, XA, XB, fa, fb, acc[r]);
+  }
+};
+template <int MT> struct StreamPiece<QT_Q4_K, MT, false> : StreamPieceK45<false> {};
+template <int MT> struct StreamPiece<QT_Q5_K, MT, false> : StreamPieceK45<true> {};
 
 template <int ID, int MT>
 struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {
@@ -159,12 +205,19 @@ struct QmvStreamCfg {
   // 23.0 / 9.0; four sets, 3 stages: Q2_K 36.3 / 39.1 / 12.6 / 6.4, Q3_K 53.0 / 54.6 / 16.9 /
   // 7.3. Kept: Q2_K two sets, 2 stages; Q3_K four sets, 3 stages (fits the 70B down layer).
   static constexpr bool kK23 = ID == QT_Q2_K || ID == QT_Q3_K;
-  static constexpr int NQ = kQ6Wide ? 4 : kK23 ? 8 : QmvPieceNQ<ID, 1, true>::v;
+  // Q4_K, Q5_K: 8-quad pieces (StreamPieceK45; 4-quad ones before session 7), four row sets (the
+  // stage size of before). H200, M = 1 / 2, us, 70B FFN up / 8B FFN up / 4096x4096
+  // (benchmarks/results/bench_qmatmul_h200_s7_k45{A,B,B2}.json: before / after at 3 CTAs per
+  // multiprocessor for Q4_K / after at 2): Q4_K M = 1 42.5 / 41.0 / 38.3, 15.1 / 13.8 / 13.0, 7.2
+  // / 6.7 / 6.4; M = 2 64.0 / 54.3 / 54.4; Q5_K M = 1 53.3 / 47.1, 17.6 / 16.0, 8.0 / 7.6, M = 2
+  // 71.7 / 66.9. (The 70B down layer, k = 28672, does not fit either way: unchanged.)
+  static constexpr bool kK45 = ID == QT_Q4_K || ID == QT_Q5_K;
+  static constexpr int NQ = kQ6Wide ? 4 : kK23 || kK45 ? 8 : QmvPieceNQ<ID, 1, true>::v;
   static constexpr int PPB = Piece<ID>::kQuads / NQ;     // pieces per unit
   static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   // Two row sets of 4 rows where a row's stage bytes (half the CTA's pieces) are whole 16-byte
-  // copies; else one set of 8 rows; Q3_K: four sets of 2 (kK23).
-  static constexpr int RS = ID == QT_Q3_K ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
+  // copies; else one set of 8 rows; Q3_K, Q4_K, Q5_K: four sets of 2 (kK23, kK45).
+  static constexpr int RS = ID == QT_Q3_K || kK45 ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
   static constexpr int R = 8, RT = R / RS;   // rows per group, rows per thread
   static constexpr int NPc = kThreads / RS;  // pieces per stage and row
   static constexpr int CU = NPc / PPB;       // units per stage and row
@@ -173,17 +226,18 @@ struct QmvStreamCfg {
   static constexpr int kStages = kQ6Wide || ID == QT_Q2_K ? 2 : 3;
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
-  // spilled or were scheduled tighter; 3 for Q4_K and Q8_0, level or slower at 2. H200, M = 1,
-  // same run (benchmarks/results/bench_qmatmul_h200_session6_mb{A,B,B2}.json: 3 / 2 / 2 again;
+  // spilled or were scheduled tighter; 3 for Q8_0 (and Q4_K before session 7), level or slower
+  // at 2. H200, M = 1, same run (benchmarks/results/bench_qmatmul_h200_session6_mb{A,B,B2}.json: 3 / 2 / 2 again;
   // session6_q5{A,B}.json for Q5_K), 70B FFN up / 8B FFN up / 4096x4096, us: Q5_K 59.3 -> 53.9
   // / 20.5 -> 17.9 / 8.9 -> 8.2; Q5_0 48.4 -> 44.9 / 16.7 -> 15.3 / 7.6 -> 7.3; Q6_K 62.9 ->
   // 61.3 / 20.2 -> 18.7 / 9.4 -> 7.9; Q3_K 89.5 -> 88.3 / 26.5 -> 25.1 / 10.8 -> 9.6; IQ4_XS
   // 55.5 -> 54.1 / 18.3 -> 17.2 / 8.0 -> 7.6; MXFP4 54.8 -> 55.0 / 18.3 -> 17.4 / 8.0 -> 7.7;
-  // Q4_0, Q4_1, Q5_1 within 2%; Q4_K 42.4 -> 44.6 on the 70B layer; Q8_0 level. The split-table
+  // Q4_0, Q4_1, Q5_1 within 2%; Q4_K 42.4 -> 44.6 on the 70B layer (its 8-quad pieces since
+  // session 7: 41.0 -> 38.3 at 2, kK45); Q8_0 level. The split-table
   // pieces (session 7) at 3 instead of 2: slower but for IQ4_XS on the 70B FFN up layer (43.4 ->
   // 42.3 us), e.g. MXFP4 70B down 45.9 -> 49.1, OCP MXFP4 8B FFN up 16.3 -> 18.4
   // (bench_qmatmul_h200_s7_mb{A,B,B2}.json: 2 / 3 / 3 again).
-  static constexpr int kMinBlocksM1 = ID == QT_Q4_K || ID == QT_Q8_0 ? 3 : 2;
+  static constexpr int kMinBlocksM1 = ID == QT_Q8_0 ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0;
@@ -328,21 +382,12 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStrea
         const int e0 = b * UE;
         XIPiece<MT, NQ> x;
         if constexpr (P::kSpan) {
-          // the piece's 32-element x block: granules g0..g0+3 (g0 a multiple of 4), stored at
-          // rq_xswz(g0) ^ i (the swizzle XORs bits that g0 + i shares with g0)
+          // the piece's 32-element x block, whole
 #pragma unroll
           for (int m = 0; m < MT; ++m) {
-            const int e = e0 + P::xspan(Q0), g0 = (m * kx + e) >> 3;
-            const int o0 = 16 * rq_xswz(g0);
+            const int e = e0 + P::xspan(Q0);
             uint32_t v[16];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-              const uint4 t = *reinterpret_cast<const uint4*>(xg + (o0 ^ (16 * i)));
-              v[4 * i] = t.x;
-              v[4 * i + 1] = t.y;
-              v[4 * i + 2] = t.z;
-              v[4 * i + 3] = t.w;
-            }
+            rq_x_granules<4>(xg, (m * kx + e) >> 3, v);
             const float f = xsc[m * (int)(a.k / 32) + e / 32];
 #pragma unroll
             for (int q = 0; q < NQ; ++q) {
