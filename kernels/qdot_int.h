@@ -245,7 +245,7 @@ struct PieceIntK23 {
 template <> struct PieceInt<QT_Q2_K> : PieceIntK23<QT_Q2_K> {};
 template <> struct PieceInt<QT_Q3_K> : PieceIntK23<QT_Q3_K> {};
 
-// Q2_K / Q3_K for the streaming kernel (qmatvec_stream.h StreamPieceK23), 64 elements a piece:
+// Q2_K / Q3_K for the streaming kernel (qmatvec_stream.h StreamPieceSubs), 64 elements a piece:
 // those whose 2-bit codes fill 16 qs bytes (half c, bytes 16 lh .. 16 lh + 15), i.e. fields j =
 // 0..3 of those bytes: 4 sub-blocks of 16 elements (8c + 2j + lh), each inside one x block. Codes
 // times x are summed per sub-block in integers and the sub-block's scale (and Q2_K's min) applied
@@ -300,6 +300,49 @@ struct PieceIntK23Wide {
 #pragma unroll
       for (int m = 0; m < MT; ++m) acc[m] = fmaf(f[m] * r.d, (float)(sc * (s[m] - 4 * X[m])), acc[m]);
     }
+  }
+};
+
+// Q6_K for the streaming kernel (qmatvec_stream.h StreamPieceQ6), 64 elements a piece: half h,
+// bytes 16 lh .. 16 lh + 15 of each 32-byte ql run and of the half's qh run, i.e. sub-blocks
+// 8h + 2r + lh (r = 0..3: ql run r % 2, nibble r / 2, qh bits 2r), each inside x block 4h + r.
+// Codes times x summed per 16-element sub-block in integers, the int8 scale applied once per 16
+// (PieceInt<QT_Q6_K>: 4-quad pieces, scales per 16 but x read 4 elements at a time and every
+// piece's words re-aligned). Used like PieceIntK23Wide (load once per row, sub() per sub-block).
+struct PieceIntQ6Wide {
+  struct Row {
+    uint32_t ql[8], qh[4];  // ql runs 0, 1 (4 words each), qh
+    float d;
+  };
+  ROCQ_DEVICE static int elem0(int Q0) { return 128 * (Q0 / 16) + 16 * ((Q0 / 8) % 2); }  // of r = 0
+  ROCQ_DEVICE static Row load(const uint8_t* blk, int Q0) {  // 210-byte blocks: 2-byte aligned
+    const int h = Q0 / 16, lh = (Q0 / 8) % 2;
+    Row w;
+    uint32_t t[4];
+#pragma unroll
+    for (int run = 0; run < 2; ++run) {
+      rq_g32n_any<4>(blk + 64 * h + 32 * run + 16 * lh, t);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) w.ql[4 * run + i] = t[i];
+    }
+    rq_g32n_any<4>(blk + 128 + 32 * h + 16 * lh, w.qh);
+    w.d = rq_gf16(blk + 208);
+    return w;
+  }
+  template <int MT>
+  ROCQ_DEVICE static void sub(const uint8_t* blk, int Q0, const Row& w, int r, const uint32_t (&xw)[MT][8],
+                              const int (&X)[MT], const float (&f)[MT], float (&acc)[MT]) {
+    const int sb = 8 * (Q0 / 16) + 2 * r + (Q0 / 8) % 2;
+    int s[MT] = {};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t code = ((w.ql[4 * (r % 2) + i] >> (4 * (r / 2))) & 0x0F0F0F0Fu) | (((w.qh[i] >> (2 * r)) & 0x03030303u) << 4);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) s[m] = rq_dot2_16x8<true>(xw[m][2 * i + 1], code, rq_dot2_16x8<false>(xw[m][2 * i], code, s[m]));
+    }
+    const float dl = rq_mul(w.d, (float)(int8_t)blk[192 + sb]);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(f[m] * dl, (float)(s[m] - 32 * X[m]), acc[m]);  // |.| < 2^24: exact
   }
 };
 

@@ -93,21 +93,21 @@ struct StreamPiece {
     PieceInt<ID>::template dot<MT, NQ>(blk, Q0, sc, x, acc);
   }
 };
-// Q2_K, Q3_K: 8-quad pieces (qdot_int.h PieceIntK23Wide), both row counts, which run the rows of
-// a piece themselves (kOwnRows: rows()), x one 16-element sub-block at a time, so that x for the
-// piece's 64 elements is never live at once.
+// Q2_K, Q3_K, Q6_K: 8-quad pieces of 4 sub-blocks of 16 elements (qdot_int.h PieceIntK23Wide,
+// PieceIntQ6Wide: W), both row counts, which run the rows of a piece themselves (kOwnRows:
+// rows()), x one 16-element sub-block at a time, so that x for the piece's 64 elements is never
+// live at once.
 struct StreamOwnRows {  // the flags of the pieces that run their rows themselves
   static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
 };
-template <int ID>
-struct StreamPieceK23 : StreamOwnRows {
+template <typename W>
+struct StreamPieceSubs : StreamOwnRows {
   // x: xg the swizzled int16 granules (rows kx apart), xs the block scales (rows nb apart); the
   // piece's unit starts at element e0; its RT rows' bytes at blk, row_bytes apart.
   template <int MT, int RT>
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
                                int row_bytes, float (&acc)[RT][MT]) {
-    using W = PieceIntK23Wide<ID>;
     typename W::Row rw[RT];
 #pragma unroll
     for (int r = 0; r < RT; ++r) rw[r] = W::load(blk + r * row_bytes, Q0);
@@ -131,11 +131,12 @@ struct StreamPieceK23 : StreamOwnRows {
     }
   }
 };
-template <int MT> struct StreamPiece<QT_Q2_K, MT, false> : StreamPieceK23<QT_Q2_K> {};
-template <int MT> struct StreamPiece<QT_Q3_K, MT, false> : StreamPieceK23<QT_Q3_K> {};
+template <int MT> struct StreamPiece<QT_Q2_K, MT, false> : StreamPieceSubs<PieceIntK23Wide<QT_Q2_K>> {};
+template <int MT> struct StreamPiece<QT_Q3_K, MT, false> : StreamPieceSubs<PieceIntK23Wide<QT_Q3_K>> {};
+template <int MT> struct StreamPiece<QT_Q6_K, MT, false> : StreamPieceSubs<PieceIntQ6Wide> {};
 
 // Q4_K, Q5_K: 8-quad pieces (qdot_int.h PieceIntK45Wide: one 64-element group of a block),
-// running their rows themselves like StreamPieceK23, both sub-blocks' x loaded whole once per
+// running their rows themselves like StreamPieceSubs, both sub-blocks' x loaded whole once per
 // piece (4 x 16 bytes each).
 template <bool Q5>
 struct StreamPieceK45 : StreamOwnRows {
@@ -192,9 +193,12 @@ struct QmvStreamCfg {
   // against (2 quads, 3 stages), both at 3 CTAs per multiprocessor: M = 1 70B FFN up 66.7 ->
   // 63.4 us, 8B FFN up 21.9 -> 20.3, 70B down 70.2 -> 66.4; M = 2 within 2%
   // (benchmarks/results/bench_qmatmul_h200_session6_q6{A,N2,N3}.json). (Q6_K then moved to 2
-  // CTAs per multiprocessor, kMinBlocksM1; 3 stages there were not measured.)
+  // CTAs per multiprocessor, kMinBlocksM1; 3 stages there were not measured.) Since session 7,
+  // 8-quad pieces at four row sets (StreamPieceSubs with PieceIntQ6Wide; same stage size): M = 1
+  // 70B FFN up 62.2 -> 55.0 us, 70B down 62.3 -> 56.2, 8B FFN up 18.9 -> 17.3, 4096x4096 8.0 ->
+  // 7.6; M = 2 70B up 84.1 -> 74.3 (benchmarks/results/bench_qmatmul_h200_s7_q6w{A,B}.json).
   static constexpr bool kQ6Wide = ID == QT_Q6_K;
-  // Q2_K, Q3_K: 8-quad pieces (StreamPieceK23; 2-quad ones before session 7). A stage then holds
+  // Q2_K, Q3_K: 8-quad pieces (StreamPieceSubs; 2-quad ones before session 7). A stage then holds
   // 32 blocks of each row at two row sets (8192 elements: the 8B layers' k = 4096 leaves half the
   // pieces idle) and 16 at four (two rows a thread, x reloaded twice as often). H200, M = 1, us,
   // 70B FFN up / 70B down / 8B FFN up / 4096x4096 (benchmarks/results/bench_qmatmul_h200_s7_k23
@@ -212,12 +216,12 @@ struct QmvStreamCfg {
   // / 6.7 / 6.4; M = 2 64.0 / 54.3 / 54.4; Q5_K M = 1 53.3 / 47.1, 17.6 / 16.0, 8.0 / 7.6, M = 2
   // 71.7 / 66.9. (The 70B down layer, k = 28672, does not fit either way: unchanged.)
   static constexpr bool kK45 = ID == QT_Q4_K || ID == QT_Q5_K;
-  static constexpr int NQ = kQ6Wide ? 4 : kK23 || kK45 ? 8 : QmvPieceNQ<ID, 1, true>::v;
+  static constexpr int NQ = kK23 || kK45 || kQ6Wide ? 8 : QmvPieceNQ<ID, 1, true>::v;
   static constexpr int PPB = Piece<ID>::kQuads / NQ;     // pieces per unit
   static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   // Two row sets of 4 rows where a row's stage bytes (half the CTA's pieces) are whole 16-byte
-  // copies; else one set of 8 rows; Q3_K, Q4_K, Q5_K: four sets of 2 (kK23, kK45).
-  static constexpr int RS = ID == QT_Q3_K || kK45 ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
+  // copies; else one set of 8 rows; Q3_K, Q4_K, Q5_K, Q6_K: four sets of 2.
+  static constexpr int RS = ID == QT_Q3_K || kK45 || kQ6Wide ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
   static constexpr int R = 8, RT = R / RS;   // rows per group, rows per thread
   static constexpr int NPc = kThreads / RS;  // pieces per stage and row
   static constexpr int CU = NPc / PPB;       // units per stage and row

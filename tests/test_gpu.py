@@ -338,8 +338,8 @@ def _stream_case(fmt: str, dtype, M: int = 1) -> None:
     f = rocq.format_info(fmt)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     n = 8 * 4 * 3 * sms + 5
-    # a stage holds 128 pieces of each row: 128 units of the 32-element formats, 16 of IQ4_XS and
-    # Q6_K (4-quad pieces), 32 of Q2_K (8-quad pieces); Q3_K, Q4_K, Q5_K: 64 pieces, 16 units;
+    # a stage holds 128 pieces of each row: 128 units of the 32-element formats, 16 of IQ4_XS
+    # (4-quad pieces), 32 of Q2_K (8-quad pieces); Q3_K, Q4_K, Q5_K, Q6_K: 64 pieces, 16 units;
     # Q8_0's stages are so large that x must stay small to fit
     units = {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q8_0": 130 if M == 1 else 40, "ocp_mxfp4": 301}.get(
         fmt, 37 if f.block_elems == 256 else 300)
