@@ -40,10 +40,21 @@ bool int_path(int qtype, DType dtype, bool fast) {
   return kRqIntDot && on && dtype != DType::F32 && fast && !exact;
 }
 
-// The streaming kernel's grid for this call (qmatvec_stream.hip: M <= 2 on the integer path;
-// 0: not this kernel, -1: strict mode and it cannot). It goes ahead of every other kernel.
+// M = 3..8 of Q2_K and Q3_K, which have no matrix-unit kernel: the streaming kernel once per pair
+// of rows of x (and once for a last single row), each call reading the weights again, ahead of
+// the register-blocked kernel that reads them once. H200, 70B FFN up, us, chunked / not
+// (benchmarks/results/bench_qmatmul_h200_s7_chunk{1,0}.json): see the session 7 note there.
+bool stream_chunked(int qtype, int64_t M) { return M > 2 && M <= 8 && (qtype == QT_Q2_K || qtype == QT_Q3_K); }
+
+// The streaming kernel's grid for this call (qmatvec_stream.hip: M <= 2 on the integer path, and
+// its first launch for stream_chunked calls; 0: not this kernel, -1: strict mode and it cannot).
+// It goes ahead of every other kernel.
 int64_t stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast) {
-  return M <= 2 && int_path(qtype, dtype, fast) ? qmv_stream_grid(qtype, dtype, M, n, k, row_bytes) : 0;
+  if (!int_path(qtype, dtype, fast)) return 0;
+  if (M <= 2) return qmv_stream_grid(qtype, dtype, M, n, k, row_bytes);
+  if (!stream_chunked(qtype, M)) return 0;
+  const int64_t g2 = qmv_stream_grid(qtype, dtype, 2, n, k, row_bytes);
+  return g2 > 0 && (M % 2 == 0 || qmv_stream_grid(qtype, dtype, 1, n, k, row_bytes) > 0) ? g2 : 0;
 }
 
 // Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h).
@@ -114,9 +125,21 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
-  if (const int64_t grid = stream_plan(qtype, dtype, M, n, k, row_bytes, fast); grid != 0)
-    return qmv_stream_launch(qtype, dtype, {{x, y, qweight, scales, bias, (int)M, n, k, row_bytes}, 0, nullptr, nullptr},
-                             grid, s);
+  if (const int64_t grid = stream_plan(qtype, dtype, M, n, k, row_bytes, fast); grid != 0) {
+    if (M <= 2)
+      return qmv_stream_launch(qtype, dtype, {{x, y, qweight, scales, bias, (int)M, n, k, row_bytes}, 0, nullptr, nullptr},
+                               grid, s);
+    // stream_chunked: rows m0, m0 + 1 per launch (16-bit x and y: 2 bytes an element)
+    for (int64_t m0 = 0; m0 < M; m0 += 2) {
+      const int mm = M - m0 < 2 ? 1 : 2;
+      const int64_t g = mm == 2 ? grid : qmv_stream_grid(qtype, dtype, 1, n, k, row_bytes);
+      const QmvArgs a{{static_cast<const uint8_t*>(x) + 2 * m0 * k, static_cast<uint8_t*>(y) + 2 * m0 * n, qweight, scales,
+                       bias, mm, n, k, row_bytes},
+                      0, nullptr, nullptr};
+      if (const char* err = qmv_stream_launch(qtype, dtype, a, g, s)) return err;
+    }
+    return nullptr;
+  }
   if (mma_path(qtype, dtype, M, fast))
     return launch_qmma(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, bias, y, stream);
   switch (dtype) {

@@ -381,6 +381,14 @@ def test_qmatmul_stream_kernel(fmt, dtype, M):
     _stream_case(fmt, dtype, M)
 
 
+@pytest.mark.parametrize("M", [3, 8])
+@pytest.mark.parametrize("fmt", ["q2_k", "q3_k"])
+def test_qmatmul_stream_kernel_row_pairs(fmt, M):
+    """_stream_case at M = 3..8 of Q2_K and Q3_K, which run the streaming kernel once per pair of
+    rows (kernels/qmatvec.hip stream_chunked; M = 3: a last single row)."""
+    _stream_case(fmt, torch.bfloat16, M)
+
+
 @pytest.mark.parametrize("mode", ["3", "0"])
 def test_qmatmul_stream_kernel_forced_and_off(mode):
     """_stream_case for every integer-piece format and M = 1, 2 with ROCQ_QMV_STREAM=3 (the
