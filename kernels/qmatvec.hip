@@ -42,9 +42,16 @@ bool int_path(int qtype, DType dtype, bool fast) {
 
 // M = 3..8 of Q2_K and Q3_K, which have no matrix-unit kernel: the streaming kernel once per pair
 // of rows of x (and once for a last single row), each call reading the weights again, ahead of
-// the register-blocked kernel that reads them once. H200, 70B FFN up, us, chunked / not
-// (benchmarks/results/bench_qmatmul_h200_s7_chunk{1,0}.json): see the session 7 note there.
-bool stream_chunked(int qtype, int64_t M) { return M > 2 && M <= 8 && (qtype == QT_Q2_K || qtype == QT_Q3_K); }
+// the register-blocked kernel that reads them once (it takes 4 or 8 rows a launch). H200, us,
+// row pairs / register-blocked (benchmarks/results/bench_qmatmul_h200_s7_chunk{1,0}.json), M = 3,
+// 4, 5, 8: 70B FFN up Q2_K 77 / 147, 94 / 147, 124 / 339, 187 / 339; Q3_K 125 / 187, 143 / 186,
+// 196 / 443, 285 / 443; 8B FFN up (k = 4096) Q3_K 38 / 53, 43 / 53, 59 / 119, 86 / 119; Q2_K 39 /
+// 42, 48 / 42, 64 / 92, 96 / 92: there (its stages hold 8192 elements, half idle at k = 4096) not
+// at M = 4 and 8 (M = 6, 7 not measured: ~12 us a row pair-wise against 92).
+bool stream_chunked(int qtype, int64_t M, int64_t k) {
+  if (M <= 2 || M > 8) return false;
+  return qtype == QT_Q3_K || (qtype == QT_Q2_K && (k >= 8192 || (M != 4 && M != 8)));
+}
 
 // The streaming kernel's grid for this call (qmatvec_stream.hip: M <= 2 on the integer path, and
 // its first launch for stream_chunked calls; 0: not this kernel, -1: strict mode and it cannot).
@@ -52,7 +59,7 @@ bool stream_chunked(int qtype, int64_t M) { return M > 2 && M <= 8 && (qtype == 
 int64_t stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast) {
   if (!int_path(qtype, dtype, fast)) return 0;
   if (M <= 2) return qmv_stream_grid(qtype, dtype, M, n, k, row_bytes);
-  if (!stream_chunked(qtype, M)) return 0;
+  if (!stream_chunked(qtype, M, k)) return 0;
   const int64_t g2 = qmv_stream_grid(qtype, dtype, 2, n, k, row_bytes);
   return g2 > 0 && (M % 2 == 0 || qmv_stream_grid(qtype, dtype, 1, n, k, row_bytes) > 0) ? g2 : 0;
 }

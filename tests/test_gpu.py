@@ -381,11 +381,12 @@ def test_qmatmul_stream_kernel(fmt, dtype, M):
     _stream_case(fmt, dtype, M)
 
 
-@pytest.mark.parametrize("M", [3, 8])
+@pytest.mark.parametrize("M", [3, 5, 8])
 @pytest.mark.parametrize("fmt", ["q2_k", "q3_k"])
 def test_qmatmul_stream_kernel_row_pairs(fmt, M):
     """_stream_case at M = 3..8 of Q2_K and Q3_K, which run the streaming kernel once per pair of
-    rows (kernels/qmatvec.hip stream_chunked; M = 3: a last single row)."""
+    rows (kernels/qmatvec.hip stream_chunked; M = 3, 5: a last single row; Q2_K at M = 8 on this
+    small k: the register-blocked kernel)."""
     _stream_case(fmt, torch.bfloat16, M)
 
 
