@@ -32,7 +32,8 @@ constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 // matrix-unit kernels on 4096x4096 and for Q5_0, IQ4_XS, Q4_K and Q5_K at M = 2: that launch and
 // its workspace are gone.)
 // ROCQ_QMV_STREAM=0 turns it off, =2 runs it for every format and layer where it fits, =3 as 2
-// and an error where it does not fit (tests).
+// and an error where it does not fit (tests; M = 1, 2 only: the row pairs of qmatvec.hip's
+// stream_chunked, M = 3..8, fall back to the other kernels there).
 constexpr bool stream_chosen(int id, int mt) { return mt == 1 || id != QT_Q8_0; }
 
 // ROCQ_QMV_STREAM, read once per process: 0 off, 1 the measured choice (default), 2 every call
