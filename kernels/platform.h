@@ -633,6 +633,9 @@ ROCQ_DEVICE void rq_cp_async_wait() {}
 // together cover the 16 k of one product: t picks the k quarter. Result: c[0], c[1] = C[g][2t],
 // C[g][2t+1]; c[2], c[3] = C[g+8][2t], C[g+8][2t+1].
 inline constexpr bool kRqMmaFrag = kRqCudaBackend;
+// The lanes that supply one rq_mma_frag product: mma.sync's warp. (The kernels built on it, qmma,
+// run where kRqMmaFrag holds; a wave64 mapping would bring its own.)
+inline constexpr int kRqMmaLanes = 32;
 
 #if defined(ROCQ_MMA_NV)
 template <RqOp OP>

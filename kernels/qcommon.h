@@ -126,12 +126,13 @@ ROCQ_HD int64_t rq_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // The 16-level table formats' levels (IQ4_NL, IQ4_XS: rq_iq4nl_value; MXFP4, OCP MXFP4: E2M1
 // doubled) as int8 bytes looked up in registers, 4 codes per step (qdot_int.h, decode32.h).
 template <int ID>
+ROCQ_HD constexpr int rq_lut16_level(int c) {  // the level of code c (0..15)
+  return ID == QT_IQ4_NL || ID == QT_IQ4_XS ? rq_iq4nl_value(c) : rq_e2m1x2_value(c);
+}
+template <int ID>
 ROCQ_HD constexpr uint32_t rq_lut16_word(int j) {  // levels of codes 4j..4j+3, one int8 per byte
   uint32_t w = 0;
-  for (int b = 0; b < 4; ++b) {
-    const int v = ID == QT_IQ4_NL || ID == QT_IQ4_XS ? rq_iq4nl_value(4 * j + b) : rq_e2m1x2_value(4 * j + b);
-    w |= (uint32_t)(uint8_t)(int8_t)v << (8 * b);
-  }
+  for (int b = 0; b < 4; ++b) w |= (uint32_t)(uint8_t)(int8_t)rq_lut16_level<ID>(4 * j + b) << (8 * b);
   return w;
 }
 // Byte j of the result = the level of nibble j of sel (j = 0..3: only the low 16 bits count).

@@ -65,6 +65,23 @@ ROCQ_DEVICE void rq_idot4(uint32_t w4, const uint32_t (&r)[MT][2], int (&s)[MT])
   for (int m = 0; m < MT; ++m) s[m] = rq_dot2_16x8<true>(r[m][1], w4, rq_dot2_16x8<false>(r[m][0], w4, s[m]));
 }
 
+// The same with the x values 4i .. 4i + 3 of row m at xw[m][2i], xw[m][2i + 1] (a run of
+// int16 pairs in element order, as the wide pieces below get x).
+template <int MT, int N>
+ROCQ_DEVICE void rq_idot4_at(uint32_t w4, const uint32_t (&xw)[MT][N], int i, int (&s)[MT]) {
+#pragma unroll
+  for (int m = 0; m < MT; ++m) s[m] = rq_dot2_16x8<true>(xw[m][2 * i + 1], w4, rq_dot2_16x8<false>(xw[m][2 * i], w4, s[m]));
+}
+
+// The sum of the int16 values of x words w (rq_xi_run's sums, for whole runs of words).
+template <int N>
+ROCQ_DEVICE int rq_xi_sum(const uint32_t (&w)[N]) {
+  int s = 0;
+#pragma unroll
+  for (int i = 0; i < N; ++i) s = rq_dot2_16x8<false>(w[i], 0x0101u, s);
+  return s;
+}
+
 #define ROCQ_IPIECE_HEAD                                                                       \
   static constexpr bool kOn = true;                                                            \
   template <int MT, int NQ>                                                                    \
@@ -245,6 +262,12 @@ struct PieceIntK23 {
 template <> struct PieceInt<QT_Q2_K> : PieceIntK23<QT_Q2_K> {};
 template <> struct PieceInt<QT_Q3_K> : PieceIntK23<QT_Q3_K> {};
 
+// The 64-element pieces of Q2_K, Q3_K and Q6_K (8 quads: Q0 = 0, 8, 16, 24) take the 16-element
+// runs at elem0(Q0) + 32 j, j = 0..3, of their 256-element block.
+struct PieceInt64Runs {
+  ROCQ_DEVICE static int elem0(int Q0) { return 128 * (Q0 / 16) + 16 * ((Q0 / 8) % 2); }
+};
+
 // Q2_K / Q3_K for the streaming kernel (qmatvec_stream.h StreamPieceSubs), 64 elements a piece:
 // those whose 2-bit codes fill 16 qs bytes (half c, bytes 16 lh .. 16 lh + 15), i.e. fields j =
 // 0..3 of those bytes: 4 sub-blocks of 16 elements (8c + 2j + lh), each inside one x block. Codes
@@ -254,12 +277,11 @@ template <> struct PieceInt<QT_Q3_K> : PieceIntK23<QT_Q3_K> {};
 // there, ~3.4 here; Q3_K ~10.6, ~4.8). The kernel feeds x one sub-block at a time (16 int16
 // values in natural order, their sum, the x block's scale) to every row of the piece.
 template <int ID>
-struct PieceIntK23Wide {
+struct PieceIntK23Wide : PieceInt64Runs {
   struct Row {
     uint32_t w[4], hm[4];  // qs words (fields j = 0..3); Q3_K: hmask words (bit 4c + j)
     float d, dmin;
   };
-  ROCQ_DEVICE static int elem0(int Q0) { return 128 * (Q0 / 16) + 16 * ((Q0 / 8) % 2); }  // of field 0
   ROCQ_DEVICE static Row load(const uint8_t* blk, int Q0) {
     const int c = Q0 / 16, lh = (Q0 / 8) % 2;
     Row r;
@@ -288,8 +310,7 @@ struct PieceIntK23Wide {
     for (int i = 0; i < 4; ++i) {
       uint32_t code = (r.w[i] >> (2 * j)) & 0x03030303u;
       if constexpr (ID == QT_Q3_K) code |= ((r.hm[i] >> (4 * c + j)) & 0x01010101u) << 2;
-#pragma unroll
-      for (int m = 0; m < MT; ++m) s[m] = rq_dot2_16x8<true>(xw[m][2 * i + 1], code, rq_dot2_16x8<false>(xw[m][2 * i], code, s[m]));
+      rq_idot4_at<MT>(code, xw, i, s);
     }
     if constexpr (ID == QT_Q2_K) {
       const int sc = blk[sb] & 15, mn = blk[sb] >> 4;
@@ -309,12 +330,11 @@ struct PieceIntK23Wide {
 // Codes times x summed per 16-element sub-block in integers, the int8 scale applied once per 16
 // (PieceInt<QT_Q6_K>: 4-quad pieces, scales per 16 but x read 4 elements at a time and every
 // piece's words re-aligned). Used like PieceIntK23Wide (load once per row, sub() per sub-block).
-struct PieceIntQ6Wide {
+struct PieceIntQ6Wide : PieceInt64Runs {
   struct Row {
     uint32_t ql[8], qh[4];  // ql runs 0, 1 (4 words each), qh
     float d;
   };
-  ROCQ_DEVICE static int elem0(int Q0) { return 128 * (Q0 / 16) + 16 * ((Q0 / 8) % 2); }  // of r = 0
   ROCQ_DEVICE static Row load(const uint8_t* blk, int Q0) {  // 210-byte blocks: 2-byte aligned
     const int h = Q0 / 16, lh = (Q0 / 8) % 2;
     Row w;
@@ -337,8 +357,7 @@ struct PieceIntQ6Wide {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const uint32_t code = ((w.ql[4 * (r % 2) + i] >> (4 * (r / 2))) & 0x0F0F0F0Fu) | (((w.qh[i] >> (2 * r)) & 0x03030303u) << 4);
-#pragma unroll
-      for (int m = 0; m < MT; ++m) s[m] = rq_dot2_16x8<true>(xw[m][2 * i + 1], code, rq_dot2_16x8<false>(xw[m][2 * i], code, s[m]));
+      rq_idot4_at<MT>(code, xw, i, s);
     }
     const float dl = rq_mul(w.d, (float)(int8_t)blk[192 + sb]);
 #pragma unroll
@@ -382,11 +401,8 @@ struct PieceIntK45Wide {
           ca |= ((q4[i] >> (2 * g)) & 0x01010101u) << 4;
           cb |= ((q4[i] >> (2 * g + 1)) & 0x01010101u) << 4;
         }
-#pragma unroll
-        for (int m = 0; m < MT; ++m) {
-          sA[m] = rq_dot2_16x8<true>(xa[m][2 * wi + 1], ca, rq_dot2_16x8<false>(xa[m][2 * wi], ca, sA[m]));
-          sB[m] = rq_dot2_16x8<true>(xb[m][2 * wi + 1], cb, rq_dot2_16x8<false>(xb[m][2 * wi], cb, sB[m]));
-        }
+        rq_idot4_at<MT>(ca, xa, wi, sA);
+        rq_idot4_at<MT>(cb, xb, wi, sB);
       }
     }
     const float d = rq_f16_to_f32((uint16_t)dm), dmin = rq_f16_to_f32((uint16_t)(dm >> 16));
@@ -405,40 +421,45 @@ struct PieceIntK45Wide {
 // level among codes 0..7 and 8..15 by the code's low 3 bits and a third picks by bit 3. (A
 // shared-memory float table costs a load and an FMA per weight: the fp32 pieces.)
 // (rq_lut16_word, rq_lut16_i8x4, rq_lut16_runs: qcommon.h, shared with decode32.h.)
-template <int ID, bool Q40, bool ALIGNED, int MT, int NQ>
-ROCQ_DEVICE void rq_lut16_quads(const uint8_t* w0, const XIPiece<MT, NQ>& x, int (&s)[MT]) {
-  uint32_t ws[NQ];
-  if constexpr (ALIGNED) {
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) ws[q] = rq_g32(w0 + 4 * q);
-  } else {
-    rq_g32n_any<NQ>(w0, ws);
+// What a piece of quads Q0.. of a table format's block needs: the block scale (sc: the plane
+// formats' E8M0 byte) and the NQ code words from quad Q0: IQ4_NL (18-byte blocks: f16 d, 16 code
+// bytes) and MXFP4 (17: E8M0, ggml's half scale) at any alignment, IQ4_XS (136-byte blocks,
+// 32-element sub-blocks) and OCP MXFP4 (16 code bytes a unit, the table E2M1 doubled) aligned.
+// kQ40: Q4_0 nibble order (low nibbles: elements 0..15); OCP's nibbles are in element order.
+template <int ID>
+struct Lut16Block {
+  static constexpr bool kQ40 = ID != QT_OCP_MXFP4;
+  ROCQ_DEVICE static float scale(const uint8_t* blk, int Q0, uint8_t sc) {
+    if constexpr (ID == QT_IQ4_NL) return rq_gf16(blk);
+    else if constexpr (ID == QT_MXFP4) return rq_e8m0_half(blk[0]);
+    else if constexpr (ID == QT_IQ4_XS) return Piece<QT_IQ4_XS>::scale(blk, Q0 / 4);
+    else return rq_e8m0(sc) * 0.5f;
   }
+  template <int NQ>
+  ROCQ_DEVICE static void words(const uint8_t* blk, int Q0, uint32_t (&ws)[NQ]) {
+    constexpr int kCodes = ID == QT_IQ4_NL ? 2 : ID == QT_MXFP4 ? 1 : ID == QT_IQ4_XS ? 8 : 0;
+    if constexpr (ID == QT_IQ4_XS || ID == QT_OCP_MXFP4) {
 #pragma unroll
-  for (int q = 0; q < NQ; ++q) {
-    uint32_t ra, rb;
-    rq_lut16_runs<ID, Q40>(ws[q], ra, rb);
-    rq_idot4<MT>(ra, x.a[q], s);
-    rq_idot4<MT>(rb, x.b[q], s);
+      for (int q = 0; q < NQ; ++q) ws[q] = rq_g32(blk + kCodes + 4 * (Q0 + q));
+    } else {
+      rq_g32n_any<NQ>(blk + kCodes + 4 * Q0, ws);
+    }
   }
-}
+};
 template <int ID>
 struct PieceIntLut16 {
   ROCQ_IPIECE_HEAD {
+    using B = Lut16Block<ID>;
     int s[MT] = {};
-    float d;
-    if constexpr (ID == QT_IQ4_NL) {  // 18-byte blocks: f16 d, 16 code bytes
-      d = rq_gf16(blk);
-      rq_lut16_quads<ID, true, false>(blk + 2 + 4 * Q0, x, s);
-    } else if constexpr (ID == QT_MXFP4) {  // 17-byte blocks: E8M0 (ggml's half scale), 16 code bytes
-      d = rq_e8m0_half(blk[0]);
-      rq_lut16_quads<ID, true, false>(blk + 1 + 4 * Q0, x, s);
-    } else if constexpr (ID == QT_IQ4_XS) {  // 136-byte blocks, 32-element sub-blocks
-      d = Piece<QT_IQ4_XS>::scale(blk, Q0 / 4);
-      rq_lut16_quads<ID, true, true>(blk + 8 + 4 * Q0, x, s);
-    } else {  // OCP MXFP4: 16 code bytes, E8M0 from the plane; the table is E2M1 doubled
-      d = rq_e8m0(sc) * 0.5f;
-      rq_lut16_quads<ID, false, true>(blk + 4 * Q0, x, s);
+    const float d = B::scale(blk, Q0, sc);
+    uint32_t ws[NQ];
+    B::template words<NQ>(blk, Q0, ws);
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      uint32_t ra, rb;
+      rq_lut16_runs<ID, B::kQ40>(ws[q], ra, rb);
+      rq_idot4<MT>(ra, x.a[q], s);
+      rq_idot4<MT>(rb, x.b[q], s);
     }
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[0][m], (float)s[m], acc[m]);
@@ -459,11 +480,12 @@ template <> struct PieceInt<QT_OCP_MXFP4> : PieceIntLut16<QT_OCP_MXFP4> {};
 // MXFP4 M = 1: 55% of the instructions there, 21% of warp stalls waiting on it), the DP2A run on
 // the multiply-add pipe. The four level bytes a word's low half selects are those of its nibbles
 // 0..3 in order; for Q4_0 nibble order that is elements (4q, 16 + 4q, 4q + 1, 17 + 4q), so the
-// kernel stores each 32-element x block as the pairs (x[j], x[16 + j]) (kPairX; xa/xb below are
-// the pieces' x positions in that order); OCP MXFP4's nibbles are in element order, x as is.
+// kernel stores each 32-element x block as the pairs (x[j], x[16 + j]) (kPairX: run A of quad q
+// is x positions 8q .. 8q + 3 of the block, run B the next 4); OCP MXFP4's nibbles are in element
+// order, x as is (the same positions).
 template <int ID>
 struct Lut16Split {
-  static constexpr int level(int c) { return ID == QT_IQ4_NL || ID == QT_IQ4_XS ? rq_iq4nl_value(c) : rq_e2m1x2_value(c); }
+  static constexpr int level(int c) { return rq_lut16_level<ID>(c); }
   // the sign the nonzero levels of half h share
   static constexpr int sign(int h) { return level(8 * h + 7) < 0 ? -1 : 1; }
   static constexpr uint32_t mags(int h, int j) {  // magnitudes of codes 8h + 4j .. + 3, a byte each
@@ -486,43 +508,22 @@ struct Lut16Split {
 
 template <int ID>
 struct PieceIntLut16Split {
-  static constexpr bool kPairX = ID != QT_OCP_MXFP4;
-  // x position (within the unit) of quad Q's run A / run B, in the kernel's x order
-  ROCQ_DEVICE static int xa(int Q) { return kPairX ? 32 * (Q / 4) + 8 * (Q % 4) : Piece<ID>::xa(Q); }
-  ROCQ_DEVICE static int xb(int Q) { return xa(Q) + 4; }
+  static constexpr bool kPairX = Lut16Block<ID>::kQ40;
   // The magnitude bytes of codes 0..3 and of codes 8..11 (the permutes' first operands; codes
   // 4..7 and 12..15 are immediates): the kernel passes them in registers loaded from shared
   // memory, tab[j] = tab_word(j). (As constants, ptxas copies one into a register before every
   // permute: 1 extra instruction per 4 codes.)
   static constexpr bool kTab = true;
   ROCQ_HD static constexpr uint32_t tab_word(int j) { return Lut16Split<ID>::mags(j, 0); }
-  template <int MT, int NQ>
+  // (the kernel's call: NQ given, MT deduced)
+  template <int NQ, int MT>
   ROCQ_DEVICE static void dot(const uint32_t (&tab)[2], const uint8_t* blk, int Q0, uint8_t sc,
                               const XIPiece<MT, NQ>& x, float (&acc)[MT]) {
     using L = Lut16Split<ID>;
     int s0[MT] = {}, s1[MT] = {};
-    float d;
-    const uint8_t* codes;
+    const float d = Lut16Block<ID>::scale(blk, Q0, sc);
     uint32_t ws[NQ];
-    if constexpr (ID == QT_IQ4_NL) {
-      d = rq_gf16(blk);
-      codes = blk + 2;
-    } else if constexpr (ID == QT_MXFP4) {
-      d = rq_e8m0_half(blk[0]);
-      codes = blk + 1;
-    } else if constexpr (ID == QT_IQ4_XS) {
-      d = Piece<QT_IQ4_XS>::scale(blk, Q0 / 4);
-      codes = blk + 8;
-    } else {
-      d = rq_e8m0(sc) * 0.5f;
-      codes = blk;
-    }
-    if constexpr (ID == QT_IQ4_XS || ID == QT_OCP_MXFP4) {
-#pragma unroll
-      for (int q = 0; q < NQ; ++q) ws[q] = rq_g32(codes + 4 * (Q0 + q));
-    } else {
-      rq_g32n_any<NQ>(codes + 4 * Q0, ws);
-    }
+    Lut16Block<ID>::template words<NQ>(blk, Q0, ws);
     const uint32_t t0 = tab[0], t1 = tab[1];
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {

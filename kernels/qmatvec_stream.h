@@ -121,9 +121,7 @@ struct StreamPieceSubs : StreamOwnRows {
       for (int m = 0; m < MT; ++m) {
         const int e = ef + 32 * j;  // 16 elements from a multiple of 16
         rq_x_granules<2>(xg, (m * kx + e) >> 3, xw[m]);
-        X[m] = 0;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) X[m] = rq_dot2_16x8<false>(xw[m][i], 0x0101u, X[m]);
+        X[m] = rq_xi_sum(xw[m]);
         f[m] = xs[m * nb + e / 32];
       }
 #pragma unroll
@@ -154,10 +152,7 @@ struct StreamPieceK45 : StreamOwnRows {
       for (int h = 0; h < 2; ++h) {
         uint32_t (&xw)[16] = h ? xb[m] : xa[m];
         rq_x_granules<4>(xg, (m * kx + e + 32 * h) >> 3, xw);
-        int X = 0;
-#pragma unroll
-        for (int i = 0; i < 16; ++i) X = rq_dot2_16x8<false>(xw[i], 0x0101u, X);
-        (h ? XB : XA)[m] = X;
+        (h ? XB : XA)[m] = rq_xi_sum(xw);
         (h ? fb : fa)[m] = xs[m * nb + (e + 32 * h) / 32];
       }
     }
@@ -169,35 +164,30 @@ template <int MT> struct StreamPiece<QT_Q4_K, MT, false> : StreamPieceK45<false>
 template <int MT> struct StreamPiece<QT_Q5_K, MT, false> : StreamPieceK45<true> {};
 
 template <int ID, int MT>
-struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {
+struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_int.h)
   static constexpr bool kSpan = true, kOwnRows = false;
-  ROCQ_DEVICE static int xspan(int Q0) { return PieceIntLut16Split<ID>::xa(Q0); }
+  ROCQ_DEVICE static int xspan(int Q0) { return 32 * (Q0 / 4); }  // 4 quads per 32 elements
   ROCQ_DEVICE static constexpr int span_a(int q) { return 8 * q; }
   ROCQ_DEVICE static constexpr int span_b(int q) { return 8 * q + 4; }
-  template <int NQ>
-  ROCQ_DEVICE static void dot(const uint32_t (&tab)[2], const uint8_t* blk, int Q0, uint8_t sc,
-                              const XIPiece<MT, NQ>& x, float (&acc)[MT]) {
-    PieceIntLut16Split<ID>::template dot<MT, NQ>(tab, blk, Q0, sc, x, acc);
-  }
 };
 
 template <int ID>
 struct QmvStreamCfg {
   using C = Codec<ID>;
   static constexpr int kThreads = 256;
-  // Quads per piece: as the M = 1 pieces, but 4 for Q6_K (its pieces allow it: both runs keep
-  // one 16-element sub-block scale over 4 quads), which halves the scale loads and conversions
-  // per weight; its stages are then twice as large, so it keeps 2 of them: with 3, the 70B
-  // down projection (k = 28672) needs 141.6 KB, over kQmvStreamMaxSmem, and falls back to the
-  // register-blocked kernel (79.4 us); with 2 it needs exactly the 112 KB cap. H200, same run,
-  // against (2 quads, 3 stages), both at 3 CTAs per multiprocessor: M = 1 70B FFN up 66.7 ->
-  // 63.4 us, 8B FFN up 21.9 -> 20.3, 70B down 70.2 -> 66.4; M = 2 within 2%
+  // Quads per piece: as the M = 1 pieces, but 8 for Q2_K .. Q6_K (kWide, below). Q6_K took 4 in
+  // session 6 (both runs keep one 16-element sub-block scale over 4 quads), which halved the
+  // scale loads and conversions per weight; its stages were then twice as large, so it keeps 2
+  // of them: with 3, the 70B down projection (k = 28672) needs 141.6 KB, over
+  // kQmvStreamMaxSmem, and falls back to the register-blocked kernel (79.4 us); with 2 it needs
+  // exactly the 112 KB cap. H200, same run, against (2 quads, 3 stages), both at 3 CTAs per
+  // multiprocessor: M = 1 70B FFN up 66.7 -> 63.4 us, 8B FFN up 21.9 -> 20.3, 70B down 70.2 ->
+  // 66.4; M = 2 within 2%
   // (benchmarks/results/bench_qmatmul_h200_session6_q6{A,N2,N3}.json). (Q6_K then moved to 2
   // CTAs per multiprocessor, kMinBlocksM1; 3 stages there were not measured.) Since session 7,
   // 8-quad pieces at four row sets (StreamPieceSubs with PieceIntQ6Wide; same stage size): M = 1
   // 70B FFN up 62.2 -> 55.0 us, 70B down 62.3 -> 56.2, 8B FFN up 18.9 -> 17.3, 4096x4096 8.0 ->
   // 7.6; M = 2 70B up 84.1 -> 74.3 (benchmarks/results/bench_qmatmul_h200_s7_q6w{A,B}.json).
-  static constexpr bool kQ6Wide = ID == QT_Q6_K;
   // Q2_K, Q3_K: 8-quad pieces (StreamPieceSubs; 2-quad ones before session 7). A stage then holds
   // 32 blocks of each row at two row sets (8192 elements: the 8B layers' k = 4096 leaves half the
   // pieces idle) and 16 at four (two rows a thread, x reloaded twice as often). H200, M = 1, us,
@@ -208,26 +198,26 @@ struct QmvStreamCfg {
   // (136.2 us on 70B up); two sets, 2 stages: Q2_K 30.6 / 34.7 / 15.6 / 6.8, Q3_K 45.1 / 115.9 /
   // 23.0 / 9.0; four sets, 3 stages: Q2_K 36.3 / 39.1 / 12.6 / 6.4, Q3_K 53.0 / 54.6 / 16.9 /
   // 7.3. Kept: Q2_K two sets, 2 stages; Q3_K four sets, 3 stages (fits the 70B down layer).
-  static constexpr bool kK23 = ID == QT_Q2_K || ID == QT_Q3_K;
   // Q4_K, Q5_K: 8-quad pieces (StreamPieceK45; 4-quad ones before session 7), four row sets (the
   // stage size of before). H200, M = 1 / 2, us, 70B FFN up / 8B FFN up / 4096x4096
   // (benchmarks/results/bench_qmatmul_h200_s7_k45{A,B,B2}.json: before / after at 3 CTAs per
   // multiprocessor for Q4_K / after at 2): Q4_K M = 1 42.5 / 41.0 / 38.3, 15.1 / 13.8 / 13.0, 7.2
   // / 6.7 / 6.4; M = 2 64.0 / 54.3 / 54.4; Q5_K M = 1 53.3 / 47.1, 17.6 / 16.0, 8.0 / 7.6, M = 2
   // 71.7 / 66.9. (The 70B down layer, k = 28672, does not fit either way: unchanged.)
-  static constexpr bool kK45 = ID == QT_Q4_K || ID == QT_Q5_K;
-  static constexpr int NQ = kK23 || kK45 || kQ6Wide ? 8 : QmvPieceNQ<ID, 1, true>::v;
+  // (Q2_K .. Q6_K: the pieces that run their rows themselves, StreamPiece kOwnRows)
+  static constexpr bool kWide = StreamPiece<ID, 1>::kOwnRows;
+  static constexpr int NQ = kWide ? 8 : QmvPieceNQ<ID, 1, true>::v;
   static constexpr int PPB = Piece<ID>::kQuads / NQ;     // pieces per unit
   static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   // Two row sets of 4 rows where a row's stage bytes (half the CTA's pieces) are whole 16-byte
   // copies; else one set of 8 rows; Q3_K, Q4_K, Q5_K, Q6_K: four sets of 2.
-  static constexpr int RS = ID == QT_Q3_K || kK45 || kQ6Wide ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
+  static constexpr int RS = kWide && ID != QT_Q2_K ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
   static constexpr int R = 8, RT = R / RS;   // rows per group, rows per thread
   static constexpr int NPc = kThreads / RS;  // pieces per stage and row
   static constexpr int CU = NPc / PPB;       // units per stage and row
   static constexpr int kRowBytes = CU * UB;  // one row's bytes in a stage
   static constexpr int kStageBytes = R * kRowBytes;
-  static constexpr int kStages = kQ6Wide || ID == QT_Q2_K ? 2 : 3;
+  static constexpr int kStages = ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3;
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
   // spilled or were scheduled tighter; 3 for Q8_0 (and Q4_K before session 7), level or slower
@@ -237,7 +227,7 @@ struct QmvStreamCfg {
   // 61.3 / 20.2 -> 18.7 / 9.4 -> 7.9; Q3_K 89.5 -> 88.3 / 26.5 -> 25.1 / 10.8 -> 9.6; IQ4_XS
   // 55.5 -> 54.1 / 18.3 -> 17.2 / 8.0 -> 7.6; MXFP4 54.8 -> 55.0 / 18.3 -> 17.4 / 8.0 -> 7.7;
   // Q4_0, Q4_1, Q5_1 within 2%; Q4_K 42.4 -> 44.6 on the 70B layer (its 8-quad pieces since
-  // session 7: 41.0 -> 38.3 at 2, kK45); Q8_0 level. The split-table
+  // session 7: 41.0 -> 38.3 at 2); Q8_0 level. The split-table
   // pieces (session 7) at 3 instead of 2: slower but for IQ4_XS on the 70B FFN up layer (43.4 ->
   // 42.3 us), e.g. MXFP4 70B down 45.9 -> 49.1, OCP MXFP4 8B FFN up 16.3 -> 18.4
   // (bench_qmatmul_h200_s7_mb{A,B,B2}.json: 2 / 3 / 3 again).
@@ -378,10 +368,10 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStrea
         if (c + 1 < nc) load_scales(g, c + 1);
         else load_scales(g + gridDim.x, 0);
       }
+      // this thread's unit in the stage, its first row
+      const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
       if constexpr (P::kOwnRows) {
-        if (b < units)
-          P::template rows<MT, RT>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0,
-                                   stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB, Cfg::kRowBytes, acc);
+        if (b < units) P::template rows<MT, RT>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0, sb, Cfg::kRowBytes, acc);
       } else if (b < units) {
         const int e0 = b * UE;
         XIPiece<MT, NQ> x;
@@ -418,7 +408,6 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStrea
             }
           }
         }
-        const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
           P::template dot<NQ>(tab, sb + r * Cfg::kRowBytes, Q0, kPlane ? scs[r] : (uint8_t)0, x, acc[r]);

@@ -58,7 +58,7 @@ struct QmmaGeom {
 };
 
 template <int ID, int NT, int XK, bool XPRE>
-__global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
+__global__ void __launch_bounds__(kQmmaMaxWarps * kRqMmaLanes) qmma_kernel(QmmaArgs a) {
 #if defined(ROCQ_MMA_NV)
   using F = QFrag<ID>;
   using T = typename XStore<XK>::T;
@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
   constexpr int RT = kQmmaRT, S = F::kS, G = F::kG, SPG = S / G;
   __shared__ float red[RT * 16][NT * 8 + 1];
 
-  const int W = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int W = blockDim.x / kRqMmaLanes, warp = threadIdx.x / kRqMmaLanes, lane = threadIdx.x % kRqMmaLanes;
   const int g = lane / 4, t = lane % 4;
   const int64_t row0 = (int64_t)blockIdx.x * (16 * RT);
   const int m0 = blockIdx.y * 8 * NT;
@@ -196,13 +196,13 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * 32) qmma_kernel(QmmaArgs a) {
         // 72 -> 128 registers for Q4_0, costing a CTA per multiprocessor; unsigned: cheaper
         // division by the constant and widening)
 #pragma unroll 1
-        for (uint32_t i = lane; i < (uint32_t)(ROWS * NV); i += 32) {
+        for (uint32_t i = lane; i < (uint32_t)(ROWS * NV); i += kRqMmaLanes) {
           const uint32_t rr = i / NV, col = i - rr * NV;
           rq_cp_async16(buf + rr * SPAN + 16 * col, src + (rr * rb + 16 * col));
         }
       } else {
 #pragma unroll 4
-        for (int i = lane; i < ROWS * NV; i += 32) {
+        for (int i = lane; i < ROWS * NV; i += kRqMmaLanes) {
           const int rr = i / NV, col = i % NV;
           int64_t row = row0 + rr;
           row = row < a.n ? row : a.n - 1;
@@ -346,7 +346,7 @@ const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
   const int nt = a.M <= 8 ? 1 : (a.M <= 16 ? 2 : (a.M <= 32 ? 4 : 8));
   const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)16 * kQmmaRT), (unsigned)rq_ceil_div(a.M, 8 * nt));
   const int warps = qmma_warps<ID>(a.n, a.M);
-  const dim3 block(32 * warps);
+  const dim3 block(kRqMmaLanes * warps);
   const int smem = QmmaGeom<ID>::smem_bytes(warps);
   auto go = [&](auto kernel) -> const char* {
     // (per call: the attribute belongs to the current device's context; host-only call)
