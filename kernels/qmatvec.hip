@@ -53,7 +53,7 @@ bool stream_chunked(int qtype, int64_t M, int64_t k) {
   return qtype == QT_Q3_K || (qtype == QT_Q2_K && (k >= 8192 || (M != 4 && M != 8)));
 }
 
-// The streaming kernel's grid for this call (qmatvec_stream.hip: M <= 2 on the integer path, and
+// The streaming kernel's plan for this call (qmatvec_stream.hip: M <= 2 on the integer path, and
 // its first launch for stream_chunked calls; 0: not this kernel, -1: strict mode and it cannot).
 // It goes ahead of every other kernel.
 int64_t stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast) {
@@ -132,14 +132,14 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
-  if (const int64_t grid = stream_plan(qtype, dtype, M, n, k, row_bytes, fast); grid != 0) {
+  if (const int64_t plan = stream_plan(qtype, dtype, M, n, k, row_bytes, fast); plan != 0) {
     if (M <= 2)
       return qmv_stream_launch(qtype, dtype, {{x, y, qweight, scales, bias, (int)M, n, k, row_bytes}, 0, nullptr, nullptr},
-                               grid, s);
+                               plan, s);
     // stream_chunked: rows m0, m0 + 1 per launch (16-bit x and y: 2 bytes an element)
     for (int64_t m0 = 0; m0 < M; m0 += 2) {
       const int mm = M - m0 < 2 ? 1 : 2;
-      const int64_t g = mm == 2 ? grid : qmv_stream_grid(qtype, dtype, 1, n, k, row_bytes);
+      const int64_t g = mm == 2 ? plan : qmv_stream_grid(qtype, dtype, 1, n, k, row_bytes);
       const QmvArgs a{{static_cast<const uint8_t*>(x) + 2 * m0 * k, static_cast<uint8_t*>(y) + 2 * m0 * n, qweight, scales,
                        bias, mm, n, k, row_bytes},
                       0, nullptr, nullptr};

@@ -171,7 +171,18 @@ struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_i
   ROCQ_DEVICE static constexpr int span_b(int q) { return 8 * q + 4; }
 };
 
-template <int ID>
+// Largest dynamic shared memory the launcher asks for (x rows + stages): two CTAs per
+// multiprocessor on the H100/H200 (228 KB). Beyond it (k above about 28000 on the 4-bit formats)
+// another kernel runs instead.
+constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
+
+// BIG: 16-row groups for the 64-element pieces at one row of x (four row sets of four rows; Q2_K
+// two of eight): a stage holds twice the bytes, and each x run read from shared memory serves
+// twice the rows (sm_90 SASS, instructions per weight in one stage's loop: Q4_K 3.3 -> 2.8, Q5_K
+// 4.4 -> 4.1, Q3_K 5.2 -> 4.4, Q2_K 2.8 -> 2.6; H200 times: qmatvec_stream.hip bigger_rows).
+// Q6_K's stages (54 KB) do not fit twice. The launcher takes BIG where it fits in shared memory
+// and fills its stages.
+template <int ID, bool BIG = false>
 struct QmvStreamCfg {
   using C = Codec<ID>;
   static constexpr int kThreads = 256;
@@ -209,15 +220,17 @@ struct QmvStreamCfg {
   static constexpr int NQ = kWide ? 8 : QmvPieceNQ<ID, 1, true>::v;
   static constexpr int PPB = Piece<ID>::kQuads / NQ;     // pieces per unit
   static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
-  // Two row sets of 4 rows where a row's stage bytes (half the CTA's pieces) are whole 16-byte
-  // copies; else one set of 8 rows; Q3_K, Q4_K, Q5_K, Q6_K: four sets of 2.
+  // Two row sets of R / 2 rows where a row's stage bytes (half the CTA's pieces) are whole
+  // 16-byte copies; else one set of R rows; Q3_K, Q4_K, Q5_K, Q6_K: four sets of R / 4.
   static constexpr int RS = kWide && ID != QT_Q2_K ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
-  static constexpr int R = 8, RT = R / RS;   // rows per group, rows per thread
+  static constexpr int R = BIG ? 16 : 8, RT = R / RS;  // rows per group, rows per thread
   static constexpr int NPc = kThreads / RS;  // pieces per stage and row
   static constexpr int CU = NPc / PPB;       // units per stage and row
   static constexpr int kRowBytes = CU * UB;  // one row's bytes in a stage
   static constexpr int kStageBytes = R * kRowBytes;
-  static constexpr int kStages = ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3;
+  // (BIG: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
+  static constexpr int kStages = BIG ? (3 * kStageBytes + 2 * 4096 + 512 <= kQmvStreamMaxSmem ? 3 : 2)
+                                     : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
   // spilled or were scheduled tighter; 3 for Q8_0 (and Q4_K before session 7), level or slower
@@ -234,12 +247,14 @@ struct QmvStreamCfg {
   static constexpr int kMinBlocksM1 = ID == QT_Q8_0 ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
-                              NPc % ROCQ_WARP_SIZE == 0;
+                              NPc % ROCQ_WARP_SIZE == 0 &&
+                              (!BIG || (kWide && kStages * kStageBytes + 2 * 4096 + 512 <= kQmvStreamMaxSmem));
 };
 
-template <int ID, int XK, int MT>
-__global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStreamCfg<ID>::kMinBlocksM1 : 2) qmv_stream_kernel(QmvArgs a) {
-  using Cfg = QmvStreamCfg<ID>;
+template <int ID, int XK, int MT, bool BIG>
+__global__ void __launch_bounds__((QmvStreamCfg<ID, BIG>::kThreads),
+                                  (MT == 1 ? QmvStreamCfg<ID, BIG>::kMinBlocksM1 : 2)) qmv_stream_kernel(QmvArgs a) {
+  using Cfg = QmvStreamCfg<ID, BIG>;
   using P = StreamPiece<ID, MT>;
   constexpr int R = Cfg::R, RT = Cfg::RT, NQ = Cfg::NQ, PPB = Cfg::PPB, NPc = Cfg::NPc, CU = Cfg::CU;
   constexpr int UE = Cfg::UE, UB = Cfg::UB, NS = Cfg::kStages, NT = Cfg::kThreads;
@@ -435,9 +450,10 @@ __global__ void __launch_bounds__(QmvStreamCfg<ID>::kThreads, MT == 1 ? QmvStrea
 }
 
 // Dynamic shared memory of one CTA for mt rows of k elements.
-template <int ID>
+template <int ID, bool BIG>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt) {
-  return (int64_t)QmvStreamCfg<ID>::kStages * QmvStreamCfg<ID>::kStageBytes + mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
+  using Cfg = QmvStreamCfg<ID, BIG>;
+  return (int64_t)Cfg::kStages * Cfg::kStageBytes + mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
 }
 
 }  // namespace rocq::gpu

@@ -10,10 +10,6 @@ namespace rocq::gpu {
 
 namespace {
 
-// Largest dynamic shared memory the launcher asks for (x row + stages): beyond it (k above about
-// 28000 on the 4-bit formats) the register-blocked kernel runs instead.
-constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
-
 // Where the streaming kernel runs, from same-run comparisons on the H200 after x rounding moved
 // into the kernel (bf16 x; benchmarks/results/bench_qmatmul_h200_session6_stream{0,2}.json: off /
 // forced; 70B FFN up 28672x8192, 8B FFN up 14336x4096, 8B q/k/v/o 4096x4096, 70B down):
@@ -46,6 +42,28 @@ int stream_mode() {
   return mode;
 }
 
+// ROCQ_QMV_STREAM_ROWS, read once per process: 8 never the 16-row groups (QmvStreamCfg BIG),
+// 16 them wherever they fit (tests, benchmarks), else (default) where they also fill their stages
+// (bigger_rows).
+int stream_rows_mode() {
+  static const int mode = [] {
+    const char* v = std::getenv("ROCQ_QMV_STREAM_ROWS");
+    return v && v[0] == '8' && !v[1] ? 8 : (v && v[0] == '1' && v[1] == '6' && !v[2] ? 16 : 0);
+  }();
+  return mode;
+}
+
+// Whether the 16-row groups leave at most 5% of their stages' pieces idle (`units` blocks a row,
+// `cu` a stage: Q2_K's 32 would leave half the threads idle where k = 4096). H200, M = 1, us,
+// 8-row groups / 16-row groups forced (benchmarks/results/bench_qmatmul_h200_s8_rows{8,16}.json):
+// 70B FFN up Q2_K 30.9 / 29.8, Q3_K 53.7 / 44.9, Q4_K 38.4 / 34.6, Q5_K 48.0 / 42.0; 8B FFN up
+// Q2_K 15.6 / 16.2 (the idle half), Q3_K 16.7 / 16.1, Q4_K 13.1 / 12.0, Q5_K 16.1 / 14.7 (a last
+// pass of the persistent CTAs 40% full costs less than the 16-row groups gain); 4096 x 4096
+// Q4_K 6.5 / 6.0, Q5_K 7.7 / 7.1.
+bool bigger_rows(int64_t units, int64_t cu) {
+  return stream_rows_mode() == 16 || rq_ceil_div(units, cu) * cu * 20 <= units * 21;
+}
+
 // Per-(kernel, device) launch state, behind one lock: the shared-memory opt-in is a property of
 // each device's context, and layers may run on several devices or host threads (the device
 // facts themselves: rq_device_facts, platform.h).
@@ -60,9 +78,9 @@ struct StreamKernelState {
 // Grid size of the streaming kernel for this call on the current device, or 0 where it does not
 // run (also where the device lacks the shared memory, or the opt-in fails: the call then falls
 // back to the other kernels).
-template <int ID, int XK, int MT>
+template <int ID, int XK, int MT, bool BIG>
 int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
-  using Cfg = QmvStreamCfg<ID>;
+  using Cfg = QmvStreamCfg<ID, BIG>;
   if constexpr (!Cfg::kOn) {
     (void)n, (void)k, (void)row_bytes;
     return 0;
@@ -71,7 +89,7 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     if (mode == 0 || (mode == 1 && !stream_chosen(ID, MT))) return 0;
     const int dev = rq_current_device();
     if (dev < 0 || dev >= kMaxDevices) return 0;
-    const int64_t smem = qmv_stream_smem<ID>(k, MT);
+    const int64_t smem = qmv_stream_smem<ID, BIG>(k, MT);
     const int64_t groups = rq_ceil_div(n, Cfg::R);
     const RqDeviceFacts d = rq_device_facts(dev);
     // Too few row groups to fill the device once: the register-blocked kernel splits k instead.
@@ -81,7 +99,7 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     std::lock_guard<std::mutex> lock(g_stream_mu);
     static StreamKernelState st[kMaxDevices];  // per instantiation and device
     StreamKernelState& ks = st[dev];
-    const void* kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT>);
+    const void* kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT, BIG>);
     if (smem > ks.opted) {
       if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
         (void)rq_last_error();  // clear it: the call goes to another kernel
@@ -99,14 +117,25 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
   }
 }
 
+// The plan (qmv_stream_grid): grid * 2 + 1 for 16-row groups, grid * 2 for 8-row ones.
 template <int XK>
-int64_t stream_grid_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
-  int64_t grid = 0;
+int64_t stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
+  int64_t plan = 0;
   dispatch_format(qtype, [&](auto codec) {
     constexpr int id = decltype(codec)::kId;
-    grid = M == 1 ? stream_grid<id, XK, 1>(n, k, row_bytes) : stream_grid<id, XK, 2>(n, k, row_bytes);
+    if constexpr (QmvStreamCfg<id, true>::kOn) {
+      if (M == 1 && stream_rows_mode() != 8) {
+        const int64_t g16 = stream_grid<id, XK, 1, true>(n, k, row_bytes);
+        using Big = QmvStreamCfg<id, true>;
+        if (g16 > 0 && bigger_rows(k / Big::UE, Big::CU)) {
+          plan = 2 * g16 + 1;
+          return;
+        }
+      }
+    }
+    plan = 2 * (M == 1 ? stream_grid<id, XK, 1, false>(n, k, row_bytes) : stream_grid<id, XK, 2, false>(n, k, row_bytes));
   });
-  return grid;
+  return plan;
 }
 
 }  // namespace
@@ -114,24 +143,31 @@ int64_t stream_grid_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t row_
 int64_t qmv_stream_grid(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
   if constexpr (!kRqIntDot) return 0;
   if (dtype == DType::F32 || M < 1 || M > 2) return 0;
-  const int64_t grid = dtype == DType::F16 ? stream_grid_any<(int)DType::F16>(qtype, M, n, k, row_bytes)
-                                           : stream_grid_any<(int)DType::BF16>(qtype, M, n, k, row_bytes);
-  return grid == 0 && stream_mode() == 3 ? -1 : grid;  // strict: the launch reports it
+  const int64_t plan = dtype == DType::F16 ? stream_plan_any<(int)DType::F16>(qtype, M, n, k, row_bytes)
+                                           : stream_plan_any<(int)DType::BF16>(qtype, M, n, k, row_bytes);
+  return plan == 0 && stream_mode() == 3 ? -1 : plan;  // strict: the launch reports it
 }
 
-const char* qmv_stream_launch(int qtype, DType dtype, const QmvArgs& a, int64_t grid, gpuStream_t s) {
-  if (grid < 0) return "rocq qmatvec: ROCQ_QMV_STREAM=3 and the streaming kernel does not take this call";
+const char* qmv_stream_launch(int qtype, DType dtype, const QmvArgs& a, int64_t plan, gpuStream_t s) {
+  if (plan < 0) return "rocq qmatvec: ROCQ_QMV_STREAM=3 and the streaming kernel does not take this call";
   const char* err = "rocq qmatvec: the streaming kernel has no instance for this call";
+  const unsigned grid = (unsigned)(plan / 2);
+  const bool big = plan % 2 == 1;
   auto launch = [&](auto xk) {
     constexpr int XK = decltype(xk)::value;
     dispatch_format(qtype, [&](auto codec) {
       constexpr int id = decltype(codec)::kId;
       if constexpr (kRqIntDot && QmvStreamCfg<id>::kOn) {
-        const size_t smem = (size_t)qmv_stream_smem<id>(a.k, a.M);
-        if (a.M == 1)
-          qmv_stream_kernel<id, XK, 1><<<(unsigned)grid, QmvStreamCfg<id>::kThreads, smem, s>>>(a);
-        else
-          qmv_stream_kernel<id, XK, 2><<<(unsigned)grid, QmvStreamCfg<id>::kThreads, smem, s>>>(a);
+        if (a.M == 1 && big) {
+          if constexpr (QmvStreamCfg<id, true>::kOn)
+            qmv_stream_kernel<id, XK, 1, true><<<grid, QmvStreamCfg<id, true>::kThreads, (size_t)qmv_stream_smem<id, true>(a.k, 1), s>>>(a);
+          else
+            return;  // (no 16-row instance: err stays set)
+        } else if (a.M == 1) {
+          qmv_stream_kernel<id, XK, 1, false><<<grid, QmvStreamCfg<id>::kThreads, (size_t)qmv_stream_smem<id, false>(a.k, 1), s>>>(a);
+        } else {
+          qmv_stream_kernel<id, XK, 2, false><<<grid, QmvStreamCfg<id>::kThreads, (size_t)qmv_stream_smem<id, false>(a.k, 2), s>>>(a);
+        }
         const gpuError_t e = rq_last_error();
         err = e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
       }

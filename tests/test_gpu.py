@@ -327,8 +327,8 @@ def test_qmatmul_integer_path(fmt, dtype):
 
 def _stream_case(fmt: str, dtype, M: int = 1) -> None:
     """One call of M = 1 or 2 rows shaped for the streaming kernel (kernels/qmatvec_stream.h:
-    weights staged through shared memory, persistent CTAs walking 8-row groups), checked against
-    an fp64 reference on the GPU: n of more than 4 row groups per resident CTA (so CTAs walk
+    weights staged through shared memory, persistent CTAs walking 8- or 16-row groups), checked against
+    an fp64 reference on the GPU: n of more than 4 8-row groups per resident CTA (so CTAs walk
     several groups, the stage ring wraps across groups) and not a multiple of 8 (a partial last
     group); k a partial number of stages (19 Q2_K blocks: 0.6 of a stage, 20 Q3_K blocks: 1.25),
     and not a multiple of 64 for OCP MXFP4 (the padded x rows); bias, an outlier and a zero block
@@ -390,12 +390,14 @@ def test_qmatmul_stream_kernel_row_pairs(fmt, M):
     _stream_case(fmt, torch.bfloat16, M)
 
 
-@pytest.mark.parametrize("mode", ["3", "0"])
+@pytest.mark.parametrize("mode", ["3", "3/16", "0"])
 def test_qmatmul_stream_kernel_forced_and_off(mode):
     """_stream_case for every integer-piece format and M = 1, 2 with ROCQ_QMV_STREAM=3 (the
     streaming kernel for every call, ahead of the matrix-unit kernel too, and an error for a call
-    it cannot take: so it really ran) and =0 (never), in child processes (the switch is read once
-    per process)."""
+    it cannot take: so it really ran), with that and ROCQ_QMV_STREAM_ROWS=16 (the 16-row groups
+    of Q2_K .. Q5_K at M = 1 wherever they fit, which they do at these k: a partial last group of
+    5 rows, partial stages) and =0 (never), in child processes (the switches are read once per
+    process)."""
     code = (
         "import torch\n"
         "from test_gpu import INT_FORMATS, _stream_case\n"
@@ -405,7 +407,8 @@ def test_qmatmul_stream_kernel_forced_and_off(mode):
         "            _stream_case(name, dt, M)\n"
         "print('ok')\n"
     )
-    r = _child(["-c", code], ROCQ_QMV_STREAM=mode)
+    stream, _, rows = mode.partition("/")
+    r = _child(["-c", code], ROCQ_QMV_STREAM=stream, **({"ROCQ_QMV_STREAM_ROWS": rows} if rows else {}))
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
