@@ -69,6 +69,35 @@ ROCQ_DEVICE float rq_xquant_block(const typename XStore<XK>::T* src, uint4 (&q)[
   return nonfinite ? __int_as_float(0x7FC00000) : (zero ? 0.f : ldexpf(1.f, -e));
 }
 
+// Warp sums of a thread's V partial results (V a power of two, at most the warp width), value i
+// written to out[i] by one lane: the halving exchange (each step a lane keeps half of its values,
+// sends the other half to its partner at the next lower power-of-two distance and adds what it
+// receives) costs V - 1 shuffles for the first log2(V) steps and one per step after, instead of V
+// per step (4 values on 32 lanes: 6 shuffles, not 20). Fixed order: deterministic.
+template <int V>
+ROCQ_DEVICE void rq_warp_sums_multi(const float (&v)[V], float* out, int lane) {
+  static_assert((V & (V - 1)) == 0 && V <= ROCQ_WARP_SIZE, "a power of two, at most the warp width");
+  float cur[V];
+#pragma unroll
+  for (int i = 0; i < V; ++i) cur[i] = v[i];
+  int idx = 0;  // which value this lane's cur[0] sums
+  int off = ROCQ_WARP_SIZE / 2;
+#pragma unroll
+  for (int n = V; n > 1; n /= 2, off /= 2) {
+    const bool upper = (lane & off) != 0;
+#pragma unroll
+    for (int i = 0; i < n / 2; ++i) {
+      const float send = upper ? cur[i] : cur[i + n / 2];
+      const float keep = upper ? cur[i + n / 2] : cur[i];
+      cur[i] = keep + rq_shfl_xor(send, off);
+    }
+    idx += upper ? n / 2 : 0;
+  }
+#pragma unroll
+  for (; off > 0; off /= 2) cur[0] += rq_shfl_xor(cur[0], off);
+  if ((lane & (ROCQ_WARP_SIZE / V - 1)) == 0) out[idx] = cur[0];
+}
+
 // Warp sums of a thread's R x MT partial results, written by lane 0 to out[r * MT + m].
 template <int R, int MT>
 ROCQ_DEVICE void rq_warp_sums(const float (&acc)[R][MT], float* out, int lane) {

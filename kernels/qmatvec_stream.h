@@ -321,18 +321,26 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, BIG>::kThreads),
   }
   int64_t ig = blockIdx.x;
   int ic = 0, ist = 0;
+  // The issue cursor's group's first row (moved by a whole grid of groups at a time), and the
+  // bounds of the common case, a whole stage: chunks below ncf are whole in every row, groups
+  // below gfull have R rows. (Kept apart so that the common case costs two compares and 32-bit
+  // offsets: the per-copy bounds and 64-bit arithmetic were 12% of a stage's instructions.)
+  const uint8_t* gsrc = a.qw + ig * R * a.row_bytes;
+  const int64_t gstep = (int64_t)gridDim.x * R * a.row_bytes;
+  const int ncf = (int)(a.row_bytes / Cfg::kRowBytes);
+  const int64_t gfull = a.n / R;
   auto issue = [&]() {
     if (ig < groups) {
-      const int64_t off = (int64_t)ic * Cfg::kRowBytes;
-      const int per_row = a.row_bytes - off < Cfg::kRowBytes ? (int)((a.row_bytes - off) / 16) : CPR;
-      const int rows = a.n - ig * R < R ? (int)(a.n - ig * R) : R;
       uint8_t* dst = stage + ist * Cfg::kStageBytes;
-      const uint8_t* src = a.qw + ig * R * a.row_bytes + off;
-      if (per_row == CPR && rows == R) {  // the common case: a whole stage
+      const int off = ic * Cfg::kRowBytes;
+      const uint8_t* src = gsrc + off;
+      if (ic < ncf && ig < gfull) {
 #pragma unroll
         for (int i = 0; i < NCP; ++i)
           if (i + 1 < NCP || cdst[i] >= 0) rq_cp_async16(dst + cdst[i], src + csrc[i]);
       } else {
+        const int per_row = a.row_bytes - off < Cfg::kRowBytes ? (int)((a.row_bytes - off) / 16) : CPR;
+        const int rows = a.n - ig * R < R ? (int)(a.n - ig * R) : R;
 #pragma unroll
         for (int i = 0; i < NCP; ++i) {
           const int j = tid + i * NT, r = j / CPR, v = j % CPR;
@@ -342,6 +350,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, BIG>::kThreads),
       if (++ic == nc) {
         ic = 0;
         ig += gridDim.x;
+        gsrc += gstep;
       }
       ist = ist + 1 == NS ? 0 : ist + 1;
     }
@@ -431,7 +440,14 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, BIG>::kThreads),
       st = st + 1 == NS ? 0 : st + 1;
     }
     // The row group is complete: reduce per warp, then across the warps of each row set.
-    rq_warp_sums<RT, MT>(acc, red[warp], lane);
+    {
+      float v[RT * MT];
+#pragma unroll
+      for (int r = 0; r < RT; ++r)
+#pragma unroll
+        for (int m = 0; m < MT; ++m) v[r * MT + m] = acc[r][m];
+      rq_warp_sums_multi<RT * MT>(v, red[warp], lane);
+    }
     __syncthreads();
     if (tid < R * MT) {
       constexpr int WPS = NPc / WS;  // warps per row set
