@@ -306,6 +306,23 @@ ROCQ_DEVICE int rq_dot2_16x8(uint32_t x16x2, uint32_t w4, int acc) {
 #endif
 }
 
+// The same with unsigned bytes of w4 (0..255): DP2A .s32.u32 on NVIDIA (the intrinsics offer only
+// both signed or both unsigned).
+template <bool HI>
+ROCQ_DEVICE int rq_dot2_16x8u(uint32_t x16x2, uint32_t w4, int acc) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
+  int d;
+  if constexpr (HI)
+    asm("dp2a.hi.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(x16x2), "r"(w4), "r"(acc));
+  else
+    asm("dp2a.lo.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(x16x2), "r"(w4), "r"(acc));
+  return d;
+#else
+  const int w0 = (int)(uint8_t)(w4 >> (HI ? 16 : 0)), w1 = (int)(uint8_t)(w4 >> (HI ? 24 : 8));
+  return acc + (int)(int16_t)(x16x2 & 0xFFFFu) * w0 + (int)(int16_t)(x16x2 >> 16) * w1;
+#endif
+}
+
 // Two OCP FP8 E4M3 codes (low byte, high byte) -> IEEE half bits (low half, high half), exact,
 // NaN kept, where the target converts in hardware (NVIDIA sm_89+): ROCQ_HAS_E4M3X2_CVT.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890

@@ -67,10 +67,13 @@ ROCQ_DEVICE void rq_idot4(uint32_t w4, const uint32_t (&r)[MT][2], int (&s)[MT])
 
 // The same with the x values 4i .. 4i + 3 of row m at xw[m][2i], xw[m][2i + 1] (a run of
 // int16 pairs in element order, as the wide pieces below get x).
-template <int MT, int N>
+// U: the bytes of w4 unsigned (rq_dot2_16x8u).
+template <int MT, int N, bool U = false>
 ROCQ_DEVICE void rq_idot4_at(uint32_t w4, const uint32_t (&xw)[MT][N], int i, int (&s)[MT]) {
 #pragma unroll
-  for (int m = 0; m < MT; ++m) s[m] = rq_dot2_16x8<true>(xw[m][2 * i + 1], w4, rq_dot2_16x8<false>(xw[m][2 * i], w4, s[m]));
+  for (int m = 0; m < MT; ++m)
+    s[m] = U ? rq_dot2_16x8u<true>(xw[m][2 * i + 1], w4, rq_dot2_16x8u<false>(xw[m][2 * i], w4, s[m]))
+             : rq_dot2_16x8<true>(xw[m][2 * i + 1], w4, rq_dot2_16x8<false>(xw[m][2 * i], w4, s[m]));
 }
 
 // The sum of the int16 values of x words w (rq_xi_run's sums, for whole runs of words).
@@ -264,7 +267,10 @@ template <> struct PieceInt<QT_Q3_K> : PieceIntK23<QT_Q3_K> {};
 
 // The 64-element pieces of Q2_K, Q3_K and Q6_K (8 quads: Q0 = 0, 8, 16, 24) take the 16-element
 // runs at elem0(Q0) + 32 j, j = 0..3, of their 256-element block.
+// sub(..., acc, acc2): adds a sub-block to acc; kSplitSums: to two sums per row instead (acc,
+// acc2), which finish() scales and adds once per piece.
 struct PieceInt64Runs {
+  static constexpr bool kSplitSums = false;
   ROCQ_DEVICE static int elem0(int Q0) { return 128 * (Q0 / 16) + 16 * ((Q0 / 8) % 2); }
 };
 
@@ -276,8 +282,13 @@ struct PieceInt64Runs {
 // mins per 4 (from the SASS of the H200 build, M = 1, per weight and row: Q2_K ~7.3 instructions
 // there, ~3.4 here; Q3_K ~10.6, ~4.8). The kernel feeds x one sub-block at a time (16 int16
 // values in natural order, their sum, the x block's scale) to every row of the piece.
+// Q2_K's codes stay in place in their bytes (field j times 4^j: one mask, no shift, unsigned bytes
+// up to 192, |dot| * 15 < 2^31), the 4^-j folds into x's scale; its scale and min sums per row
+// go apart (kSplitSums: f * sc * dot and f * X * min), d and dmin applied once per piece (finish).
+// Per 16 elements and row that is 4 masks and 5 scale instructions instead of 7 and 7.
 template <int ID>
 struct PieceIntK23Wide : PieceInt64Runs {
+  static constexpr bool kSplitSums = ID == QT_Q2_K;
   struct Row {
     uint32_t w[4], hm[4];  // qs words (fields j = 0..3); Q3_K: hmask words (bit 4c + j)
     float d, dmin;
@@ -299,28 +310,40 @@ struct PieceIntK23Wide : PieceInt64Runs {
     }
     return r;
   }
-  // acc[m] += the sub-block j part of the row: xw[m] the sub-block's 16 x values (int16 pairs),
-  // X[m] their sum, f[m] the x block's scale.
+  // The sub-block j part of the row: xw[m] the sub-block's 16 x values (int16 pairs), X[m] their
+  // sum, f[m] the x block's scale. Q3_K adds it to acc; Q2_K adds f * sc * dot to acc and
+  // f * X * min to acc2 (finish).
   template <int MT>
   ROCQ_DEVICE static void sub(const uint8_t* blk, int Q0, const Row& r, int j, const uint32_t (&xw)[MT][8],
-                              const int (&X)[MT], const float (&f)[MT], float (&acc)[MT]) {
+                              const int (&X)[MT], const float (&f)[MT], float (&acc)[MT], float (&acc2)[MT]) {
     const int c = Q0 / 16, sb = 8 * c + 2 * j + (Q0 / 8) % 2;
     int s[MT] = {};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      uint32_t code = (r.w[i] >> (2 * j)) & 0x03030303u;
-      if constexpr (ID == QT_Q3_K) code |= ((r.hm[i] >> (4 * c + j)) & 0x01010101u) << 2;
-      rq_idot4_at<MT>(code, xw, i, s);
-    }
     if constexpr (ID == QT_Q2_K) {
-      const int sc = blk[sb] & 15, mn = blk[sb] >> 4;
 #pragma unroll
-      for (int m = 0; m < MT; ++m) acc[m] = fmaf(f[m], fmaf(r.d, (float)(sc * s[m]), -r.dmin * (float)(mn * X[m])), acc[m]);
+      for (int i = 0; i < 4; ++i) rq_idot4_at<MT, 8, true>(r.w[i] & (0x03030303u << (2 * j)), xw, i, s);
+      const int sc = blk[sb] & 15, mn = blk[sb] >> 4;
+      const float p = 1.f / (float)(1 << (2 * j));  // the codes' 4^j
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        acc[m] = fmaf(f[m] * p, (float)(sc * s[m]), acc[m]);
+        acc2[m] = fmaf(f[m] * (float)X[m], (float)mn, acc2[m]);
+      }
     } else {  // x = d * sc * (q - 4)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const uint32_t code = ((r.w[i] >> (2 * j)) & 0x03030303u) | (((r.hm[i] >> (4 * c + j)) & 0x01010101u) << 2);
+        rq_idot4_at<MT>(code, xw, i, s);
+      }
       const int sc = Codec<QT_Q3_K>::scale(blk + 96, sb);
 #pragma unroll
       for (int m = 0; m < MT; ++m) acc[m] = fmaf(f[m] * r.d, (float)(sc * (s[m] - 4 * X[m])), acc[m]);
     }
+  }
+  // Q2_K: the piece's two sums of a row into acc (x = d * sc * q - dmin * min).
+  template <int MT>
+  ROCQ_DEVICE static void finish(const Row& r, const float (&a)[MT], const float (&a2)[MT], float (&acc)[MT]) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(r.d, a[m], fmaf(-r.dmin, a2[m], acc[m]));
   }
 };
 
@@ -351,7 +374,7 @@ struct PieceIntQ6Wide : PieceInt64Runs {
   }
   template <int MT>
   ROCQ_DEVICE static void sub(const uint8_t* blk, int Q0, const Row& w, int r, const uint32_t (&xw)[MT][8],
-                              const int (&X)[MT], const float (&f)[MT], float (&acc)[MT]) {
+                              const int (&X)[MT], const float (&f)[MT], float (&acc)[MT], float (&)[MT]) {
     const int sb = 8 * (Q0 / 16) + 2 * r + (Q0 / 8) % 2;
     int s[MT] = {};
 #pragma unroll

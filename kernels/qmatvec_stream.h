@@ -109,8 +109,13 @@ struct StreamPieceSubs : StreamOwnRows {
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
                                int row_bytes, float (&acc)[RT][MT]) {
     typename W::Row rw[RT];
+    float part[RT][MT], part2[RT][MT];  // W::kSplitSums: the piece's two sums per row (W::finish)
 #pragma unroll
-    for (int r = 0; r < RT; ++r) rw[r] = W::load(blk + r * row_bytes, Q0);
+    for (int r = 0; r < RT; ++r) {
+      rw[r] = W::load(blk + r * row_bytes, Q0);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) part[r][m] = part2[r][m] = 0.f;
+    }
     const int ef = e0 + W::elem0(Q0);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -125,7 +130,13 @@ struct StreamPieceSubs : StreamOwnRows {
         f[m] = xs[m * nb + e / 32];
       }
 #pragma unroll
-      for (int r = 0; r < RT; ++r) W::template sub<MT>(blk + r * row_bytes, Q0, rw[r], j, xw, X, f, acc[r]);
+      for (int r = 0; r < RT; ++r) {
+        W::template sub<MT>(blk + r * row_bytes, Q0, rw[r], j, xw, X, f, W::kSplitSums ? part[r] : acc[r], part2[r]);
+      }
+    }
+    if constexpr (W::kSplitSums) {
+#pragma unroll
+      for (int r = 0; r < RT; ++r) W::template finish<MT>(rw[r], part[r], part2[r], acc[r]);
     }
   }
 };
@@ -312,11 +323,12 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, BIG>::kThreads),
   // row j / CPR, 16 bytes at 16 * (j % CPR) (neighbouring threads, neighbouring bytes). Offsets
   // in 32 bits: R rows of a layer are far below 2 GB (the launcher checks).
   constexpr int NCP = (R * CPR + NT - 1) / NT;
-  int csrc[NCP], cdst[NCP];  // from the group's first row / the stage; cdst < 0: no copy
+  uint32_t csrc[NCP];  // from the group's first row (unsigned: no sign extension to 64 bits)
+  int cdst[NCP];       // into the stage; < 0: no copy
 #pragma unroll
   for (int i = 0; i < NCP; ++i) {
     const int j = tid + i * NT, r = j / CPR, v = j % CPR;
-    csrc[i] = r * (int)a.row_bytes + 16 * v;
+    csrc[i] = (uint32_t)(r * (int)a.row_bytes + 16 * v);
     cdst[i] = j < R * CPR ? r * Cfg::kRowBytes + 16 * v : -1;
   }
   int64_t ig = blockIdx.x;
