@@ -262,13 +262,17 @@ struct QmvStreamCfg {
                               (!BIG || (kWide && kStages * kStageBytes + 2 * 4096 + 512 <= kQmvStreamMaxSmem));
 };
 
-template <int ID, int XK, int MT, bool BIG>
+// NS: the stages it cycles through, Cfg::kStages or 2 (where the x rows of a long k leave too
+// little shared memory for all of them: qmatvec_stream.hip stream_grid; a template argument, as
+// a run-time count measured 2-5% slower on the 70B FFN up layer: bench_qmatmul_h200_s8e_*).
+template <int ID, int XK, int MT, bool BIG, int NS>
 __global__ void __launch_bounds__((QmvStreamCfg<ID, BIG>::kThreads),
                                   (MT == 1 ? QmvStreamCfg<ID, BIG>::kMinBlocksM1 : 2)) qmv_stream_kernel(QmvArgs a) {
   using Cfg = QmvStreamCfg<ID, BIG>;
   using P = StreamPiece<ID, MT>;
   constexpr int R = Cfg::R, RT = Cfg::RT, NQ = Cfg::NQ, PPB = Cfg::PPB, NPc = Cfg::NPc, CU = Cfg::CU;
-  constexpr int UE = Cfg::UE, UB = Cfg::UB, NS = Cfg::kStages, NT = Cfg::kThreads;
+  constexpr int UE = Cfg::UE, UB = Cfg::UB, NT = Cfg::kThreads;
+  static_assert(NS >= 2 && NS <= Cfg::kStages, "2 .. kStages stages");
   constexpr int WS = ROCQ_WARP_SIZE, NWARP = NT / WS;
   constexpr bool kPlane = rq_has_scale_plane(ID);
   using T = typename XStore<XK>::T;
@@ -479,9 +483,9 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, BIG>::kThreads),
 
 // Dynamic shared memory of one CTA for mt rows of k elements.
 template <int ID, bool BIG>
-constexpr int64_t qmv_stream_smem(int64_t k, int mt) {
+constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
   using Cfg = QmvStreamCfg<ID, BIG>;
-  return (int64_t)Cfg::kStages * Cfg::kStageBytes + mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
+  return (int64_t)ns * Cfg::kStageBytes + mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
 }
 
 }  // namespace rocq::gpu

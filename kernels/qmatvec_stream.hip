@@ -78,32 +78,72 @@ struct StreamKernelState {
 // Grid size of the streaming kernel for this call on the current device, or 0 where it does not
 // run (also where the device lacks the shared memory, or the opt-in fails: the call then falls
 // back to the other kernels).
+// A launch plan in one positive integer (qmv_stream_grid's value): grid * 4 + 2 * (16-row groups)
+// + (two stages instead of Cfg::kStages).
+struct StreamPlan {
+  int64_t grid = 0;
+  bool big = false, two = false;
+  int64_t code() const { return grid > 0 ? grid * 4 + (big ? 2 : 0) + (two ? 1 : 0) : 0; }
+  static StreamPlan of(int64_t code) { return {code / 4, (code & 2) != 0, (code & 1) != 0}; }
+};
+
+// Whether the two-stage instance exists: one row of x, 8-row groups, formats of three stages.
+template <int ID, int MT, bool BIG>
+constexpr bool kTwoStages = MT == 1 && !BIG && QmvStreamCfg<ID, BIG>::kStages > 2;
+
+// The kernel instance with NS stages (null where it is not built).
+template <int ID, int XK, int MT, bool BIG, int NS>
+const void* stream_kernel_ptr() {
+  if constexpr (NS == QmvStreamCfg<ID, BIG>::kStages || (NS == 2 && kTwoStages<ID, MT, BIG>))
+    return reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT, BIG, NS>);
+  else
+    return nullptr;
+}
+
+// Launches the instance with Cfg::kStages stages, or with 2 (`two`).
 template <int ID, int XK, int MT, bool BIG>
-int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
+void stream_launch_one(bool two, unsigned grid, gpuStream_t s, const QmvArgs& a) {
+  using Cfg = QmvStreamCfg<ID, BIG>;
+  if constexpr (kTwoStages<ID, MT, BIG>) {
+    if (two) {
+      qmv_stream_kernel<ID, XK, MT, BIG, 2><<<grid, Cfg::kThreads, (size_t)qmv_stream_smem<ID, BIG>(a.k, MT, 2), s>>>(a);
+      return;
+    }
+  }
+  qmv_stream_kernel<ID, XK, MT, BIG, Cfg::kStages>
+      <<<grid, Cfg::kThreads, (size_t)qmv_stream_smem<ID, BIG>(a.k, MT, Cfg::kStages), s>>>(a);
+}
+
+template <int ID, int XK, int MT, bool BIG>
+StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
   using Cfg = QmvStreamCfg<ID, BIG>;
   if constexpr (!Cfg::kOn) {
     (void)n, (void)k, (void)row_bytes;
-    return 0;
+    return {};
   } else {
     const int mode = stream_mode();
-    if (mode == 0 || (mode == 1 && !stream_chosen(ID, MT))) return 0;
+    if (mode == 0 || (mode == 1 && !stream_chosen(ID, MT))) return {};
     const int dev = rq_current_device();
-    if (dev < 0 || dev >= kMaxDevices) return 0;
-    const int64_t smem = qmv_stream_smem<ID, BIG>(k, MT);
+    if (dev < 0 || dev >= kMaxDevices) return {};
+    // All the stages where they fit, else two: e.g. the 70B FFN down layer (k = 28672, 57 KB of x
+    // per row) with Q4_0's, Q4_K's or Q5_K's three stages is over kQmvStreamMaxSmem.
+    const bool two = kTwoStages<ID, MT, BIG> && qmv_stream_smem<ID, BIG>(k, MT, Cfg::kStages) > kQmvStreamMaxSmem;
+    const int64_t smem = qmv_stream_smem<ID, BIG>(k, MT, two ? 2 : Cfg::kStages);
     const int64_t groups = rq_ceil_div(n, Cfg::R);
     const RqDeviceFacts d = rq_device_facts(dev);
     // Too few row groups to fill the device once: the register-blocked kernel splits k instead.
     if (smem > kQmvStreamMaxSmem || smem > d.optin || d.sms <= 0 || groups < d.sms ||
         Cfg::R * row_bytes >= (int64_t)1 << 31)
-      return 0;
+      return {};
     std::lock_guard<std::mutex> lock(g_stream_mu);
-    static StreamKernelState st[kMaxDevices];  // per instantiation and device
-    StreamKernelState& ks = st[dev];
-    const void* kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT, BIG>);
+    static StreamKernelState st[2][kMaxDevices];  // per instantiation, stage count and device
+    StreamKernelState& ks = st[two ? 1 : 0][dev];
+    const void* kern = two ? stream_kernel_ptr<ID, XK, MT, BIG, 2>() : stream_kernel_ptr<ID, XK, MT, BIG, Cfg::kStages>();
+    if (!kern) return {};
     if (smem > ks.opted) {
       if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
         (void)rq_last_error();  // clear it: the call goes to another kernel
-        return 0;
+        return {};
       }
       ks.opted = smem;
     }
@@ -111,29 +151,28 @@ int64_t stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
       ks.occ = rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem);
       ks.occ_smem = smem;
     }
-    if (ks.occ <= 0) return 0;
+    if (ks.occ <= 0) return {};
     const int64_t resident = (int64_t)ks.occ * d.sms;
-    return groups < resident ? groups : resident;
+    return {groups < resident ? groups : resident, BIG, two};
   }
 }
 
-// The plan (qmv_stream_grid): grid * 2 + 1 for 16-row groups, grid * 2 for 8-row ones.
 template <int XK>
-int64_t stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
-  int64_t plan = 0;
+StreamPlan stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
+  StreamPlan plan;
   dispatch_format(qtype, [&](auto codec) {
     constexpr int id = decltype(codec)::kId;
     if constexpr (QmvStreamCfg<id, true>::kOn) {
       if (M == 1 && stream_rows_mode() != 8) {
-        const int64_t g16 = stream_grid<id, XK, 1, true>(n, k, row_bytes);
         using Big = QmvStreamCfg<id, true>;
-        if (g16 > 0 && bigger_rows(k / Big::UE, Big::CU)) {
-          plan = 2 * g16 + 1;
+        const StreamPlan p16 = stream_grid<id, XK, 1, true>(n, k, row_bytes);
+        if (p16.grid > 0 && bigger_rows(k / Big::UE, Big::CU)) {
+          plan = p16;
           return;
         }
       }
     }
-    plan = 2 * (M == 1 ? stream_grid<id, XK, 1, false>(n, k, row_bytes) : stream_grid<id, XK, 2, false>(n, k, row_bytes));
+    plan = M == 1 ? stream_grid<id, XK, 1, false>(n, k, row_bytes) : stream_grid<id, XK, 2, false>(n, k, row_bytes);
   });
   return plan;
 }
@@ -143,30 +182,29 @@ int64_t stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t row_
 int64_t qmv_stream_grid(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
   if constexpr (!kRqIntDot) return 0;
   if (dtype == DType::F32 || M < 1 || M > 2) return 0;
-  const int64_t plan = dtype == DType::F16 ? stream_plan_any<(int)DType::F16>(qtype, M, n, k, row_bytes)
-                                           : stream_plan_any<(int)DType::BF16>(qtype, M, n, k, row_bytes);
+  const int64_t plan = (dtype == DType::F16 ? stream_plan_any<(int)DType::F16>(qtype, M, n, k, row_bytes)
+                                            : stream_plan_any<(int)DType::BF16>(qtype, M, n, k, row_bytes))
+                           .code();
   return plan == 0 && stream_mode() == 3 ? -1 : plan;  // strict: the launch reports it
 }
 
 const char* qmv_stream_launch(int qtype, DType dtype, const QmvArgs& a, int64_t plan, gpuStream_t s) {
   if (plan < 0) return "rocq qmatvec: ROCQ_QMV_STREAM=3 and the streaming kernel does not take this call";
   const char* err = "rocq qmatvec: the streaming kernel has no instance for this call";
-  const unsigned grid = (unsigned)(plan / 2);
-  const bool big = plan % 2 == 1;
+  const StreamPlan p = StreamPlan::of(plan);
+  const unsigned grid = (unsigned)p.grid;
   auto launch = [&](auto xk) {
     constexpr int XK = decltype(xk)::value;
     dispatch_format(qtype, [&](auto codec) {
       constexpr int id = decltype(codec)::kId;
       if constexpr (kRqIntDot && QmvStreamCfg<id>::kOn) {
-        if (a.M == 1 && big) {
-          if constexpr (QmvStreamCfg<id, true>::kOn)
-            qmv_stream_kernel<id, XK, 1, true><<<grid, QmvStreamCfg<id, true>::kThreads, (size_t)qmv_stream_smem<id, true>(a.k, 1), s>>>(a);
-          else
-            return;  // (no 16-row instance: err stays set)
+        if (a.M == 1 && p.big) {
+          if constexpr (QmvStreamCfg<id, true>::kOn) stream_launch_one<id, XK, 1, true>(p.two, grid, s, a);
+          else return;  // (no 16-row instance: err stays set)
         } else if (a.M == 1) {
-          qmv_stream_kernel<id, XK, 1, false><<<grid, QmvStreamCfg<id>::kThreads, (size_t)qmv_stream_smem<id, false>(a.k, 1), s>>>(a);
+          stream_launch_one<id, XK, 1, false>(p.two, grid, s, a);
         } else {
-          qmv_stream_kernel<id, XK, 2, false><<<grid, QmvStreamCfg<id>::kThreads, (size_t)qmv_stream_smem<id, false>(a.k, 2), s>>>(a);
+          stream_launch_one<id, XK, 2, false>(p.two, grid, s, a);
         }
         const gpuError_t e = rq_last_error();
         err = e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);

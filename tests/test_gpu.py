@@ -325,7 +325,7 @@ def test_qmatmul_integer_path(fmt, dtype):
     assert not torch.isfinite(y[4]).any() and torch.isfinite(y[:4]).all()
 
 
-def _stream_case(fmt: str, dtype, M: int = 1) -> None:
+def _stream_case(fmt: str, dtype, M: int = 1, units: int = 0, groups_per_cta: int = 4) -> None:
     """One call of M = 1 or 2 rows shaped for the streaming kernel (kernels/qmatvec_stream.h:
     weights staged through shared memory, persistent CTAs walking 8- or 16-row groups), checked against
     an fp64 reference on the GPU: n of more than 4 8-row groups per resident CTA (so CTAs walk
@@ -337,11 +337,11 @@ def _stream_case(fmt: str, dtype, M: int = 1) -> None:
     depends on ROCQ_QMV_STREAM (kernels/qmatvec_stream.hip; =3 makes it an error if not this one)."""
     f = rocq.format_info(fmt)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    n = 8 * 4 * 3 * sms + 5
+    n = 8 * groups_per_cta * 3 * sms + 5
     # a stage holds 128 pieces of each row: 128 units of the 32-element formats, 16 of IQ4_XS
     # (4-quad pieces), 32 of Q2_K (8-quad pieces); Q3_K, Q4_K, Q5_K, Q6_K: 64 pieces, 16 units;
     # Q8_0's stages are so large that x must stay small to fit
-    units = {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q8_0": 130 if M == 1 else 40, "ocp_mxfp4": 301}.get(
+    units = units or {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q8_0": 130 if M == 1 else 40, "ocp_mxfp4": 301}.get(
         fmt, 37 if f.block_elems == 256 else 300)
     k = f.block_elems * _fast_blocks(f, units)
     gc = torch.Generator(device="cuda").manual_seed(13)
@@ -409,6 +409,23 @@ def test_qmatmul_stream_kernel_forced_and_off(mode):
     )
     stream, _, rows = mode.partition("/")
     r = _child(["-c", code], ROCQ_QMV_STREAM=stream, **({"ROCQ_QMV_STREAM_ROWS": rows} if rows else {}))
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+
+
+def test_qmatmul_stream_kernel_two_stages():
+    """_stream_case at k = 28672 (the 70B FFN down layer's) for formats whose three stages and x row
+    are over the kernel's shared-memory cap there, so that they run its two-stage instance
+    (kernels/qmatvec_stream.hip kTwoStages), with ROCQ_QMV_STREAM=3 in a child process: an error
+    if the streaming kernel did not take the call."""
+    code = (
+        "import torch\n"
+        "from test_gpu import _stream_case\n"
+        "for name in ('q4_0', 'q5_1', 'q4_k', 'q5_k', 'iq4_nl'):\n"
+        "    units = 28672 // (256 if name in ('q4_k', 'q5_k') else 32)\n"
+        "    _stream_case(name, torch.bfloat16, 1, units=units, groups_per_cta=1)\n"
+        "print('ok')\n"
+    )
+    r = _child(["-c", code], ROCQ_QMV_STREAM="3")
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
