@@ -290,7 +290,8 @@ template <int ID>
 struct PieceIntK23Wide : PieceInt64Runs {
   static constexpr bool kSplitSums = ID == QT_Q2_K;
   struct Row {
-    uint32_t w[4], hm[4];  // qs words (fields j = 0..3); Q3_K: hmask words (bit 4c + j)
+    uint32_t w[4], hm[4];  // qs words (fields j = 0..3); Q3_K: hmask words (bit j: load())
+    uint32_t sc4;          // Q3_K: the 6-bit scales of sub-blocks j = 0..3, byte j (unsigned: + 32)
     float d, dmin;
   };
   ROCQ_DEVICE static Row load(const uint8_t* blk, int Q0) {
@@ -305,6 +306,16 @@ struct PieceIntK23Wide : PieceInt64Runs {
     } else {  // 110-byte blocks: 2-byte aligned
       rq_g32n_any<4>(blk + 32 + 32 * c + 16 * lh, r.w);
       rq_g32n_any<4>(blk + 16 * lh, r.hm);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) r.hm[i] >>= 4 * c;  // the piece's high bits j = 0..3 at bit j of each byte
+      // The four sub-blocks' scales (sb = 8c + 2j + lh, Codec<QT_Q3_K>::scale) at once: low
+      // nibbles c of bytes lh + 2j, high pairs at bits 4c + 2 (j / 2) of bytes 8 + (lh + 2j) % 4.
+      uint32_t sw[3];
+      rq_g32n_any<3>(blk + 96, sw);
+      const uint32_t lo = (rq_byte_perm(sw[0], sw[1], 0x6420u + 0x1111u * lh) >> (4 * c)) & 0x0F0F0F0Fu;
+      const uint32_t hb = rq_byte_perm(sw[2], sw[2], 0x2020u + 0x1111u * lh) >> (4 * c);
+      const uint32_t hi = (hb & 0x00000303u) | ((hb >> 2) & 0x03030000u);
+      r.sc4 = lo | (hi << 4);
       r.d = rq_gf16(blk + 108);
       r.dmin = 0.f;
     }
@@ -328,15 +339,22 @@ struct PieceIntK23Wide : PieceInt64Runs {
         acc[m] = fmaf(f[m] * p, (float)(sc * s[m]), acc[m]);
         acc2[m] = fmaf(f[m] * (float)X[m], (float)mn, acc2[m]);
       }
-    } else {  // x = d * sc * (q - 4)
+    } else {  // x = d * sc * (q - 4), q = low 2 bits | high bit << 2
+      // q in place times p = 2^sl: the low field at bit sl of each byte (fields 0..2 where they
+      // are, field 3 shifted down to 4), the high bit shifted up beside it; q * p <= 112, so the
+      // bytes stay positive int8, and p * sum (q - 4) x is exact in int32 (|.| * 32 < 2^31).
+      constexpr int kMaxSl = 4;
+      const int sl = j < 3 ? 2 * j : kMaxSl;
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const uint32_t code = ((r.w[i] >> (2 * j)) & 0x03030303u) | (((r.hm[i] >> (4 * c + j)) & 0x01010101u) << 2);
+        const uint32_t wj = j < 3 ? r.w[i] : r.w[i] >> 2;
+        const uint32_t code = (wj & (0x03030303u << sl)) | ((r.hm[i] << (sl + 2 - j)) & (0x04040404u << sl));
         rq_idot4_at<MT>(code, xw, i, s);
       }
-      const int sc = Codec<QT_Q3_K>::scale(blk + 96, sb);
+      const int sc = (int)((r.sc4 >> (8 * j)) & 0xFFu) - 32;
+      const float inv_p = 1.f / (float)(1 << sl);
 #pragma unroll
-      for (int m = 0; m < MT; ++m) acc[m] = fmaf(f[m] * r.d, (float)(sc * (s[m] - 4 * X[m])), acc[m]);
+      for (int m = 0; m < MT; ++m) acc[m] = fmaf(f[m] * inv_p * r.d, (float)(sc * (s[m] - (4 << sl) * X[m])), acc[m]);
     }
   }
   // Q2_K: the piece's two sums of a row into acc (x = d * sc * q - dmin * min).
