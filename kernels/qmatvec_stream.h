@@ -187,13 +187,15 @@ struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_i
 // another kernel runs instead.
 constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 
-// BIG: 16-row groups for the 64-element pieces at one row of x (four row sets of four rows; Q2_K
-// two of eight): a stage holds twice the bytes, and each x run read from shared memory serves
-// twice the rows (sm_90 SASS, instructions per weight in one stage's loop: Q4_K 3.3 -> 2.8, Q5_K
-// 4.4 -> 4.1, Q3_K 5.2 -> 4.4, Q2_K 2.8 -> 2.6; H200 times: qmatvec_stream.hip bigger_rows).
-// Q6_K's stages (54 KB) do not fit twice. The launcher takes BIG where it fits in shared memory
-// and fills its stages.
-template <int ID, bool BIG = false>
+// SHAPE: the row groups. 0: 8 rows. 1: 16-row groups for the 64-element pieces at one row of x
+// (four row sets of four rows; Q2_K two of eight): a stage holds twice the bytes, and each x run
+// read from shared memory serves twice the rows (sm_90 SASS, instructions per weight in one
+// stage's loop: Q4_K 3.3 -> 2.8, Q5_K 4.4 -> 4.1, Q3_K 5.2 -> 4.4, Q2_K 2.8 -> 2.6; H200 times:
+// qmatvec_stream.hip bigger_rows). 2: Q2_K's 16-row groups in four sets of four, whose stages of
+// 4096 elements a row fill k = 4096 (shape 1's 8192 leave half the threads idle there). Q6_K's
+// stages (54 KB) do not fit twice. The launcher takes shape 1, else 2, where it fits in shared
+// memory and fills its stages.
+template <int ID, int SHAPE = 0>
 struct QmvStreamCfg {
   using C = Codec<ID>;
   static constexpr int kThreads = 256;
@@ -233,14 +235,14 @@ struct QmvStreamCfg {
   static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   // Two row sets of R / 2 rows where a row's stage bytes (half the CTA's pieces) are whole
   // 16-byte copies; else one set of R rows; Q3_K, Q4_K, Q5_K, Q6_K: four sets of R / 4.
-  static constexpr int RS = kWide && ID != QT_Q2_K ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
-  static constexpr int R = BIG ? 16 : 8, RT = R / RS;  // rows per group, rows per thread
+  static constexpr int RS = kWide && (ID != QT_Q2_K || SHAPE == 2) ? 4 : ((kThreads / 2) / PPB) * UB % 16 == 0 ? 2 : 1;
+  static constexpr int R = SHAPE ? 16 : 8, RT = R / RS;  // rows per group, rows per thread
   static constexpr int NPc = kThreads / RS;  // pieces per stage and row
   static constexpr int CU = NPc / PPB;       // units per stage and row
   static constexpr int kRowBytes = CU * UB;  // one row's bytes in a stage
   static constexpr int kStageBytes = R * kRowBytes;
-  // (BIG: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
-  static constexpr int kStages = BIG ? (3 * kStageBytes + 2 * 4096 + 512 <= kQmvStreamMaxSmem ? 3 : 2)
+  // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
+  static constexpr int kStages = SHAPE ? (3 * kStageBytes + 2 * 4096 + 512 <= kQmvStreamMaxSmem ? 3 : 2)
                                      : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
@@ -259,16 +261,17 @@ struct QmvStreamCfg {
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
-                              (!BIG || (kWide && kStages * kStageBytes + 2 * 4096 + 512 <= kQmvStreamMaxSmem));
+                              (SHAPE == 0 || (kWide && kStages * kStageBytes + 2 * 4096 + 512 <= kQmvStreamMaxSmem)) &&
+                              (SHAPE != 2 || ID == QT_Q2_K);
 };
 
 // NS: the stages it cycles through, Cfg::kStages or 2 (where the x rows of a long k leave too
 // little shared memory for all of them: qmatvec_stream.hip stream_grid; a template argument, as
 // a run-time count measured 2-5% slower on the 70B FFN up layer: bench_qmatmul_h200_s8e_*).
-template <int ID, int XK, int MT, bool BIG, int NS>
-__global__ void __launch_bounds__((QmvStreamCfg<ID, BIG>::kThreads),
-                                  (MT == 1 ? QmvStreamCfg<ID, BIG>::kMinBlocksM1 : 2)) qmv_stream_kernel(QmvArgs a) {
-  using Cfg = QmvStreamCfg<ID, BIG>;
+template <int ID, int XK, int MT, int SHAPE, int NS>
+__global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
+                                  (MT == 1 ? QmvStreamCfg<ID, SHAPE>::kMinBlocksM1 : 2)) qmv_stream_kernel(QmvArgs a) {
+  using Cfg = QmvStreamCfg<ID, SHAPE>;
   using P = StreamPiece<ID, MT>;
   constexpr int R = Cfg::R, RT = Cfg::RT, NQ = Cfg::NQ, PPB = Cfg::PPB, NPc = Cfg::NPc, CU = Cfg::CU;
   constexpr int UE = Cfg::UE, UB = Cfg::UB, NT = Cfg::kThreads;
@@ -482,9 +485,9 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, BIG>::kThreads),
 }
 
 // Dynamic shared memory of one CTA for mt rows of k elements.
-template <int ID, bool BIG>
+template <int ID, int SHAPE>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
-  using Cfg = QmvStreamCfg<ID, BIG>;
+  using Cfg = QmvStreamCfg<ID, SHAPE>;
   return (int64_t)ns * Cfg::kStageBytes + mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
 }
 

@@ -42,9 +42,9 @@ int stream_mode() {
   return mode;
 }
 
-// ROCQ_QMV_STREAM_ROWS, read once per process: 8 never the 16-row groups (QmvStreamCfg BIG),
-// 16 them wherever they fit (tests, benchmarks), else (default) where they also fill their stages
-// (bigger_rows).
+// ROCQ_QMV_STREAM_ROWS, read once per process: 8 never the 16-row groups (QmvStreamCfg SHAPE 1,
+// 2), 16 them wherever they fit (tests, benchmarks), else (default) where they also fill their
+// stages (bigger_rows).
 int stream_rows_mode() {
   static const int mode = [] {
     const char* v = std::getenv("ROCQ_QMV_STREAM_ROWS");
@@ -59,7 +59,9 @@ int stream_rows_mode() {
 // 70B FFN up Q2_K 30.9 / 29.8, Q3_K 53.7 / 44.9, Q4_K 38.4 / 34.6, Q5_K 48.0 / 42.0; 8B FFN up
 // Q2_K 15.6 / 16.2 (the idle half), Q3_K 16.7 / 16.1, Q4_K 13.1 / 12.0, Q5_K 16.1 / 14.7 (a last
 // pass of the persistent CTAs 40% full costs less than the 16-row groups gain); 4096 x 4096
-// Q4_K 6.5 / 6.0, Q5_K 7.7 / 7.1.
+// Q4_K 6.5 / 6.0, Q5_K 7.7 / 7.1. Q2_K's four-set shape 2 where shape 1 does not fill (k = 4096),
+// H200, same run, shape 1 or 8 rows / shape 2 everywhere (bench_qmatmul_h200_s8k_{A,B}.json):
+// 8B FFN up 15.3 / 11.2 us, 4096 x 4096 6.8 / 5.5, 70B FFN up 26.8 / 28.6 (so not there).
 bool bigger_rows(int64_t units, int64_t cu) {
   return stream_rows_mode() == 16 || rq_ceil_div(units, cu) * cu * 20 <= units * 21;
 }
@@ -78,45 +80,46 @@ struct StreamKernelState {
 // Grid size of the streaming kernel for this call on the current device, or 0 where it does not
 // run (also where the device lacks the shared memory, or the opt-in fails: the call then falls
 // back to the other kernels).
-// A launch plan in one positive integer (qmv_stream_grid's value): grid * 4 + 2 * (16-row groups)
-// + (two stages instead of Cfg::kStages).
+// A launch plan in one positive integer (qmv_stream_grid's value): grid * 8 + 2 * shape (the row
+// groups: QmvStreamCfg SHAPE) + (two stages instead of Cfg::kStages).
 struct StreamPlan {
   int64_t grid = 0;
-  bool big = false, two = false;
-  int64_t code() const { return grid > 0 ? grid * 4 + (big ? 2 : 0) + (two ? 1 : 0) : 0; }
-  static StreamPlan of(int64_t code) { return {code / 4, (code & 2) != 0, (code & 1) != 0}; }
+  int shape = 0;
+  bool two = false;
+  int64_t code() const { return grid > 0 ? grid * 8 + 2 * shape + (two ? 1 : 0) : 0; }
+  static StreamPlan of(int64_t code) { return {code / 8, (int)(code / 2 % 4), (code & 1) != 0}; }
 };
 
 // Whether the two-stage instance exists: one row of x, 8-row groups, formats of three stages.
-template <int ID, int MT, bool BIG>
-constexpr bool kTwoStages = MT == 1 && !BIG && QmvStreamCfg<ID, BIG>::kStages > 2;
+template <int ID, int MT, int SHAPE>
+constexpr bool kTwoStages = MT == 1 && SHAPE == 0 && QmvStreamCfg<ID, SHAPE>::kStages > 2;
 
 // The kernel instance with NS stages (null where it is not built).
-template <int ID, int XK, int MT, bool BIG, int NS>
+template <int ID, int XK, int MT, int SHAPE, int NS>
 const void* stream_kernel_ptr() {
-  if constexpr (NS == QmvStreamCfg<ID, BIG>::kStages || (NS == 2 && kTwoStages<ID, MT, BIG>))
-    return reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT, BIG, NS>);
+  if constexpr (NS == QmvStreamCfg<ID, SHAPE>::kStages || (NS == 2 && kTwoStages<ID, MT, SHAPE>))
+    return reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT, SHAPE, NS>);
   else
     return nullptr;
 }
 
 // Launches the instance with Cfg::kStages stages, or with 2 (`two`).
-template <int ID, int XK, int MT, bool BIG>
+template <int ID, int XK, int MT, int SHAPE>
 void stream_launch_one(bool two, unsigned grid, gpuStream_t s, const QmvArgs& a) {
-  using Cfg = QmvStreamCfg<ID, BIG>;
-  if constexpr (kTwoStages<ID, MT, BIG>) {
+  using Cfg = QmvStreamCfg<ID, SHAPE>;
+  if constexpr (kTwoStages<ID, MT, SHAPE>) {
     if (two) {
-      qmv_stream_kernel<ID, XK, MT, BIG, 2><<<grid, Cfg::kThreads, (size_t)qmv_stream_smem<ID, BIG>(a.k, MT, 2), s>>>(a);
+      qmv_stream_kernel<ID, XK, MT, SHAPE, 2><<<grid, Cfg::kThreads, (size_t)qmv_stream_smem<ID, SHAPE>(a.k, MT, 2), s>>>(a);
       return;
     }
   }
-  qmv_stream_kernel<ID, XK, MT, BIG, Cfg::kStages>
-      <<<grid, Cfg::kThreads, (size_t)qmv_stream_smem<ID, BIG>(a.k, MT, Cfg::kStages), s>>>(a);
+  qmv_stream_kernel<ID, XK, MT, SHAPE, Cfg::kStages>
+      <<<grid, Cfg::kThreads, (size_t)qmv_stream_smem<ID, SHAPE>(a.k, MT, Cfg::kStages), s>>>(a);
 }
 
-template <int ID, int XK, int MT, bool BIG>
+template <int ID, int XK, int MT, int SHAPE>
 StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
-  using Cfg = QmvStreamCfg<ID, BIG>;
+  using Cfg = QmvStreamCfg<ID, SHAPE>;
   if constexpr (!Cfg::kOn) {
     (void)n, (void)k, (void)row_bytes;
     return {};
@@ -127,8 +130,8 @@ StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     if (dev < 0 || dev >= kMaxDevices) return {};
     // All the stages where they fit, else two: e.g. the 70B FFN down layer (k = 28672, 57 KB of x
     // per row) with Q4_0's, Q4_K's or Q5_K's three stages is over kQmvStreamMaxSmem.
-    const bool two = kTwoStages<ID, MT, BIG> && qmv_stream_smem<ID, BIG>(k, MT, Cfg::kStages) > kQmvStreamMaxSmem;
-    const int64_t smem = qmv_stream_smem<ID, BIG>(k, MT, two ? 2 : Cfg::kStages);
+    const bool two = kTwoStages<ID, MT, SHAPE> && qmv_stream_smem<ID, SHAPE>(k, MT, Cfg::kStages) > kQmvStreamMaxSmem;
+    const int64_t smem = qmv_stream_smem<ID, SHAPE>(k, MT, two ? 2 : Cfg::kStages);
     const int64_t groups = rq_ceil_div(n, Cfg::R);
     const RqDeviceFacts d = rq_device_facts(dev);
     // Too few row groups to fill the device once: the register-blocked kernel splits k instead.
@@ -138,7 +141,7 @@ StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     std::lock_guard<std::mutex> lock(g_stream_mu);
     static StreamKernelState st[2][kMaxDevices];  // per instantiation, stage count and device
     StreamKernelState& ks = st[two ? 1 : 0][dev];
-    const void* kern = two ? stream_kernel_ptr<ID, XK, MT, BIG, 2>() : stream_kernel_ptr<ID, XK, MT, BIG, Cfg::kStages>();
+    const void* kern = two ? stream_kernel_ptr<ID, XK, MT, SHAPE, 2>() : stream_kernel_ptr<ID, XK, MT, SHAPE, Cfg::kStages>();
     if (!kern) return {};
     if (smem > ks.opted) {
       if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
@@ -153,7 +156,7 @@ StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     }
     if (ks.occ <= 0) return {};
     const int64_t resident = (int64_t)ks.occ * d.sms;
-    return {groups < resident ? groups : resident, BIG, two};
+    return {groups < resident ? groups : resident, SHAPE, two};
   }
 }
 
@@ -162,17 +165,21 @@ StreamPlan stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t r
   StreamPlan plan;
   dispatch_format(qtype, [&](auto codec) {
     constexpr int id = decltype(codec)::kId;
-    if constexpr (QmvStreamCfg<id, true>::kOn) {
-      if (M == 1 && stream_rows_mode() != 8) {
-        using Big = QmvStreamCfg<id, true>;
-        const StreamPlan p16 = stream_grid<id, XK, 1, true>(n, k, row_bytes);
-        if (p16.grid > 0 && bigger_rows(k / Big::UE, Big::CU)) {
-          plan = p16;
-          return;
+    // 16-row groups (shape 1, then Q2_K's four-set shape 2) where they fit and fill their stages
+    auto try16 = [&](auto shape) {
+      constexpr int S = decltype(shape)::value;
+      if constexpr (QmvStreamCfg<id, S>::kOn) {
+        using Big = QmvStreamCfg<id, S>;
+        if (plan.grid == 0 && M == 1 && stream_rows_mode() != 8) {
+          const StreamPlan p16 = stream_grid<id, XK, 1, S>(n, k, row_bytes);
+          if (p16.grid > 0 && bigger_rows(k / Big::UE, Big::CU)) plan = p16;
         }
       }
-    }
-    plan = M == 1 ? stream_grid<id, XK, 1, false>(n, k, row_bytes) : stream_grid<id, XK, 2, false>(n, k, row_bytes);
+    };
+    try16(std::integral_constant<int, 1>{});
+    try16(std::integral_constant<int, 2>{});
+    if (plan.grid == 0)
+      plan = M == 1 ? stream_grid<id, XK, 1, 0>(n, k, row_bytes) : stream_grid<id, XK, 2, 0>(n, k, row_bytes);
   });
   return plan;
 }
@@ -198,13 +205,16 @@ const char* qmv_stream_launch(int qtype, DType dtype, const QmvArgs& a, int64_t 
     dispatch_format(qtype, [&](auto codec) {
       constexpr int id = decltype(codec)::kId;
       if constexpr (kRqIntDot && QmvStreamCfg<id>::kOn) {
-        if (a.M == 1 && p.big) {
-          if constexpr (QmvStreamCfg<id, true>::kOn) stream_launch_one<id, XK, 1, true>(p.two, grid, s, a);
-          else return;  // (no 16-row instance: err stays set)
+        if (a.M == 1 && p.shape == 1) {
+          if constexpr (QmvStreamCfg<id, 1>::kOn) stream_launch_one<id, XK, 1, 1>(p.two, grid, s, a);
+          else return;  // (no such instance: err stays set)
+        } else if (a.M == 1 && p.shape == 2) {
+          if constexpr (QmvStreamCfg<id, 2>::kOn) stream_launch_one<id, XK, 1, 2>(p.two, grid, s, a);
+          else return;
         } else if (a.M == 1) {
-          stream_launch_one<id, XK, 1, false>(p.two, grid, s, a);
+          stream_launch_one<id, XK, 1, 0>(p.two, grid, s, a);
         } else {
-          stream_launch_one<id, XK, 2, false>(p.two, grid, s, a);
+          stream_launch_one<id, XK, 2, 0>(p.two, grid, s, a);
         }
         const gpuError_t e = rq_last_error();
         err = e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);

@@ -412,6 +412,13 @@ def test_qmatmul_stream_kernel_forced_and_off(mode):
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_qmatmul_stream_kernel_q2k_k4096(dtype):
+    """_stream_case for Q2_K at k = 4096 (the 8B layers'), where the launcher takes Q2_K's four-set
+    16-row groups (kernels/qmatvec_stream.h SHAPE 2: the stages of shape 1 would be half idle)."""
+    _stream_case("q2_k", dtype, 1, units=16)
+
+
 def test_qmatmul_stream_kernel_two_stages():
     """_stream_case at k = 28672 (the 70B FFN down layer's) for formats whose three stages and x row
     are over the kernel's shared-memory cap there, so that they run its two-stage instance
