@@ -128,12 +128,14 @@ StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     if (mode == 0 || (mode == 1 && !stream_chosen(ID, MT))) return {};
     const int dev = rq_current_device();
     if (dev < 0 || dev >= kMaxDevices) return {};
-    // All the stages where they fit, else two: e.g. the 70B FFN down layer (k = 28672, 57 KB of x
-    // per row) with Q4_0's, Q4_K's or Q5_K's three stages is over kQmvStreamMaxSmem.
-    const bool two = kTwoStages<ID, MT, SHAPE> && qmv_stream_smem<ID, SHAPE>(k, MT, Cfg::kStages) > kQmvStreamMaxSmem;
+    const RqDeviceFacts d = rq_device_facts(dev);
+    // All the stages where they fit (under kQmvStreamMaxSmem and the device's opt-in limit), else
+    // two: e.g. the 70B FFN down layer (k = 28672, 57 KB of x per row) with Q4_0's, Q4_K's or
+    // Q5_K's three stages is over kQmvStreamMaxSmem.
+    const int64_t cap = d.optin < kQmvStreamMaxSmem ? d.optin : kQmvStreamMaxSmem;
+    const bool two = kTwoStages<ID, MT, SHAPE> && qmv_stream_smem<ID, SHAPE>(k, MT, Cfg::kStages) > cap;
     const int64_t smem = qmv_stream_smem<ID, SHAPE>(k, MT, two ? 2 : Cfg::kStages);
     const int64_t groups = rq_ceil_div(n, Cfg::R);
-    const RqDeviceFacts d = rq_device_facts(dev);
     // Too few row groups to fill the device once: the register-blocked kernel splits k instead.
     if (smem > kQmvStreamMaxSmem || smem > d.optin || d.sms <= 0 || groups < d.sms ||
         Cfg::R * row_bytes >= (int64_t)1 << 31)

@@ -412,11 +412,21 @@ def test_qmatmul_stream_kernel_forced_and_off(mode):
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-def test_qmatmul_stream_kernel_q2k_k4096(dtype):
-    """_stream_case for Q2_K at k = 4096 (the 8B layers'), where the launcher takes Q2_K's four-set
-    16-row groups (kernels/qmatvec_stream.h SHAPE 2: the stages of shape 1 would be half idle)."""
-    _stream_case("q2_k", dtype, 1, units=16)
+def test_qmatmul_stream_kernel_q2k_k4096():
+    """_stream_case for Q2_K at k = 16 blocks (4096, the 8B layers') and 47 blocks (a last stage of
+    15 of 16 blocks), fp16 and bf16 x, where the launcher takes Q2_K's four-set 16-row groups
+    (kernels/qmatvec_stream.h SHAPE 2: shape 1's 32-block stages would leave more idle), with
+    ROCQ_QMV_STREAM=3 in a child process: an error if the streaming kernel did not take the call."""
+    code = (
+        "import torch\n"
+        "from test_gpu import _stream_case\n"
+        "for units in (16, 47):\n"
+        "    for dt in (torch.float16, torch.bfloat16):\n"
+        "        _stream_case('q2_k', dt, 1, units=units)\n"
+        "print('ok')\n"
+    )
+    r = _child(["-c", code], ROCQ_QMV_STREAM="3")
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
 def test_qmatmul_stream_kernel_two_stages():
