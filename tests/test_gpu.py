@@ -398,17 +398,24 @@ def test_qmatmul_stream_kernel_forced_and_off(mode):
     of Q2_K .. Q5_K at M = 1 wherever they fit, which they do at these k: a partial last group of
     5 rows, partial stages) and =0 (never), in child processes (the switches are read once per
     process)."""
+    stream, _, rows = mode.partition("/")
+    _stream_cases_in_child([(name, dt, M, 0, 4) for name in INT_FORMATS for dt in ("float16", "bfloat16")
+                            for M in (1, 2)],
+                           ROCQ_QMV_STREAM=stream, **({"ROCQ_QMV_STREAM_ROWS": rows} if rows else {}))
+
+
+def _stream_cases_in_child(cases, **env) -> None:
+    """_stream_case(name, torch.<dtype>, M, units=units, groups_per_cta=g) for each (name, dtype,
+    M, units, g) in cases, in a child process with the environment variables env (the switches
+    rocq reads once per process)."""
     code = (
         "import torch\n"
-        "from test_gpu import INT_FORMATS, _stream_case\n"
-        "for name in INT_FORMATS:\n"
-        "    for dt in (torch.float16, torch.bfloat16):\n"
-        "        for M in (1, 2):\n"
-        "            _stream_case(name, dt, M)\n"
+        "from test_gpu import _stream_case\n"
+        f"for name, dt, M, units, g in {cases!r}:\n"
+        "    _stream_case(name, getattr(torch, dt), M, units=units, groups_per_cta=g)\n"
         "print('ok')\n"
     )
-    stream, _, rows = mode.partition("/")
-    r = _child(["-c", code], ROCQ_QMV_STREAM=stream, **({"ROCQ_QMV_STREAM_ROWS": rows} if rows else {}))
+    r = _child(["-c", code], **env)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
@@ -417,16 +424,8 @@ def test_qmatmul_stream_kernel_q2k_k4096():
     15 of 16 blocks), fp16 and bf16 x, where the launcher takes Q2_K's four-set 16-row groups
     (kernels/qmatvec_stream.h SHAPE 2: shape 1's 32-block stages would leave more idle), with
     ROCQ_QMV_STREAM=3 in a child process: an error if the streaming kernel did not take the call."""
-    code = (
-        "import torch\n"
-        "from test_gpu import _stream_case\n"
-        "for units in (16, 47):\n"
-        "    for dt in (torch.float16, torch.bfloat16):\n"
-        "        _stream_case('q2_k', dt, 1, units=units)\n"
-        "print('ok')\n"
-    )
-    r = _child(["-c", code], ROCQ_QMV_STREAM="3")
-    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+    _stream_cases_in_child([("q2_k", dt, 1, units, 4) for units in (16, 47) for dt in ("float16", "bfloat16")],
+                           ROCQ_QMV_STREAM="3")
 
 
 def test_qmatmul_stream_kernel_two_stages():
@@ -434,16 +433,9 @@ def test_qmatmul_stream_kernel_two_stages():
     are over the kernel's shared-memory cap there, so that they run its two-stage instance
     (kernels/qmatvec_stream.hip kTwoStages), with ROCQ_QMV_STREAM=3 in a child process: an error
     if the streaming kernel did not take the call."""
-    code = (
-        "import torch\n"
-        "from test_gpu import _stream_case\n"
-        "for name in ('q4_0', 'q5_1', 'q4_k', 'q5_k', 'iq4_nl'):\n"
-        "    units = 28672 // (256 if name in ('q4_k', 'q5_k') else 32)\n"
-        "    _stream_case(name, torch.bfloat16, 1, units=units, groups_per_cta=1)\n"
-        "print('ok')\n"
-    )
-    r = _child(["-c", code], ROCQ_QMV_STREAM="3")
-    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+    _stream_cases_in_child([(name, "bfloat16", 1, 28672 // (256 if name in ("q4_k", "q5_k") else 32), 1)
+                            for name in ("q4_0", "q5_1", "q4_k", "q5_k", "iq4_nl")],
+                           ROCQ_QMV_STREAM="3")
 
 
 def _q4k_layer(rng, n=96, k=512):
