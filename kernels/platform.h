@@ -293,32 +293,27 @@ ROCQ_DEVICE uint32_t rq_prmt_sx(uint32_t x, uint32_t y, uint32_t s) {
 // fp32 pieces stay until an AMD measurement says otherwise.
 inline constexpr bool kRqIntDot = kRqCudaBackend;
 
-// Integer dot product of two signed 16-bit values (x16x2: low half, high half) with two signed
-// bytes of w4 (bytes 0,1 when HI is false, bytes 2,3 when true), plus acc. One DP2A on NVIDIA
-// (sm_61+); plain integer multiply-adds elsewhere (AMD has no 16x8-bit dot instruction).
-template <bool HI>
+// Integer dot product of two signed 16-bit values (x16x2: low half, high half) with two bytes of
+// w4 (bytes 0,1 when HI is false, bytes 2,3 when true; signed, or unsigned 0..255 when U), plus
+// acc. One DP2A on NVIDIA (sm_61+; .s32.u32 through PTX for U: the intrinsics offer only both
+// signed or both unsigned); plain integer multiply-adds elsewhere (AMD has no 16x8-bit dot
+// instruction).
+template <bool HI, bool U = false>
 ROCQ_DEVICE int rq_dot2_16x8(uint32_t x16x2, uint32_t w4, int acc) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
-  return HI ? __dp2a_hi((int)x16x2, (int)w4, acc) : __dp2a_lo((int)x16x2, (int)w4, acc);
+  if constexpr (U) {
+    int d;
+    if constexpr (HI)
+      asm("dp2a.hi.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(x16x2), "r"(w4), "r"(acc));
+    else
+      asm("dp2a.lo.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(x16x2), "r"(w4), "r"(acc));
+    return d;
+  } else {
+    return HI ? __dp2a_hi((int)x16x2, (int)w4, acc) : __dp2a_lo((int)x16x2, (int)w4, acc);
+  }
 #else
-  const int w0 = (int)(int8_t)(w4 >> (HI ? 16 : 0)), w1 = (int)(int8_t)(w4 >> (HI ? 24 : 8));
-  return acc + (int)(int16_t)(x16x2 & 0xFFFFu) * w0 + (int)(int16_t)(x16x2 >> 16) * w1;
-#endif
-}
-
-// The same with unsigned bytes of w4 (0..255): DP2A .s32.u32 on NVIDIA (the intrinsics offer only
-// both signed or both unsigned).
-template <bool HI>
-ROCQ_DEVICE int rq_dot2_16x8u(uint32_t x16x2, uint32_t w4, int acc) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
-  int d;
-  if constexpr (HI)
-    asm("dp2a.hi.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(x16x2), "r"(w4), "r"(acc));
-  else
-    asm("dp2a.lo.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(x16x2), "r"(w4), "r"(acc));
-  return d;
-#else
-  const int w0 = (int)(uint8_t)(w4 >> (HI ? 16 : 0)), w1 = (int)(uint8_t)(w4 >> (HI ? 24 : 8));
+  const uint32_t b0 = (w4 >> (HI ? 16 : 0)) & 0xFFu, b1 = (w4 >> (HI ? 24 : 8)) & 0xFFu;
+  const int w0 = U ? (int)b0 : (int)(int8_t)b0, w1 = U ? (int)b1 : (int)(int8_t)b1;
   return acc + (int)(int16_t)(x16x2 & 0xFFFFu) * w0 + (int)(int16_t)(x16x2 >> 16) * w1;
 #endif
 }

@@ -67,13 +67,12 @@ ROCQ_DEVICE void rq_idot4(uint32_t w4, const uint32_t (&r)[MT][2], int (&s)[MT])
 
 // The same with the x values 4i .. 4i + 3 of row m at xw[m][2i], xw[m][2i + 1] (a run of
 // int16 pairs in element order, as the wide pieces below get x).
-// U: the bytes of w4 unsigned (rq_dot2_16x8u).
+// U: the bytes of w4 unsigned (rq_dot2_16x8).
 template <int MT, int N, bool U = false>
 ROCQ_DEVICE void rq_idot4_at(uint32_t w4, const uint32_t (&xw)[MT][N], int i, int (&s)[MT]) {
 #pragma unroll
   for (int m = 0; m < MT; ++m)
-    s[m] = U ? rq_dot2_16x8u<true>(xw[m][2 * i + 1], w4, rq_dot2_16x8u<false>(xw[m][2 * i], w4, s[m]))
-             : rq_dot2_16x8<true>(xw[m][2 * i + 1], w4, rq_dot2_16x8<false>(xw[m][2 * i], w4, s[m]));
+    s[m] = rq_dot2_16x8<true, U>(xw[m][2 * i + 1], w4, rq_dot2_16x8<false, U>(xw[m][2 * i], w4, s[m]));
 }
 
 // The sum of the int16 values of x words w (rq_xi_run's sums, for whole runs of words).

@@ -67,6 +67,10 @@ ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
 // The x rows' stride in shared memory (elements): k rounded up to 64, whole 128-byte lines (the
 // swizzle's span), so that each row's swizzle stays inside the row.
 ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
+// Shared memory of mt rows of x: the int16 rows and their k / 32 block scales.
+ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt) {
+  return mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
+}
 
 // The pieces the streaming kernel runs (StreamPiece<ID, MT>): the integer pieces (qdot_int.h),
 // but for one row of x the split-table ones for the 16-level table formats (PieceIntLut16Split:
@@ -242,7 +246,7 @@ struct QmvStreamCfg {
   static constexpr int kRowBytes = CU * UB;  // one row's bytes in a stage
   static constexpr int kStageBytes = R * kRowBytes;
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
-  static constexpr int kStages = SHAPE ? (3 * kStageBytes + 2 * 4096 + 512 <= kQmvStreamMaxSmem ? 3 : 2)
+  static constexpr int kStages = SHAPE ? (3 * kStageBytes + qmv_stream_xbytes(4096, 1) <= kQmvStreamMaxSmem ? 3 : 2)
                                      : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
@@ -261,7 +265,7 @@ struct QmvStreamCfg {
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
-                              (SHAPE == 0 || (kWide && kStages * kStageBytes + 2 * 4096 + 512 <= kQmvStreamMaxSmem)) &&
+                              (SHAPE == 0 || (kWide && kStages * kStageBytes + qmv_stream_xbytes(4096, 1) <= kQmvStreamMaxSmem)) &&
                               (SHAPE != 2 || ID == QT_Q2_K);
 };
 
@@ -488,7 +492,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 template <int ID, int SHAPE>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
   using Cfg = QmvStreamCfg<ID, SHAPE>;
-  return (int64_t)ns * Cfg::kStageBytes + mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
+  return (int64_t)ns * Cfg::kStageBytes + qmv_stream_xbytes(k, mt);
 }
 
 }  // namespace rocq::gpu

@@ -77,9 +77,6 @@ struct StreamKernelState {
   int occ = 0;
 };
 
-// Grid size of the streaming kernel for this call on the current device, or 0 where it does not
-// run (also where the device lacks the shared memory, or the opt-in fails: the call then falls
-// back to the other kernels).
 // A launch plan in one positive integer (qmv_stream_grid's value): grid * 8 + 2 * shape (the row
 // groups: QmvStreamCfg SHAPE) + (two stages instead of Cfg::kStages).
 struct StreamPlan {
@@ -94,29 +91,38 @@ struct StreamPlan {
 template <int ID, int MT, int SHAPE>
 constexpr bool kTwoStages = MT == 1 && SHAPE == 0 && QmvStreamCfg<ID, SHAPE>::kStages > 2;
 
-// The kernel instance with NS stages (null where it is not built).
-template <int ID, int XK, int MT, int SHAPE, int NS>
-const void* stream_kernel_ptr() {
-  if constexpr (NS == QmvStreamCfg<ID, SHAPE>::kStages || (NS == 2 && kTwoStages<ID, MT, SHAPE>))
-    return reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT, SHAPE, NS>);
-  else
-    return nullptr;
-}
-
-// Launches the instance with Cfg::kStages stages, or with 2 (`two`).
-template <int ID, int XK, int MT, int SHAPE>
-void stream_launch_one(bool two, unsigned grid, gpuStream_t s, const QmvArgs& a) {
-  using Cfg = QmvStreamCfg<ID, SHAPE>;
+// f(std::integral_constant<int, NS>) with the stage count of an instance that exists: 2 where
+// `two` (only where kTwoStages), else Cfg::kStages.
+template <int ID, int MT, int SHAPE, typename F>
+void with_stages(bool two, F&& f) {
   if constexpr (kTwoStages<ID, MT, SHAPE>) {
     if (two) {
-      qmv_stream_kernel<ID, XK, MT, SHAPE, 2><<<grid, Cfg::kThreads, (size_t)qmv_stream_smem<ID, SHAPE>(a.k, MT, 2), s>>>(a);
+      f(std::integral_constant<int, 2>{});
       return;
     }
   }
-  qmv_stream_kernel<ID, XK, MT, SHAPE, Cfg::kStages>
-      <<<grid, Cfg::kThreads, (size_t)qmv_stream_smem<ID, SHAPE>(a.k, MT, Cfg::kStages), s>>>(a);
+  f(std::integral_constant<int, QmvStreamCfg<ID, SHAPE>::kStages>{});
 }
 
+// Launches the instance a plan names; false where it is not built.
+template <int ID, int XK, int MT, int SHAPE>
+bool stream_launch_one(bool two, unsigned grid, gpuStream_t s, const QmvArgs& a) {
+  using Cfg = QmvStreamCfg<ID, SHAPE>;
+  if constexpr (!Cfg::kOn) {
+    (void)two, (void)grid, (void)s, (void)a;
+    return false;
+  } else {
+    with_stages<ID, MT, SHAPE>(two, [&](auto ns) {
+      constexpr int NS = decltype(ns)::value;
+      qmv_stream_kernel<ID, XK, MT, SHAPE, NS><<<grid, Cfg::kThreads, (size_t)qmv_stream_smem<ID, SHAPE>(a.k, MT, NS), s>>>(a);
+    });
+    return true;
+  }
+}
+
+// The plan of the streaming kernel with these row groups for this call on the current device:
+// grid 0 where it does not run (also where the device lacks the shared memory, or the opt-in
+// fails: the call then falls back to the other kernels).
 template <int ID, int XK, int MT, int SHAPE>
 StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
   using Cfg = QmvStreamCfg<ID, SHAPE>;
@@ -143,8 +149,10 @@ StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
     std::lock_guard<std::mutex> lock(g_stream_mu);
     static StreamKernelState st[2][kMaxDevices];  // per instantiation, stage count and device
     StreamKernelState& ks = st[two ? 1 : 0][dev];
-    const void* kern = two ? stream_kernel_ptr<ID, XK, MT, SHAPE, 2>() : stream_kernel_ptr<ID, XK, MT, SHAPE, Cfg::kStages>();
-    if (!kern) return {};
+    const void* kern = nullptr;
+    with_stages<ID, MT, SHAPE>(two, [&](auto ns) {
+      kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT, SHAPE, decltype(ns)::value>);
+    });
     if (smem > ks.opted) {
       if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
         (void)rq_last_error();  // clear it: the call goes to another kernel
@@ -206,20 +214,16 @@ const char* qmv_stream_launch(int qtype, DType dtype, const QmvArgs& a, int64_t 
     constexpr int XK = decltype(xk)::value;
     dispatch_format(qtype, [&](auto codec) {
       constexpr int id = decltype(codec)::kId;
-      if constexpr (kRqIntDot && QmvStreamCfg<id>::kOn) {
-        if (a.M == 1 && p.shape == 1) {
-          if constexpr (QmvStreamCfg<id, 1>::kOn) stream_launch_one<id, XK, 1, 1>(p.two, grid, s, a);
-          else return;  // (no such instance: err stays set)
-        } else if (a.M == 1 && p.shape == 2) {
-          if constexpr (QmvStreamCfg<id, 2>::kOn) stream_launch_one<id, XK, 1, 2>(p.two, grid, s, a);
-          else return;
-        } else if (a.M == 1) {
-          stream_launch_one<id, XK, 1, 0>(p.two, grid, s, a);
-        } else {
-          stream_launch_one<id, XK, 2, 0>(p.two, grid, s, a);
+      if constexpr (kRqIntDot) {
+        // (two rows: always shape 0, stream_plan_any)
+        const bool launched = a.M == 2        ? stream_launch_one<id, XK, 2, 0>(p.two, grid, s, a)
+                              : p.shape == 1 ? stream_launch_one<id, XK, 1, 1>(p.two, grid, s, a)
+                              : p.shape == 2 ? stream_launch_one<id, XK, 1, 2>(p.two, grid, s, a)
+                                             : stream_launch_one<id, XK, 1, 0>(p.two, grid, s, a);
+        if (launched) {  // (else no such instance: err stays set)
+          const gpuError_t e = rq_last_error();
+          err = e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
         }
-        const gpuError_t e = rq_last_error();
-        err = e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
       }
     });
   };
