@@ -19,9 +19,12 @@
 // per-group fp32 scaling into the accumulators.
 #pragma once
 
+#include <cstdlib>
+#include <mutex>
 #include <type_traits>
 
 #include "qfrag.h"
+#include "qmma_stream.h"
 
 namespace rocq::gpu {
 
@@ -341,8 +344,65 @@ int qmma_warps(int64_t n, int64_t M) {
 template <int XK>
 const char* qmma_launch_dtype(int qtype, const QmmaArgs& a, gpuStream_t stream);
 
+// ROCQ_QMMA_STREAM (read once per process): 0 keeps every one-tile call (M <= 8) on
+// qmma_kernel, 1 hands the streaming kernel every format it has; otherwise the formats where it
+// measured faster (QmmaStreamCfg::kChosen).
+inline int qmma_stream_mode() {
+  static const int mode = [] {
+    const char* v = std::getenv("ROCQ_QMMA_STREAM");
+    return v && v[0] == '0' ? 0 : (v && v[0] == '1' ? 1 : 2);
+  }();
+  return mode;
+}
+
+// The streaming matrix-unit kernel's grid for a one-tile call on the current device (persistent
+// CTAs: resident CTAs per multiprocessor x multiprocessors, at most one per row group), 0 where
+// it does not apply: rows not whole 16-byte copies (or weights not 16-byte aligned), fewer row
+// groups than multiprocessors (qmma_kernel splits k finer), shared memory it cannot have.
+template <int ID, int XK>
+int64_t qmma_stream_grid(const QmmaArgs& a) {
+  using Cfg = QmmaStreamCfg<ID>;
+  if constexpr (!Cfg::kOn) {
+    (void)a;
+    return 0;
+  } else {
+    const int mode = qmma_stream_mode();
+    if (mode == 0 || (mode == 2 && !Cfg::kChosen) || a.M > 8) return 0;
+    const int dev = rq_current_device();
+    constexpr int kMaxDev = 64;
+    if (dev < 0 || dev >= kMaxDev) return 0;
+    const RqDeviceFacts d = rq_device_facts(dev);
+    const int64_t groups = rq_ceil_div(a.n, (int64_t)Cfg::kRows), smem = Cfg::smem(Cfg::kStages);
+    if (a.row_bytes % 16 != 0 || (reinterpret_cast<uintptr_t>(a.qw) & 15) != 0 || smem > d.optin || d.sms <= 0 ||
+        groups < d.sms || Cfg::kRows * a.row_bytes >= ((int64_t)1 << 31))
+      return 0;
+    static std::mutex mu;
+    static int occ[kMaxDev] = {};  // resident CTAs per multiprocessor, once opted in (0: not yet)
+    std::lock_guard<std::mutex> lock(mu);
+    if (occ[dev] == 0) {
+      const void* kern = reinterpret_cast<const void*>(&qmma_stream_kernel<ID, XK, Cfg::kStages>);
+      if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
+        (void)rq_last_error();  // clear it: qmma_kernel takes the call
+        occ[dev] = -1;
+      } else {
+        const int v = rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem);
+        occ[dev] = v > 0 ? v : -1;
+      }
+    }
+    if (occ[dev] < 0) return 0;
+    const int64_t resident = (int64_t)occ[dev] * d.sms;
+    return groups < resident ? groups : resident;
+  }
+}
+
 template <int XK, int ID>
 const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
+  if (const int64_t sg = qmma_stream_grid<ID, XK>(a); sg > 0) {
+    using Cfg = QmmaStreamCfg<ID>;
+    qmma_stream_kernel<ID, XK, Cfg::kStages><<<(unsigned)sg, Cfg::kThreads, (size_t)Cfg::smem(Cfg::kStages), stream>>>(a);
+    const gpuError_t e = rq_last_error();
+    return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+  }
   const int nt = a.M <= 8 ? 1 : (a.M <= 16 ? 2 : (a.M <= 32 ? 4 : 8));
   const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)16 * kQmmaRT), (unsigned)rq_ceil_div(a.M, 8 * nt));
   const int warps = qmma_warps<ID>(a.n, a.M);

@@ -213,6 +213,56 @@ def test_qmatmul_matrix_units(fmt, dtype):
             assert torch.equal(y, y2)
 
 
+def test_qmatmul_matrix_units_streaming():
+    """The streaming matrix-unit kernel (kernels/qmma_stream.h: one x tile, M <= 8, at least
+    as many 16-row groups as multiprocessors): n not a multiple of 16 and more groups than the
+    persistent CTAs (each walks several), k of a few stages with a partial last one (some warps
+    with part of a window, some with none). M = 1 and 2 (the integer streaming kernel's rows
+    otherwise) run in a child process with ROCQ_QMMA=1 ROCQ_QMV_STREAM=0 and every format on it
+    (ROCQ_QMMA_STREAM=1, not only the measured choice); a second child with
+    ROCQ_QMMA_STREAM=0 must give the same sums as qmma_kernel up to fp32 summation order, and
+    both stay within the output rounding of the fp64 reference. Unwritten outputs stay NaN."""
+    code = (
+        "import math, torch, rocq\n"
+        "g = torch.Generator().manual_seed(11)\n"
+        "out = {}\n"
+        "for name in %r:\n"
+        "    f = rocq.format_info(name)\n"
+        "    u = 16 // math.gcd(f.block_bytes, 16)\n"
+        "    blocks = -(-(5632 // f.block_elems) // u) * u\n"  # 2.75 stages of Q4_0, 1.4 of MXFP4
+        "    n, k = 16 * 600 + 5, f.block_elems * blocks\n"
+        "    qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)\n"
+        "    sc = sc if sc.numel() else None\n"
+        "    w = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()\n"
+        "    for dt, bound in ((torch.float16, 1.2e-3), (torch.bfloat16, 6e-3)):\n"
+        "        for M in (1, 2, 3, 5, 8):\n"
+        "            x = (torch.randn(M, k, generator=g) * 3).to(dt)\n"
+        "            bias = torch.randn(n, generator=g) if M %% 2 else None\n"
+        "            r = x.double() @ w.T + (bias.double() if bias is not None else 0)\n"
+        "            x = x.cuda(); bias = None if bias is None else bias.cuda()\n"
+        "            p = torch.full((M * n * 2,), 0xFF, dtype=torch.uint8, device='cuda'); del p\n"  # poison
+        "            y = rocq.qmatmul(x, qw, sc, f.id, n, k, bias).double().cpu()\n"
+        "            assert bool(torch.isfinite(y).all()), (name, dt, M)\n"
+        "            e = float((y - r).norm() / r.norm())\n"
+        "            assert e < bound, (name, dt, M, e)\n"
+        "            out[(name, str(dt), M)] = y\n"
+        "torch.save(out, OUT)\n"
+        "print('ok')\n" % (QMMA_FORMATS,)
+    )
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        runs = {}
+        for tag, extra in (("stream", {}), ("qmma", {"ROCQ_QMMA_STREAM": "0"})):
+            path = os.path.join(d, tag + ".pt")
+            r = _child(["-c", "OUT = %r\n" % path + code], ROCQ_QMMA="1", ROCQ_QMV_STREAM="0",
+                       ROCQ_QMATMUL_PATH="fused", **{"ROCQ_QMMA_STREAM": "1", **extra})
+            assert r.returncode == 0 and "ok" in r.stdout, (tag, r.stderr[-3000:])
+            runs[tag] = torch.load(path)
+        for key, y in runs["stream"].items():
+            y0 = runs["qmma"][key]
+            assert float((y - y0).norm() / y0.norm()) < 1e-2, key
+
+
 def _child(args, **env):
     """Runs `python args...` in the tests folder with extra environment variables (the
     switches rocq reads once per process)."""

@@ -1,0 +1,251 @@
+// The streaming matrix-unit kernel: qmma's fragment decoders (qfrag.h) fed by the streaming
+// kernel's memory pipeline (qmatvec_stream.h), for one tile of x (M <= 8). Included by
+// qmma_impl.h; launched from qmma_launch_fmt where it applies (qmma_stream_plan).
+//
+// Why (ncu on the H200, Q4_0 70B FFN up, M = 8, qmma_kernel): each warp copies its own windows
+// of its CTA's 32 rows into two private buffers, so one window is in flight per warp while it
+// decodes the other, and the per-copy address arithmetic of those copies is a quarter of its
+// instructions; issue slots were 48% busy, DRAM 37%, warps stalled on global x loads (long
+// scoreboard), the shared-memory queue (MIO throttle) and fixed latencies in equal parts.
+// Here, as in the streaming kernel, a persistent CTA of 8 warps walks 16-row groups; each stage
+// holds 8 windows of every row of the group (one per warp), copied by the whole CTA with
+// precomputed 16-byte copies, NS - 1 stages ahead; each warp decodes its window of the 16 rows
+// (one 16 x 8 tile: rows g, g + 8 of lane quarter t) and the 8 warps' sums meet in shared memory
+// at the end of the group (fixed order: deterministic).
+#pragma once
+
+#include "qfrag.h"
+
+namespace rocq::gpu {
+
+template <int ID>
+struct QmmaStreamCfg {
+  static constexpr int kWarps = 8, kRows = 16, kStages = 3;
+  static constexpr int kThreads = kWarps * kRqMmaLanes;
+  static constexpr int kWinBytes = QFragWin<ID>::kBytes;  // one warp's window of one row
+  static constexpr int kRowBytes = kWarps * kWinBytes;    // one row's bytes in a stage
+  // A row's stride in a stage: kRowBytes, plus 16 bytes where its words are a multiple of 8, so
+  // that the stride is 4 (mod 8) words and the 8 rows x 4 quarters of a warp's 4-byte loads fall
+  // in 32 different banks (a stride of 0 mod 32 words made them 8-way conflicts).
+  static constexpr int kRowStride = kRowBytes + (kRowBytes / 4 % 8 == 0 ? 16 : 0);
+  static constexpr int kStageBytes = kRows * kRowStride;
+  static constexpr bool kOn = kQFragOn<ID> && kRowBytes % 16 == 0;
+  // Where the launcher takes it by default: the formats it ran faster than qmma_kernel on every
+  // layer and M measured. H200, bf16 x, M = 1 / 4 / 8, us, qmma_kernel -> this kernel, same run
+  // (benchmarks/results/bench_qmatmul_h200_s9e_{A,B,A2,B2}.json), 70B FFN up: Q4_0 50.3 -> 47.9
+  // / 56.5 -> 57.3 / 67.0 -> 65.3, Q6_K 81.6 -> 81.1 / 87.6 -> 83.6 / 98.4 -> 93.1, OCP MXFP4
+  // 142.7 -> 111.4 / 148.2 -> 123.3 / 154.6 -> 134.2, OCP MXFP8 E4M3 196.7 -> 170.3 / 202.5 ->
+  // 180.9 / 209.9 -> 191.4; 8B FFN up: Q4_0 20.0 -> 16.4 / 21.4 -> 19.1 / 24.3 -> 22.1, Q6_K 33.1
+  // -> 26.1 / 35.3 -> 27.4 / 37.0 -> 29.2. Slower on the 70B layer: Q5_0 (3-7%), Q4_K at M = 4, 8
+  // (8-11%), Q8_0 (5%), IQ4_NL (4-7%), MXFP4 at M = 8 (13%; 22% on 4096 x 4096); Q5_1, Q5_K,
+  // IQ4_XS mixed: those keep qmma_kernel.
+  static constexpr bool kChosen = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q6_K || ID == QT_OCP_MXFP4 ||
+                                  ID == QT_OCP_MXFP8_E4M3 || ID == QT_OCP_MXFP8_E5M2;
+  static constexpr int64_t smem(int ns) { return (int64_t)ns * kStageBytes; }
+};
+
+// One chunk of one 16 x 8 tile: the two row halves' raw bytes decoded into operands, the
+// products with the x fragments b (per step), scaled per group into acc (and the min term, from
+// a product with ones, for formats with one).
+template <int ID, RqOp OP>
+ROCQ_DEVICE void qmma_tile_chunk(const typename QFrag<ID>::Raw (&raw)[2], const uint32_t (&b)[QFrag<ID>::kS][2],
+                                 const uint32_t* lut, float (&acc)[4]) {
+#if defined(ROCQ_MMA_NV)
+  using F = QFrag<ID>;
+  constexpr int S = F::kS, G = F::kG, SPG = S / G;
+  uint32_t af[S][4];
+  float sc[2][G], mn[2][G];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    uint32_t a2[S][2];
+    F::template decode<OP>(raw[h], a2, sc[h], mn[h], lut);
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      af[s][h] = a2[s][0];
+      af[s][2 + h] = a2[s][1];
+    }
+  }
+  [[maybe_unused]] float xsum[G][2];
+  if constexpr (F::kMin) {
+    const uint32_t one[4] = {QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2};
+#pragma unroll
+    for (int q = 0; q < G; ++q) {
+      float cs[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int s = q * SPG; s < (q + 1) * SPG; ++s) rq_mma_frag<OP>(cs, one, b[s][0], b[s][1]);
+      xsum[q][0] = cs[0];
+      xsum[q][1] = cs[1];
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < G; ++q) {
+    float cc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int s = q * SPG; s < (q + 1) * SPG; ++s) rq_mma_frag<OP>(cc, af[s], b[s][0], b[s][1]);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float v = fmaf(sc[e >> 1][q], cc[e], acc[e]);
+      if constexpr (F::kMin) v = fmaf(-mn[e >> 1][q], xsum[q][e & 1], v);
+      acc[e] = v;
+    }
+  }
+#else
+  (void)raw, (void)b, (void)lut, (void)acc;
+#endif
+}
+
+template <int ID, int XK, int NS>
+__global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_kernel(QmatArgs a) {
+#if defined(ROCQ_MMA_NV)
+  using Cfg = QmmaStreamCfg<ID>;
+  using F = QFrag<ID>;
+  using T = typename XStore<XK>::T;
+  constexpr RqOp OP = XK == (int)DType::BF16 ? RqOp::BF16 : RqOp::F16;
+  constexpr int S = F::kS, WC = F::kWC, W = Cfg::kWarps, R = Cfg::kRows, NT = Cfg::kThreads;
+  constexpr int WB = Cfg::kWinBytes, SRB = Cfg::kRowBytes, SRS = Cfg::kRowStride;
+  constexpr bool kPlane = rq_has_scale_plane(ID);
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ float red[W][R][8];
+  __shared__ uint32_t lut[F::kLut ? 256 : 1];
+
+  const int tid = threadIdx.x, warp = tid / kRqMmaLanes, lane = tid % kRqMmaLanes;
+  const int g = lane / 4, t = lane % 4;
+  if constexpr (F::kLut) {
+    for (int i = tid; i < 256; i += NT) lut[i] = F::template lut<OP>(i);
+    // (read only after the first stage's __syncthreads)
+  }
+  const int64_t nch = a.k / F::kC;                           // chunks per row
+  const int nc = (int)rq_ceil_div(nch, (int64_t)W * WC);    // stages per row group
+  const int64_t groups = rq_ceil_div(a.n, (int64_t)R);
+  // x row of this lane's B column (rows past M repeat the last: computed, never stored)
+  const T* xrow = static_cast<const T*>(a.x) + (int64_t)(g < a.M ? g : a.M - 1) * a.k;
+
+  // This thread's 16-byte copies of a stage, the same in every stage (qmatvec_stream.h): vector
+  // j = tid + i * NT is row j / CPR, bytes 16 * (j % CPR) of the row's stage share.
+  constexpr int CPR = SRB / 16, NCP = (R * CPR + NT - 1) / NT;
+  uint32_t csrc[NCP];
+  int cdst[NCP];
+#pragma unroll
+  for (int i = 0; i < NCP; ++i) {
+    const int j = tid + i * NT, r = j / CPR, v = j % CPR;
+    csrc[i] = (uint32_t)(r * (int)a.row_bytes + 16 * v);
+    cdst[i] = j < R * CPR ? r * SRS + 16 * v : -1;
+  }
+  int64_t ig = blockIdx.x;
+  int ic = 0, ist = 0;
+  const uint8_t* gsrc = a.qw + ig * R * a.row_bytes;
+  const int64_t gstep = (int64_t)gridDim.x * R * a.row_bytes;
+  const int ncf = (int)(a.row_bytes / SRB);  // whole stages per row
+  const int64_t gfull = a.n / R;             // groups of R rows
+  auto issue = [&]() {
+    if (ig < groups) {
+      uint8_t* dst = smem + ist * Cfg::kStageBytes;
+      const int off = ic * SRB;
+      const uint8_t* src = gsrc + off;
+      if (ic < ncf && ig < gfull) {
+#pragma unroll
+        for (int i = 0; i < NCP; ++i)
+          if (i + 1 < NCP || cdst[i] >= 0) rq_cp_async16(dst + cdst[i], src + csrc[i]);
+      } else {
+        const int per_row = a.row_bytes - off < SRB ? (int)((a.row_bytes - off) / 16) : CPR;
+        const int rows = a.n - ig * R < R ? (int)(a.n - ig * R) : R;
+#pragma unroll
+        for (int i = 0; i < NCP; ++i) {
+          const int j = tid + i * NT, r = j / CPR, v = j % CPR;
+          if (cdst[i] >= 0 && r < rows && v < per_row) rq_cp_async16(dst + cdst[i], src + csrc[i]);
+        }
+      }
+      if (++ic == nc) {
+        ic = 0;
+        ig += gridDim.x;
+        gsrc += gstep;
+      }
+      ist = ist + 1 == NS ? 0 : ist + 1;
+    }
+    rq_cp_async_commit();  // (empty groups past the end keep the wait count uniform)
+  };
+#pragma unroll
+  for (int i = 0; i < NS - 1; ++i) issue();
+
+  int st = 0;
+  for (int64_t grp = blockIdx.x; grp < groups; grp += gridDim.x) {
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    const uint8_t* sp[2];  // scale-plane rows (OCP MX), clamped to n - 1: computed, never stored
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      int64_t row = grp * R + g + 8 * h;
+      row = row < a.n ? row : a.n - 1;
+      sp[h] = kPlane ? a.sc + row * (a.k / 32) : nullptr;
+    }
+    for (int c = 0; c < nc; ++c) {
+      const int64_t cb = ((int64_t)c * W + warp) * WC;  // this warp's first chunk in the row
+      const int wc = nch - cb >= WC ? WC : (nch - cb > 0 ? (int)(nch - cb) : 0);
+      // the window's x fragments and scale bytes, loaded before the wait (their latency overlaps it)
+      uint32_t xw[WC][S][2];
+      [[maybe_unused]] uint8_t se[WC][2];
+#pragma unroll
+      for (int i = 0; i < WC; ++i) {
+        if (i < wc) {
+          const int64_t e0 = F::x0(cb + i);
+#pragma unroll
+          for (int s = 0; s < S; ++s) {
+            const uint2 v = *reinterpret_cast<const uint2*>(xrow + e0 + F::xo(s, t));
+            xw[i][s][0] = v.x;
+            xw[i][s][1] = v.y;
+          }
+          if constexpr (kPlane) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) se[i][h] = sp[h][cb + i];
+          }
+        }
+      }
+      rq_cp_async_wait<NS - 2>();
+      __syncthreads();  // this stage landed for every thread; the previous one is free to refill
+      issue();
+      const uint8_t* sb = smem + st * Cfg::kStageBytes + warp * WB;
+      const uint8_t* win[2] = {sb + g * SRS, sb + (g + 8) * SRS};
+      auto one = [&](int i) {
+        typename F::Raw raw[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          raw[h] = F::load(win[h], i, t);
+          if constexpr (kPlane) raw[h].e = se[i][h];
+        }
+        qmma_tile_chunk<ID, OP>(raw, xw[i], lut, acc);
+      };
+      if (wc == WC) {
+#pragma unroll
+        for (int i = 0; i < WC; ++i) one(i);
+      } else {
+#pragma unroll
+        for (int i = 0; i < WC; ++i)
+          if (i < wc) one(i);
+      }
+      st = st + 1 == NS ? 0 : st + 1;
+    }
+    // The group is complete: each warp's tile into shared memory, then the 8 sums per output in
+    // warp order. (red is written again only after the next group's first __syncthreads.)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) red[warp][g + 8 * (e >> 1)][2 * t + (e & 1)] = acc[e];
+    __syncthreads();
+    if (tid < R * 8) {
+      const int rr = tid % R, m = tid / R;
+      const int64_t row = grp * R + rr;
+      float v = 0.f;
+#pragma unroll
+      for (int w = 0; w < W; ++w) v += red[w][rr][m];
+      if (row < a.n && m < a.M) {
+        if (a.bias) v += a.bias[row];
+        static_cast<T*>(a.y)[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
+      }
+    }
+  }
+  rq_cp_async_wait<0>();
+#elif defined(__CUDA_ARCH__)
+  __trap();  // never launched below sm_80 (qmma_supported)
+#else
+  (void)a;
+#endif
+}
+
+}  // namespace rocq::gpu
