@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * kRqMmaLanes) qmma_kernel(QmmaA
   using F = QFrag<ID>;
   using T = typename XStore<XK>::T;
   constexpr RqOp OP = XK == (int)DType::BF16 ? RqOp::BF16 : RqOp::F16;
-  constexpr int RT = kQmmaRT, S = F::kS, G = F::kG, SPG = S / G;
+  constexpr int RT = kQmmaRT, S = F::kS, G = F::kG;
   __shared__ float red[RT * 16][NT * 8 + 1];
 
   const int W = blockDim.x / kRqMmaLanes, warp = threadIdx.x / kRqMmaLanes, lane = threadIdx.x % kRqMmaLanes;
@@ -123,47 +123,15 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * kRqMmaLanes) qmma_kernel(QmmaA
     uint32_t af[RT][S][4];
     float sc[RT][2][G], mn[RT][2][G];
 #pragma unroll
-    for (int r = 0; r < RT; ++r)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        uint32_t a2[S][2];
-        F::template decode<OP>(raw[r][h], a2, sc[r][h], mn[r][h], lut);
-#pragma unroll
-        for (int s = 0; s < S; ++s) {
-          af[r][s][h] = a2[s][0];
-          af[r][s][2 + h] = a2[s][1];
-        }
-      }
+    for (int r = 0; r < RT; ++r) qmma_decode_tile<ID, OP>(raw[r], lut, af[r], sc[r], mn[r]);
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
       uint32_t b[S][2];
       xfrag(j, b);
-      [[maybe_unused]] float xsum[G][2];  // (min-term formats)
-      if constexpr (F::kMin) {
-        const uint32_t one[4] = {QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2};
+      float xsum[G][2];  // (min-term formats)
+      if constexpr (F::kMin) qmma_xsums<ID, OP>(b, xsum);
 #pragma unroll
-        for (int q = 0; q < G; ++q) {
-          float cs[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-          for (int s = q * SPG; s < (q + 1) * SPG; ++s) rq_mma_frag<OP>(cs, one, b[s][0], b[s][1]);
-          xsum[q][0] = cs[0];
-          xsum[q][1] = cs[1];
-        }
-      }
-#pragma unroll
-      for (int r = 0; r < RT; ++r)
-#pragma unroll
-        for (int q = 0; q < G; ++q) {
-          float cc[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-          for (int s = q * SPG; s < (q + 1) * SPG; ++s) rq_mma_frag<OP>(cc, af[r][s], b[s][0], b[s][1]);
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            float v = fmaf(sc[r][e >> 1][q], cc[e], acc[r][j][e]);
-            if constexpr (F::kMin) v = fmaf(-mn[r][e >> 1][q], xsum[q][e & 1], v);
-            acc[r][j][e] = v;
-          }
-        }
+      for (int r = 0; r < RT; ++r) qmma_tile_products<ID, OP>(af[r], sc[r], mn[r], b, xsum, acc[r][j]);
     }
   };
 

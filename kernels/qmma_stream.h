@@ -44,41 +44,53 @@ struct QmmaStreamCfg {
   static constexpr int64_t smem(int ns) { return (int64_t)ns * kStageBytes; }
 };
 
-// One chunk of one 16 x 8 tile: the two row halves' raw bytes decoded into operands, the
-// products with the x fragments b (per step), scaled per group into acc (and the min term, from
-// a product with ones, for formats with one).
+// The pieces of a chunk's math, shared with qmma_kernel (qmma_impl.h):
+// one 16-row tile's operands (rows g, g + 8: raw[0], raw[1]) and per-group scales;
 template <int ID, RqOp OP>
-ROCQ_DEVICE void qmma_tile_chunk(const typename QFrag<ID>::Raw (&raw)[2], const uint32_t (&b)[QFrag<ID>::kS][2],
-                                 const uint32_t* lut, float (&acc)[4]) {
-#if defined(ROCQ_MMA_NV)
+ROCQ_DEVICE void qmma_decode_tile(const typename QFrag<ID>::Raw (&raw)[2], const uint32_t* lut,
+                                  uint32_t (&af)[QFrag<ID>::kS][4], float (&sc)[2][QFrag<ID>::kG],
+                                  float (&mn)[2][QFrag<ID>::kG]) {
   using F = QFrag<ID>;
-  constexpr int S = F::kS, G = F::kG, SPG = S / G;
-  uint32_t af[S][4];
-  float sc[2][G], mn[2][G];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    uint32_t a2[S][2];
+    uint32_t a2[F::kS][2];
     F::template decode<OP>(raw[h], a2, sc[h], mn[h], lut);
 #pragma unroll
-    for (int s = 0; s < S; ++s) {
+    for (int s = 0; s < F::kS; ++s) {
       af[s][h] = a2[s][0];
       af[s][2 + h] = a2[s][1];
     }
   }
-  [[maybe_unused]] float xsum[G][2];
-  if constexpr (F::kMin) {
-    const uint32_t one[4] = {QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2};
+}
+// the group sums of x for the formats with a min term (a product with ones per group);
+template <int ID, RqOp OP>
+ROCQ_DEVICE void qmma_xsums(const uint32_t (&b)[QFrag<ID>::kS][2], float (&xsum)[QFrag<ID>::kG][2]) {
+#if defined(ROCQ_MMA_NV)
+  using F = QFrag<ID>;
+  constexpr int SPG = F::kS / F::kG;
+  const uint32_t one[4] = {QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2, QfOp<OP>::kOne2};
 #pragma unroll
-    for (int q = 0; q < G; ++q) {
-      float cs[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int q = 0; q < F::kG; ++q) {
+    float cs[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-      for (int s = q * SPG; s < (q + 1) * SPG; ++s) rq_mma_frag<OP>(cs, one, b[s][0], b[s][1]);
-      xsum[q][0] = cs[0];
-      xsum[q][1] = cs[1];
-    }
+    for (int s = q * SPG; s < (q + 1) * SPG; ++s) rq_mma_frag<OP>(cs, one, b[s][0], b[s][1]);
+    xsum[q][0] = cs[0];
+    xsum[q][1] = cs[1];
   }
+#else
+  (void)b, (void)xsum;
+#endif
+}
+// one tile's products with the x fragments b, scaled per group into acc (minus the min term).
+template <int ID, RqOp OP>
+ROCQ_DEVICE void qmma_tile_products(const uint32_t (&af)[QFrag<ID>::kS][4], const float (&sc)[2][QFrag<ID>::kG],
+                                    const float (&mn)[2][QFrag<ID>::kG], const uint32_t (&b)[QFrag<ID>::kS][2],
+                                    const float (&xsum)[QFrag<ID>::kG][2], float (&acc)[4]) {
+#if defined(ROCQ_MMA_NV)
+  using F = QFrag<ID>;
+  constexpr int SPG = F::kS / F::kG;
 #pragma unroll
-  for (int q = 0; q < G; ++q) {
+  for (int q = 0; q < F::kG; ++q) {
     float cc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
     for (int s = q * SPG; s < (q + 1) * SPG; ++s) rq_mma_frag<OP>(cc, af[s], b[s][0], b[s][1]);
@@ -90,7 +102,7 @@ ROCQ_DEVICE void qmma_tile_chunk(const typename QFrag<ID>::Raw (&raw)[2], const 
     }
   }
 #else
-  (void)raw, (void)b, (void)lut, (void)acc;
+  (void)af, (void)sc, (void)mn, (void)b, (void)xsum, (void)acc;
 #endif
 }
 
@@ -211,7 +223,11 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
           raw[h] = F::load(win[h], i, t);
           if constexpr (kPlane) raw[h].e = se[i][h];
         }
-        qmma_tile_chunk<ID, OP>(raw, xw[i], lut, acc);
+        uint32_t af[S][4];
+        float sc[2][F::kG], mn[2][F::kG], xsum[F::kG][2];
+        qmma_decode_tile<ID, OP>(raw, lut, af, sc, mn);
+        if constexpr (F::kMin) qmma_xsums<ID, OP>(xw[i], xsum);
+        qmma_tile_products<ID, OP>(af, sc, mn, xw[i], xsum, acc);
       };
       if (wc == WC) {
 #pragma unroll
