@@ -313,8 +313,8 @@ template <int XK>
 const char* qmma_launch_dtype(int qtype, const QmmaArgs& a, gpuStream_t stream);
 
 // ROCQ_QMMA_STREAM (read once per process): 0 keeps every one-tile call (M <= 8) on
-// qmma_kernel, 1 hands the streaming kernel every format it has; otherwise the formats where it
-// measured faster (QmmaStreamCfg::kChosen).
+// qmma_kernel, 1 hands the streaming kernel every format it has; otherwise the calls where it
+// measured faster (QmmaStreamCfg::takes).
 inline int qmma_stream_mode() {
   static const int mode = [] {
     const char* v = std::getenv("ROCQ_QMMA_STREAM");
@@ -335,7 +335,7 @@ int64_t qmma_stream_grid(const QmmaArgs& a) {
     return 0;
   } else {
     const int mode = qmma_stream_mode();
-    if (mode == 0 || (mode == 2 && !Cfg::kChosen) || a.M > 8) return 0;
+    if (mode == 0 || (mode == 2 && !Cfg::takes(a.k, a.M)) || a.M > 8) return 0;
     const int dev = rq_current_device();
     constexpr int kMaxDev = 64;
     if (dev < 0 || dev >= kMaxDev) return 0;

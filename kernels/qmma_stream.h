@@ -38,9 +38,19 @@ struct QmmaStreamCfg {
   // 180.9 / 209.9 -> 191.4; 8B FFN up: Q4_0 20.0 -> 16.4 / 21.4 -> 19.1 / 24.3 -> 22.1, Q6_K 33.1
   // -> 26.1 / 35.3 -> 27.4 / 37.0 -> 29.2. Slower on the 70B layer: Q5_0 (3-7%), Q4_K at M = 4, 8
   // (8-11%), Q8_0 (5%), IQ4_NL (4-7%), MXFP4 at M = 8 (13%; 22% on 4096 x 4096); Q5_1, Q5_K,
-  // IQ4_XS mixed: those keep qmma_kernel.
+  // IQ4_XS mixed: those keep qmma_kernel there. On the 8B layers (k = 4096) the others are faster
+  // too up to M = 4 (takes(): x rows of 8 KB, so that the L1 keeps more of x than at k = 8192),
+  // e.g. 8B FFN up M = 1 / 4 (bench_qmatmul_h200_s9h_{A,B}.json) Q5_0 23.4 -> 21.4 / 24.4 ->
+  // 23.7, Q4_K 22.4 -> 21.0 / 23.6 -> 22.9, IQ4_XS 28.9 -> 25.7 / 30.8 -> 28.8, MXFP4 34.1 -> 29.4
+  // / 36.3 -> 33.6, and 4096 x 4096 (s9e) Q8_0 14.1 -> 10.8 / 14.4 -> 11.1; at M = 8 several lose
+  // (MXFP4 40.0 -> 42.4). Mixed: Q5_K at M = 4 (8B FFN up 25.4 -> 26.0, 4096 x 4096 10.1 -> 9.9),
+  // MXFP4 at M = 4 on 4096 x 4096 (11.1 -> 11.5).
+  // (Two tiles per warp, 32-row groups, x fragments serving both: slower nearly everywhere, e.g.
+  // 70B FFN up M = 1 / 8 Q4_0 47.7 -> 54.8 / 65.2 -> 64.1, Q6_K 80.4 -> 97.7 / 92.1 -> 108.6,
+  // OCP MXFP4 110.3 -> 124.9 / 133.4 -> 141.1: bench_qmatmul_h200_s9h_{B,C}.json.)
   static constexpr bool kChosen = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q6_K || ID == QT_OCP_MXFP4 ||
                                   ID == QT_OCP_MXFP8_E4M3 || ID == QT_OCP_MXFP8_E5M2;
+  static bool takes(int64_t k, int64_t M) { return kChosen || (k <= 4096 && M <= 4); }
   static constexpr int64_t smem(int ns) { return (int64_t)ns * kStageBytes; }
 };
 
