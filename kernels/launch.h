@@ -46,6 +46,10 @@ int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M
 // Codes and x are exact operands, so only the fp32 summation order differs from the fp32 pieces.
 bool qmma_supported(int qtype, DType dtype);
 bool qmma_takes(int qtype, DType dtype, int64_t M);
+// Whether a call of M = 9..64 rows of x runs the wide matrix-unit kernel (qmma_wide.h: 16-byte
+// rows, a layer of at least one 128-row CTA per multiprocessor); the chooser then keeps M up to
+// 64 on the fused path.
+bool qmma_wide_takes(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes);
 const char* launch_qmma(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
                         const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias, void* y,
                         void* stream);

@@ -63,6 +63,16 @@ bool qmma_takes(int qtype, DType dtype, int64_t M) {
   return M >= first && M <= kQmmaMaxRows;
 }
 
+bool qmma_wide_takes(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
+  if (M <= 8 || M > kQmmaMaxRows || !qmma_supported(qtype, dtype)) return false;
+  bool ok = false;
+  dispatch_format(qtype, [&](auto codec) {
+    constexpr int id = decltype(codec)::kId;
+    if constexpr (kQFragOn<id>) ok = qmma_wide_shape_ok<id>(n, k, row_bytes);
+  });
+  return ok;
+}
+
 const char* launch_qmma(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
                         const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias, void* y,
                         void* stream) {

@@ -25,6 +25,7 @@
 
 #include "qfrag.h"
 #include "qmma_stream.h"
+#include "qmma_wide.h"
 
 namespace rocq::gpu {
 
@@ -363,6 +364,42 @@ int64_t qmma_stream_grid(const QmmaArgs& a) {
   }
 }
 
+// ROCQ_QMMA_WIDE (read once per process): 0 keeps calls of more than 8 rows of x on qmma_kernel.
+inline bool qmma_wide_on() {
+  static const bool on = [] {
+    const char* v = std::getenv("ROCQ_QMMA_WIDE");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
+// Whether the wide kernel (qmma_wide.h) takes a call of more than 8 rows of x (shape only, no
+// pointers): whole 16-byte weight rows and x rows (k % 8), every x-tile count's stages fit the
+// device, and its CTAs of 128 weight rows fill the device once (fewer lose to qmma_kernel, which
+// splits k: H200, bench_qmatmul_h200_s9k_{A,B}.json, M = 9 / 16 / 32, us, qmma_kernel -> wide:
+// 70B FFN up (224 CTAs) Q4_0 88.9 -> 78.5 / 105.8 -> 74.0 / 145.2 -> 102.3, Q4_K 106.5 -> 106.7 /
+// 145.5 -> 103.0 / 209.9 -> 147.8, Q8_0 160.3 -> 130.2 / 170.6 -> 129.0 / 252.6 -> 149.9; 8B
+// FFN up (112 CTAs) mixed, e.g. Q4_1 28.0 -> 33.7 / 29.6 -> 35.1; 4096 x 4096 (32 CTAs) 2-3x
+// slower).
+template <int ID>
+bool qmma_wide_shape_ok(int64_t n, int64_t k, int64_t row_bytes) {
+  using Cfg = QmmaWideCfg<ID>;
+  if constexpr (!Cfg::kOn || Cfg::stages(8) == 0) {
+    (void)n, (void)k, (void)row_bytes;
+    return false;
+  } else {
+    if (!qmma_wide_on()) return false;
+    const RqDeviceFacts d = rq_device_facts();
+    return row_bytes % 16 == 0 && k % 8 == 0 && Cfg::smem(8) <= d.optin && d.sms > 0 &&
+           rq_ceil_div(n, (int64_t)Cfg::kRows) >= d.sms;
+  }
+}
+template <int ID>
+bool qmma_wide_ok(const QmmaArgs& a) {
+  return (reinterpret_cast<uintptr_t>(a.qw) & 15) == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 &&
+         qmma_wide_shape_ok<ID>(a.n, a.k, a.row_bytes);
+}
+
 template <int XK, int ID>
 const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
   if (const int64_t sg = qmma_stream_grid<ID, XK>(a); sg > 0) {
@@ -372,6 +409,27 @@ const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
     return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
   }
   const int nt = a.M <= 8 ? 1 : (a.M <= 16 ? 2 : (a.M <= 32 ? 4 : 8));
+  if (nt > 1 && qmma_wide_ok<ID>(a)) {
+    auto wide = [&](auto ntc) -> const char* {
+      constexpr int NT = decltype(ntc)::value;
+      using Cfg = QmmaWideCfg<ID>;
+      constexpr int NS = Cfg::stages(NT);
+      if constexpr (NS == 0) {
+        return "rocq qmma: no wide instance";  // (qmma_wide_ok rules it out)
+      } else {
+        auto kern = qmma_wide_kernel<ID, XK, NT, NS>;
+        const int smem = (int)Cfg::smem(NT);
+        if (rq_func_set_max_dynamic_smem((const void*)kern, smem) != ROCQ_GPU_SUCCESS)
+          return "rocq qmma: this device cannot give the kernel its shared memory";
+        const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)Cfg::kRows), (unsigned)rq_ceil_div(a.M, (int64_t)8 * NT));
+        kern<<<grid, Cfg::kThreads, smem, stream>>>(a);
+        const gpuError_t e = rq_last_error();
+        return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+      }
+    };
+    return nt == 2 ? wide(std::integral_constant<int, 2>{})
+                   : nt == 4 ? wide(std::integral_constant<int, 4>{}) : wide(std::integral_constant<int, 8>{});
+  }
   const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)16 * kQmmaRT), (unsigned)rq_ceil_div(a.M, 8 * nt));
   const int warps = qmma_warps<ID>(a.n, a.M);
   const dim3 block(kRqMmaLanes * warps);

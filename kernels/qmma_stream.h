@@ -116,6 +116,15 @@ ROCQ_DEVICE void qmma_tile_products(const uint32_t (&af)[QFrag<ID>::kS][4], cons
 #endif
 }
 
+// y[m, row] = v + bias[row] in the activation dtype, for rows and x rows inside the call.
+template <int XK>
+ROCQ_DEVICE void qmma_store(const QmatArgs& a, int64_t row, int m, float v) {
+  if (row < a.n && m < a.M) {
+    if (a.bias) v += a.bias[row];
+    static_cast<typename XStore<XK>::T*>(a.y)[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
+  }
+}
+
 template <int ID, int XK, int NS>
 __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_kernel(QmatArgs a) {
 #if defined(ROCQ_MMA_NV)
@@ -260,10 +269,7 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
       float v = 0.f;
 #pragma unroll
       for (int w = 0; w < W; ++w) v += red[w][rr][m];
-      if (row < a.n && m < a.M) {
-        if (a.bias) v += a.bias[row];
-        static_cast<T*>(a.y)[(int64_t)m * a.n + row] = rq_from_float<XK>(v);
-      }
+      qmma_store<XK>(a, row, m, v);
     }
   }
   rq_cp_async_wait<0>();

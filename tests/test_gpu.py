@@ -263,6 +263,34 @@ def test_qmatmul_matrix_units_streaming():
             assert float((y - y0).norm() / y0.norm()) < 1e-2, key
 
 
+@pytest.mark.parametrize("fmt", QMMA_FORMATS)
+def test_qmatmul_matrix_units_wide(fmt):
+    """The wide matrix-unit kernel (kernels/qmma_wide.h: M = 9..64, 128 weight rows per CTA, x
+    tiles in shared memory) on a layer of at least one CTA per multiprocessor (its launch rule):
+    n not a multiple of 128, k of several stages with a partial last one, every x-tile count (M
+    = 9, 16 | 17, 32 | 33, 64), fp16 and bf16 x, with and without bias, on the automatic path
+    and the forced fused one; within the output rounding of the fp64 reference, unwritten
+    outputs NaN-poisoned. (Q6_K's 8-window stages do not fit: it keeps qmma_kernel.)"""
+    f = rocq.format_info(fmt)
+    g = torch.Generator(device="cpu").manual_seed(13)
+    n = 128 * 140 + 5
+    k = f.block_elems * _fast_blocks(f, -(-4400 // f.block_elems))  # 9 to 18 stages
+    qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
+    sc = sc if sc.numel() else None
+    w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()
+    for dtype, bound in ((torch.float16, 1.2e-3), (torch.bfloat16, 6e-3)):
+        for M in (9, 16, 17, 32, 33, 64):
+            x = (torch.randn(M, k, generator=g) * 3).to(dtype)
+            bias = torch.randn(n, generator=g) if M % 2 else None
+            ref = x.double() @ w64.T + (bias.double() if bias is not None else 0)
+            for path in ("auto", "fused"):
+                with PathEnv(path):
+                    poison(M * n * 2)
+                    y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, None if bias is None else bias.cuda())
+                err = rel_err(y, ref)
+                assert err < bound, f"{fmt} {dtype} M={M} {path}: rel err {err:.3g}"
+
+
 def _child(args, **env):
     """Runs `python args...` in the tests folder with extra environment variables (the
     switches rocq reads once per process)."""

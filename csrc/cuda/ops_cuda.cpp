@@ -104,8 +104,8 @@ int64_t fused_rows_before_qgemm(const FormatInfo& f) {
   }
 }
 
-Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& device, at::ScalarType xdtype,
-                 bool rows_fast) {
+Path choose_path(int64_t M, int64_t n, int64_t k, int64_t row_bytes, const FormatInfo& f, const at::Device& device,
+                 at::ScalarType xdtype, bool rows_fast) {
   (void)device;  // one table for now: the crossover measured on the H100 (an AMD GPU may differ)
   if (forced_path() == 1) return Path::Fused;
   if (forced_path() == 2) return Path::DequantBlas;
@@ -116,6 +116,11 @@ Path choose_path(int64_t M, int64_t k, const FormatInfo& f, const at::Device& de
   // one (rows_fast: 16-byte aligned rows; the fused path aligns x itself): otherwise the simple
   // kernel would take these M (e.g. Q6_K with k/256 not a multiple of 8, MXFP4 with k = 2880).
   if (M <= kQmmaAutoRows && rows_fast && gpu::qmma_takes(f.id, to_gpu_dtype(xdtype), M)) return Path::Fused;
+  // Up to M = 64 where its wide kernel takes the call (x tiles from shared memory, 128 weight rows
+  // a CTA, layers that fill the device: kernels/qmma_wide.h).
+  if (rows_fast && gpu::qmma_takes(f.id, to_gpu_dtype(xdtype), M) &&
+      gpu::qmma_wide_takes(f.id, to_gpu_dtype(xdtype), M, n, k, row_bytes))
+    return Path::Fused;
   // The fused kernel (register-blocked, x in registers, no shared-memory x tile: independent of
   // k) reads W once per 8 rows of x; dequantize+BLAS pays a full 16-bit write and read of W.
   // Quantized formats: fused up to M = 8 (benchmarks/results/bench_qmatmul_h200_v2.log). Dense
@@ -164,7 +169,7 @@ at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const st
 
   // (x: null stands for an aligned x; the fused path copies an unaligned one)
   const bool rows_fast = gpu::qmatvec_fast_path(w.fmt->id, nullptr, qw.data_ptr<uint8_t>(), k, w.row_bytes);
-  const Path path = choose_path(M, k, *w.fmt, x.device(), x.scalar_type(), rows_fast);
+  const Path path = choose_path(M, n, k, w.row_bytes, *w.fmt, x.device(), x.scalar_type(), rows_fast);
   if (path == Path::Qgemm && gpu::qgemm_supported(w.fmt->id, nullptr, M, n, k)) {
     if (reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0) x2 = x2.clone(at::MemoryFormat::Contiguous);
     const at::Tensor b = has_bias ? bias->to(at::kFloat).contiguous() : at::Tensor();
