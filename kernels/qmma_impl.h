@@ -380,7 +380,9 @@ inline bool qmma_wide_on() {
 // 70B FFN up (224 CTAs) Q4_0 88.9 -> 78.5 / 105.8 -> 74.0 / 145.2 -> 102.3, Q4_K 106.5 -> 106.7 /
 // 145.5 -> 103.0 / 209.9 -> 147.8, Q8_0 160.3 -> 130.2 / 170.6 -> 129.0 / 252.6 -> 149.9; 8B
 // FFN up (112 CTAs) mixed, e.g. Q4_1 28.0 -> 33.7 / 29.6 -> 35.1; 4096 x 4096 (32 CTAs) 2-3x
-// slower).
+// slower. CTAs of 4 warps (64 rows) on the 8B FFN up layer were mixed too: faster at M = 32
+// (Q8_0 79.5 -> 58.6, IQ4_XS 68.3 -> 53.8), slower at M = 9 (Q4_1 27.7 -> 35.5) and 48 (MXFP4
+// 87.7 -> 149.2): bench_qmatmul_h200_s9m_{A,B}.json, not kept.)
 template <int ID>
 bool qmma_wide_shape_ok(int64_t n, int64_t k, int64_t row_bytes) {
   using Cfg = QmmaWideCfg<ID>;
