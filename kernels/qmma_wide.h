@@ -24,9 +24,13 @@ struct QmmaWideCfg {
   static constexpr int kThreads = kWarps * kRqMmaLanes;
   static constexpr int kWinBytes = QFragWin<ID>::kBytes;
   static constexpr int kWinElems = QFragWin<ID>::kChunks * QFragWin<ID>::kElems;
-  // windows per stage: the fewest (1 or 2) whose bytes are whole 16-byte copies
-  static constexpr int kWPS = kWinBytes % 16 == 0 ? 1 : 2;
-  static constexpr int kRowBytes = kWPS * kWinBytes, kSlab = kWPS * kWinElems;  // per row and stage
+  // windows per stage: the fewest (1 or 2) whose bytes are whole 16-byte copies; else (Q6_K's
+  // 210 bytes) one, copied as the 16-byte aligned span around it (kSpan: the window starts
+  // (c * kWinBytes) % 16 bytes into it)
+  static constexpr bool kSpan = kWinBytes % 8 != 0;
+  static constexpr int kWPS = kWinBytes % 16 == 0 || kSpan ? 1 : 2;
+  static constexpr int kSlab = kWPS * kWinElems;  // elements per row and stage
+  static constexpr int kRowBytes = kSpan ? (kWinBytes + 30) / 16 * 16 : kWPS * kWinBytes;  // bytes copied
   // weight rows kRowStride apart (4 mod 8 words: the 8 rows x 4 quarters of a warp's 4-byte loads
   // in 32 banks), x rows kXStride apart (8 mod 32 words: a quarter's 8-byte loads of 8 rows in
   // two conflict-free wavefronts)
@@ -76,7 +80,9 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
   auto issue = [&](int c) {
     if (c < nst) {
       uint8_t* st = smem + (c % NS) * STB;
-      const int64_t wo = (int64_t)c * RB, xo = (int64_t)c * SL;
+      // (the stage's first byte in the row: 16-byte aligned at or below its window where kSpan)
+      const int64_t wo = Cfg::kSpan ? ((int64_t)c * Cfg::kWinBytes) & ~(int64_t)15 : (int64_t)c * RB;
+      const int64_t xo = (int64_t)c * SL;
       const int wper = a.row_bytes - wo < RB ? (int)((a.row_bytes - wo) / 16) : WV;
       const int xper = a.k - xo < SL ? (int)((a.k - xo) / 8) : XV;
       for (int j = tid; j < NV; j += NTH) {
@@ -114,7 +120,7 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
     __syncthreads();  // stage c landed for every thread; stage c - 1 is free to refill
     issue(c + NS - 1);
     const uint8_t* st = smem + (c % NS) * STB;
-    const uint8_t* win0 = st + (16 * warp + g) * RS;
+    const uint8_t* win0 = st + (16 * warp + g) * RS + (Cfg::kSpan ? (int)(((int64_t)c * Cfg::kWinBytes) & 15) : 0);
     const uint8_t* xs = st + WST + g * XS;
     const int64_t cb = (int64_t)c * CPS;
     const int cc = nch - cb < CPS ? (int)(nch - cb) : CPS;  // chunks in this stage

@@ -270,7 +270,7 @@ def test_qmatmul_matrix_units_wide(fmt):
     n not a multiple of 128, k of several stages with a partial last one, every x-tile count (M
     = 9, 16 | 17, 32 | 33, 64), fp16 and bf16 x, with and without bias, on the automatic path
     and the forced fused one; within the output rounding of the fp64 reference, unwritten
-    outputs NaN-poisoned. (Q6_K's 8-window stages do not fit: it keeps qmma_kernel.)"""
+    outputs NaN-poisoned (Q6_K: its 210-byte windows copied as 16-byte aligned spans)."""
     f = rocq.format_info(fmt)
     g = torch.Generator(device="cpu").manual_seed(13)
     n = 128 * 140 + 5
