@@ -374,8 +374,8 @@ inline bool qmma_wide_on() {
 }
 
 // Whether the wide kernel (qmma_wide.h) takes a call of more than 8 rows of x (shape only, no
-// pointers): whole 16-byte weight rows and x rows (k % 8), every x-tile count's stages fit the
-// device, and its CTAs of 128 weight rows fill the device once (fewer lose to qmma_kernel, which
+// pointers): whole 16-byte weight rows and x rows (k % 8), every x-tile count's shared memory
+// fits the device's opt-in limit, and its CTAs of 128 weight rows fill the device once (fewer lose to qmma_kernel, which
 // splits k: H200, bench_qmatmul_h200_s9k_{A,B}.json, M = 9 / 16 / 32, us, qmma_kernel -> wide:
 // 70B FFN up (224 CTAs) Q4_0 88.9 -> 78.5 / 105.8 -> 74.0 / 145.2 -> 102.3, Q4_K 106.5 -> 106.7 /
 // 145.5 -> 103.0 / 209.9 -> 147.8, Q8_0 160.3 -> 130.2 / 170.6 -> 129.0 / 252.6 -> 149.9; 8B
@@ -392,7 +392,10 @@ bool qmma_wide_shape_ok(int64_t n, int64_t k, int64_t row_bytes) {
   } else {
     if (!qmma_wide_on()) return false;
     const RqDeviceFacts d = rq_device_facts();
-    return row_bytes % 16 == 0 && k % 8 == 0 && Cfg::smem(8) <= d.optin && d.sms > 0 &&
+    // (the largest of the x-tile counts' dynamic shared memory, plus at most 1 KB of static table)
+    constexpr int64_t s24 = Cfg::smem(2) > Cfg::smem(4) ? Cfg::smem(2) : Cfg::smem(4);
+    constexpr int64_t smem = (s24 > Cfg::smem(8) ? s24 : Cfg::smem(8)) + 1024;
+    return row_bytes % 16 == 0 && k % 8 == 0 && smem <= d.optin && d.sms > 0 &&
            rq_ceil_div(n, (int64_t)Cfg::kRows) >= d.sms;
   }
 }
@@ -401,6 +404,9 @@ bool qmma_wide_ok(const QmmaArgs& a) {
   return (reinterpret_cast<uintptr_t>(a.qw) & 15) == 0 && (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 &&
          qmma_wide_shape_ok<ID>(a.n, a.k, a.row_bytes);
 }
+
+// (the wide launch's answer where the device refused its shared memory: qmma_kernel runs instead)
+inline constexpr const char* kQmmaWideDeclined = "rocq qmma: wide kernel declined";
 
 template <int XK, int ID>
 const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
@@ -421,16 +427,19 @@ const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
       } else {
         auto kern = qmma_wide_kernel<ID, XK, NT, NS>;
         const int smem = (int)Cfg::smem(NT);
-        if (rq_func_set_max_dynamic_smem((const void*)kern, smem) != ROCQ_GPU_SUCCESS)
-          return "rocq qmma: this device cannot give the kernel its shared memory";
+        if (rq_func_set_max_dynamic_smem((const void*)kern, smem) != ROCQ_GPU_SUCCESS) {
+          (void)rq_last_error();  // clear it: qmma_kernel takes the call
+          return kQmmaWideDeclined;
+        }
         const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)Cfg::kRows), (unsigned)rq_ceil_div(a.M, (int64_t)8 * NT));
         kern<<<grid, Cfg::kThreads, smem, stream>>>(a);
         const gpuError_t e = rq_last_error();
         return e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
       }
     };
-    return nt == 2 ? wide(std::integral_constant<int, 2>{})
-                   : nt == 4 ? wide(std::integral_constant<int, 4>{}) : wide(std::integral_constant<int, 8>{});
+    const char* r = nt == 2 ? wide(std::integral_constant<int, 2>{})
+                            : nt == 4 ? wide(std::integral_constant<int, 4>{}) : wide(std::integral_constant<int, 8>{});
+    if (r != kQmmaWideDeclined) return r;
   }
   const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)16 * kQmmaRT), (unsigned)rq_ceil_div(a.M, 8 * nt));
   const int warps = qmma_warps<ID>(a.n, a.M);

@@ -229,7 +229,7 @@ def test_qmatmul_matrix_units_streaming():
         "for name in %r:\n"
         "    f = rocq.format_info(name)\n"
         "    u = 16 // math.gcd(f.block_bytes, 16)\n"
-        "    blocks = -(-(5632 // f.block_elems) // u) * u\n"  # 2.75 stages of Q4_0, 1.4 of MXFP4
+        "    blocks = -(-(5760 // f.block_elems) // u) * u\n"  # 180 blocks where rows allow: part of a window
         "    n, k = 16 * 600 + 5, f.block_elems * blocks\n"
         "    qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)\n"
         "    sc = sc if sc.numel() else None\n"
@@ -273,7 +273,7 @@ def test_qmatmul_matrix_units_wide(fmt):
     outputs NaN-poisoned (Q6_K: its 210-byte windows copied as 16-byte aligned spans)."""
     f = rocq.format_info(fmt)
     g = torch.Generator(device="cpu").manual_seed(13)
-    n = 128 * 140 + 5
+    n = 128 * (torch.cuda.get_device_properties(0).multi_processor_count + 9) + 5  # (its rule: a CTA per SM)
     k = f.block_elems * _fast_blocks(f, -(-4400 // f.block_elems))  # 9 to 18 stages
     qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
     sc = sc if sc.numel() else None
