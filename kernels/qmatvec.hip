@@ -58,10 +58,10 @@ bool stream_chunked(int qtype, int64_t M, int64_t k) {
 // It goes ahead of every other kernel.
 int64_t stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast) {
   if (!int_path(qtype, dtype, fast)) return 0;
-  if (M <= 2) return qmv_stream_grid(qtype, dtype, M, n, k, row_bytes);
+  if (M <= 2) return qmv_stream_plan(qtype, dtype, M, n, k, row_bytes);
   if (!stream_chunked(qtype, M, k)) return 0;
-  const int64_t g2 = qmv_stream_grid(qtype, dtype, 2, n, k, row_bytes);
-  return g2 > 0 && (M % 2 == 0 || qmv_stream_grid(qtype, dtype, 1, n, k, row_bytes) > 0) ? g2 : 0;
+  const int64_t g2 = qmv_stream_plan(qtype, dtype, 2, n, k, row_bytes);
+  return g2 > 0 && (M % 2 == 0 || qmv_stream_plan(qtype, dtype, 1, n, k, row_bytes) > 0) ? g2 : 0;
 }
 
 // Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h).
@@ -139,7 +139,7 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
     // stream_chunked: rows m0, m0 + 1 per launch (16-bit x and y: 2 bytes an element)
     for (int64_t m0 = 0; m0 < M; m0 += 2) {
       const int mm = M - m0 < 2 ? 1 : 2;
-      const int64_t g = mm == 2 ? plan : qmv_stream_grid(qtype, dtype, 1, n, k, row_bytes);
+      const int64_t g = mm == 2 ? plan : qmv_stream_plan(qtype, dtype, 1, n, k, row_bytes);
       const QmvArgs a{{static_cast<const uint8_t*>(x) + 2 * m0 * k, static_cast<uint8_t*>(y) + 2 * m0 * n, qweight, scales,
                        bias, mm, n, k, row_bytes},
                       0, nullptr, nullptr};

@@ -362,10 +362,10 @@ const char* qmv_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 template <int XK>
 const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 // The streaming kernel (qmatvec_stream.hip) for M = 1, 2 rows of 16-bit x on the integer path:
-// qmv_stream_grid gives its plan for such a call (0: another kernel takes it; -1: ROCQ_QMV_STREAM=3
+// qmv_stream_plan gives its plan for such a call (0: another kernel takes it; -1: ROCQ_QMV_STREAM=3
 // and it cannot, which qmv_stream_launch reports; else positive: the grid and the row-group shape,
 // qmatvec_stream.hip), qmv_stream_launch runs it with that plan (a.M the M it was planned for).
-int64_t qmv_stream_grid(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes);
+int64_t qmv_stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes);
 const char* qmv_stream_launch(int qtype, DType dtype, const QmvArgs& a, int64_t plan, gpuStream_t stream);
 
 inline dim3 qmv_grid(const QmvArgs& a) { return dim3((unsigned)rq_ceil_div(a.n, a.rows)); }

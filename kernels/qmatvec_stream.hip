@@ -1,5 +1,5 @@
 // Launcher of the streaming kernel (qmatvec_stream.h), for one or two rows of 16-bit x on the
-// integer pieces: qmatvec.hip asks qmv_stream_grid once per call, and launches it with that grid.
+// integer pieces: qmatvec.hip asks qmv_stream_plan once per call, and launches it with that plan.
 #include <cstdlib>
 #include <mutex>
 #include <type_traits>
@@ -77,7 +77,7 @@ struct StreamKernelState {
   int occ = 0;
 };
 
-// A launch plan in one positive integer (qmv_stream_grid's value): grid * 8 + 2 * shape (the row
+// A launch plan in one positive integer (qmv_stream_plan's value): grid * 8 + 2 * shape (the row
 // groups: QmvStreamCfg SHAPE) + (two stages instead of Cfg::kStages).
 struct StreamPlan {
   int64_t grid = 0;
@@ -196,7 +196,7 @@ StreamPlan stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t r
 
 }  // namespace
 
-int64_t qmv_stream_grid(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
+int64_t qmv_stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
   if constexpr (!kRqIntDot) return 0;
   if (dtype == DType::F32 || M < 1 || M > 2) return 0;
   const int64_t plan = (dtype == DType::F16 ? stream_plan_any<(int)DType::F16>(qtype, M, n, k, row_bytes)
