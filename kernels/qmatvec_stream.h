@@ -22,6 +22,7 @@
 #pragma once
 
 #include "qmatvec_impl.h"
+#include "stage_copy.h"
 
 namespace rocq::gpu {
 
@@ -298,7 +299,6 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   const int units = (int)(a.k / UE);         // per row
   const int nc = (units + CU - 1) / CU;      // stages per row group
   const int64_t groups = rq_ceil_div(a.n, R);
-  constexpr int CPR = Cfg::kRowBytes / 16;   // 16-byte copies per row and full stage
 
   // x: each 32-element block of each row rounded to fixed point here (rq_xquant_block, the rule
   // of qmv_xquant_kernel: no separate launch), row m's granule g stored at granule m * kx / 8 +
@@ -330,18 +330,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   // still, as rows are 16-byte multiples). Rows past n are not copied (nor used). The issue
   // cursor runs kStages - 1 items ahead of the compute one; past the end it commits empty
   // groups, which keeps the wait count uniform.
-  // This thread's copies of a stage, the same in every stage: vector j = tid + i * kThreads is
-  // row j / CPR, 16 bytes at 16 * (j % CPR) (neighbouring threads, neighbouring bytes). Offsets
-  // in 32 bits: R rows of a layer are far below 2 GB (the launcher checks).
-  constexpr int NCP = (R * CPR + NT - 1) / NT;
-  uint32_t csrc[NCP];  // from the group's first row (unsigned: no sign extension to 64 bits)
-  int cdst[NCP];       // into the stage; < 0: no copy
-#pragma unroll
-  for (int i = 0; i < NCP; ++i) {
-    const int j = tid + i * NT, r = j / CPR, v = j % CPR;
-    csrc[i] = (uint32_t)(r * (int)a.row_bytes + 16 * v);
-    cdst[i] = j < R * CPR ? r * Cfg::kRowBytes + 16 * v : -1;
-  }
+  const StageCopies<R, Cfg::kRowBytes, Cfg::kRowBytes, NT> cp(tid, (int)a.row_bytes);  // (stage_copy.h)
   int64_t ig = blockIdx.x;
   int ic = 0, ist = 0;
   // The issue cursor's group's first row (moved by a whole grid of groups at a time), and the
@@ -357,25 +346,9 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       uint8_t* dst = stage + ist * Cfg::kStageBytes;
       const int off = ic * Cfg::kRowBytes;
       const uint8_t* src = gsrc + off;
-      if (ic < ncf && ig < gfull) {
-#pragma unroll
-        for (int i = 0; i < NCP; ++i)
-          if (i + 1 < NCP || cdst[i] >= 0) rq_cp_async16(dst + cdst[i], src + csrc[i]);
-      } else {
-        const int per_row = a.row_bytes - off < Cfg::kRowBytes ? (int)((a.row_bytes - off) / 16) : CPR;
-        const int rows = a.n - ig * R < R ? (int)(a.n - ig * R) : R;
-#pragma unroll
-        for (int i = 0; i < NCP; ++i) {
-          const int j = tid + i * NT, r = j / CPR, v = j % CPR;
-          if (cdst[i] >= 0 && r < rows && v < per_row) rq_cp_async16(dst + cdst[i], src + csrc[i]);
-        }
-      }
-      if (++ic == nc) {
-        ic = 0;
-        ig += gridDim.x;
-        gsrc += gstep;
-      }
-      ist = ist + 1 == NS ? 0 : ist + 1;
+      if (ic < ncf && ig < gfull) cp.whole(dst, src);
+      else cp.part(dst, src, tid, a, ig, off);
+      rq_stage_next<NS>(ic, ist, ig, gsrc, nc, gstep);
     }
     rq_cp_async_commit();
   };

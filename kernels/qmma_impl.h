@@ -405,9 +405,6 @@ bool qmma_wide_ok(const QmmaArgs& a) {
          qmma_wide_shape_ok<ID>(a.n, a.k, a.row_bytes);
 }
 
-// (the wide launch's answer where the device refused its shared memory: qmma_kernel runs instead)
-inline constexpr const char* kQmmaWideDeclined = "rocq qmma: wide kernel declined";
-
 template <int XK, int ID>
 const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
   if (const int64_t sg = qmma_stream_grid<ID, XK>(a); sg > 0) {
@@ -418,6 +415,7 @@ const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
   }
   const int nt = a.M <= 8 ? 1 : (a.M <= 16 ? 2 : (a.M <= 32 ? 4 : 8));
   if (nt > 1 && qmma_wide_ok<ID>(a)) {
+    bool declined = false;  // (the device refused the wide kernel's shared memory)
     auto wide = [&](auto ntc) -> const char* {
       constexpr int NT = decltype(ntc)::value;
       using Cfg = QmmaWideCfg<ID>;
@@ -429,7 +427,8 @@ const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
         const int smem = (int)Cfg::smem(NT);
         if (rq_func_set_max_dynamic_smem((const void*)kern, smem) != ROCQ_GPU_SUCCESS) {
           (void)rq_last_error();  // clear it: qmma_kernel takes the call
-          return kQmmaWideDeclined;
+          declined = true;
+          return nullptr;
         }
         const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)Cfg::kRows), (unsigned)rq_ceil_div(a.M, (int64_t)8 * NT));
         kern<<<grid, Cfg::kThreads, smem, stream>>>(a);
@@ -439,7 +438,7 @@ const char* qmma_launch_fmt(const QmmaArgs& a, gpuStream_t stream) {
     };
     const char* r = nt == 2 ? wide(std::integral_constant<int, 2>{})
                             : nt == 4 ? wide(std::integral_constant<int, 4>{}) : wide(std::integral_constant<int, 8>{});
-    if (r != kQmmaWideDeclined) return r;
+    if (!declined) return r;
   }
   const dim3 grid((unsigned)rq_ceil_div(a.n, (int64_t)16 * kQmmaRT), (unsigned)rq_ceil_div(a.M, 8 * nt));
   const int warps = qmma_warps<ID>(a.n, a.M);

@@ -15,8 +15,15 @@
 #pragma once
 
 #include "qfrag.h"
+#include "stage_copy.h"
 
 namespace rocq::gpu {
+
+// The stride of weight rows of `bytes` (a multiple of 16) in a stage: plus 16 where their words
+// are a multiple of 8, so that the stride is 4 (mod 8) words and the 8 rows x 4 quarters of a
+// warp's 4-byte fragment loads fall in 32 different banks (a stride of 0 mod 32 words made them
+// 8-way conflicts: Q4_0 and MXFP4 ran 2x slower).
+ROCQ_HD constexpr int qmma_row_stride(int bytes) { return bytes + (bytes / 4 % 8 == 0 ? 16 : 0); }
 
 template <int ID>
 struct QmmaStreamCfg {
@@ -24,10 +31,7 @@ struct QmmaStreamCfg {
   static constexpr int kThreads = kWarps * kRqMmaLanes;
   static constexpr int kWinBytes = QFragWin<ID>::kBytes;  // one warp's window of one row
   static constexpr int kRowBytes = kWarps * kWinBytes;    // one row's bytes in a stage
-  // A row's stride in a stage: kRowBytes, plus 16 bytes where its words are a multiple of 8, so
-  // that the stride is 4 (mod 8) words and the 8 rows x 4 quarters of a warp's 4-byte loads fall
-  // in 32 different banks (a stride of 0 mod 32 words made them 8-way conflicts).
-  static constexpr int kRowStride = kRowBytes + (kRowBytes / 4 % 8 == 0 ? 16 : 0);
+  static constexpr int kRowStride = qmma_row_stride(kRowBytes);
   static constexpr int kStageBytes = kRows * kRowStride;
   static constexpr bool kOn = kQFragOn<ID> && kRowBytes % 16 == 0;
   // Where the launcher takes it by default: the formats it ran faster than qmma_kernel on every
@@ -151,17 +155,7 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
   // x row of this lane's B column (rows past M repeat the last: computed, never stored)
   const T* xrow = static_cast<const T*>(a.x) + (int64_t)(g < a.M ? g : a.M - 1) * a.k;
 
-  // This thread's 16-byte copies of a stage, the same in every stage (qmatvec_stream.h): vector
-  // j = tid + i * NT is row j / CPR, bytes 16 * (j % CPR) of the row's stage share.
-  constexpr int CPR = SRB / 16, NCP = (R * CPR + NT - 1) / NT;
-  uint32_t csrc[NCP];
-  int cdst[NCP];
-#pragma unroll
-  for (int i = 0; i < NCP; ++i) {
-    const int j = tid + i * NT, r = j / CPR, v = j % CPR;
-    csrc[i] = (uint32_t)(r * (int)a.row_bytes + 16 * v);
-    cdst[i] = j < R * CPR ? r * SRS + 16 * v : -1;
-  }
+  const StageCopies<R, SRB, SRS, NT> cp(tid, (int)a.row_bytes);  // (stage_copy.h)
   int64_t ig = blockIdx.x;
   int ic = 0, ist = 0;
   const uint8_t* gsrc = a.qw + ig * R * a.row_bytes;
@@ -173,25 +167,9 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
       uint8_t* dst = smem + ist * Cfg::kStageBytes;
       const int off = ic * SRB;
       const uint8_t* src = gsrc + off;
-      if (ic < ncf && ig < gfull) {
-#pragma unroll
-        for (int i = 0; i < NCP; ++i)
-          if (i + 1 < NCP || cdst[i] >= 0) rq_cp_async16(dst + cdst[i], src + csrc[i]);
-      } else {
-        const int per_row = a.row_bytes - off < SRB ? (int)((a.row_bytes - off) / 16) : CPR;
-        const int rows = a.n - ig * R < R ? (int)(a.n - ig * R) : R;
-#pragma unroll
-        for (int i = 0; i < NCP; ++i) {
-          const int j = tid + i * NT, r = j / CPR, v = j % CPR;
-          if (cdst[i] >= 0 && r < rows && v < per_row) rq_cp_async16(dst + cdst[i], src + csrc[i]);
-        }
-      }
-      if (++ic == nc) {
-        ic = 0;
-        ig += gridDim.x;
-        gsrc += gstep;
-      }
-      ist = ist + 1 == NS ? 0 : ist + 1;
+      if (ic < ncf && ig < gfull) cp.whole(dst, src);
+      else cp.part(dst, src, tid, a, ig, off);
+      rq_stage_next<NS>(ic, ist, ig, gsrc, nc, gstep);
     }
     rq_cp_async_commit();  // (empty groups past the end keep the wait count uniform)
   };

@@ -1,6 +1,6 @@
 // The matrix-unit kernel for many rows of x (M = 9..64: 2, 4 or 8 tiles of 8 rows): qmma's
 // fragment decoders (qfrag.h) in a tiled product. Included by qmma_impl.h; launched from
-// qmma_launch_fmt where it applies (qmma_wide_grid).
+// qmma_launch_fmt where it applies (qmma_impl.h qmma_wide_ok).
 //
 // Why: qmma_kernel and its streaming variant split k between the warps of a CTA that share 16 or
 // 32 weight rows, and every warp loads its x fragments from global memory: at M = 64 each row
@@ -31,10 +31,9 @@ struct QmmaWideCfg {
   static constexpr int kWPS = kWinBytes % 16 == 0 || kSpan ? 1 : 2;
   static constexpr int kSlab = kWPS * kWinElems;  // elements per row and stage
   static constexpr int kRowBytes = kSpan ? (kWinBytes + 30) / 16 * 16 : kWPS * kWinBytes;  // bytes copied
-  // weight rows kRowStride apart (4 mod 8 words: the 8 rows x 4 quarters of a warp's 4-byte loads
-  // in 32 banks), x rows kXStride apart (8 mod 32 words: a quarter's 8-byte loads of 8 rows in
-  // two conflict-free wavefronts)
-  static constexpr int kRowStride = kRowBytes + (kRowBytes / 4 % 8 == 0 ? 16 : 0);
+  // weight rows kRowStride apart (qmma_row_stride), x rows kXStride apart (8 mod 32 words: a
+  // quarter's 8-byte loads of 8 rows in two conflict-free wavefronts)
+  static constexpr int kRowStride = qmma_row_stride(kRowBytes);
   static constexpr int kXWords = 2 * kSlab / 4;
   static constexpr int kXStride = 4 * (kXWords + (8 - kXWords % 32 + 32) % 32);
   static constexpr bool kOn = kQFragOn<ID> && kRowBytes % 16 == 0 && (2 * kSlab) % 16 == 0;

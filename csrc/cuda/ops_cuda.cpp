@@ -115,11 +115,10 @@ Path choose_path(int64_t M, int64_t n, int64_t k, int64_t row_bytes, const Forma
   // (its x fragments come from L2 once per 32 weight rows). Only where the fused path is the fast
   // one (rows_fast: 16-byte aligned rows; the fused path aligns x itself): otherwise the simple
   // kernel would take these M (e.g. Q6_K with k/256 not a multiple of 8, MXFP4 with k = 2880).
-  if (M <= kQmmaAutoRows && rows_fast && gpu::qmma_takes(f.id, to_gpu_dtype(xdtype), M)) return Path::Fused;
   // Up to M = 64 where its wide kernel takes the call (x tiles from shared memory, 128 weight rows
   // a CTA, layers that fill the device: kernels/qmma_wide.h).
   if (rows_fast && gpu::qmma_takes(f.id, to_gpu_dtype(xdtype), M) &&
-      gpu::qmma_wide_takes(f.id, to_gpu_dtype(xdtype), M, n, k, row_bytes))
+      (M <= kQmmaAutoRows || gpu::qmma_wide_takes(f.id, to_gpu_dtype(xdtype), M, n, k, row_bytes)))
     return Path::Fused;
   // The fused kernel (register-blocked, x in registers, no shared-memory x tile: independent of
   // k) reads W once per 8 rows of x; dequantize+BLAS pays a full 16-bit write and read of W.
