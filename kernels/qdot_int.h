@@ -58,6 +58,16 @@ struct PieceInt {
   static constexpr bool kOn = false;
 };
 
+// The formats without integer pieces that the streaming kernel (qmatvec_stream.h
+// StreamPieceMxF) still runs on the fixed-point x: each element decoded to fp32 in registers and
+// multiplied by x as fp32 (int16 x is exact in fp32, every element value has a significand of at
+// most 4 bits, so each product is exact; only the fp32 sums round). Why: in the register-blocked
+// kernel (qmatvec_impl.h) their fp32 pieces read x and the weights straight from global memory,
+// and OCP MXFP8 E4M3 reached 72% of the copy bandwidth at M = 1 (H200), OCP MXFP6 43%.
+template <int ID>
+inline constexpr bool kStreamFloat = ID == QT_OCP_MXFP8_E4M3 || ID == QT_OCP_MXFP8_E5M2 ||
+                                     ID == QT_OCP_MXFP6_E2M3 || ID == QT_OCP_MXFP6_E3M2;
+
 // s[m] += sum over the 4 code bytes of w4 (signed) times the 4 x values of run r.
 template <int MT>
 ROCQ_DEVICE void rq_idot4(uint32_t w4, const uint32_t (&r)[MT][2], int (&s)[MT]) {

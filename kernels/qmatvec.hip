@@ -30,13 +30,17 @@ namespace {
 // Whether the integer pieces (qdot_int.h) run: a backend with a fast integer dot (kRqIntDot),
 // 16-bit x, a format that has them, the fast path, and ROCQ_QMV_EXACT not set to 1 (read once
 // per process).
-bool int_path(int qtype, DType dtype, bool fast) {
+// FLOATS: also the formats that only the streaming kernel runs on fixed-point x (kStreamFloat).
+bool int_path(int qtype, DType dtype, bool fast, bool floats = false) {
   static const bool exact = [] {
     const char* v = std::getenv("ROCQ_QMV_EXACT");
     return v && v[0] == '1';
   }();
   bool on = false;
-  dispatch_format(qtype, [&](auto codec) { on = PieceInt<decltype(codec)::kId>::kOn; });
+  dispatch_format(qtype, [&](auto codec) {
+    constexpr int id = decltype(codec)::kId;
+    on = PieceInt<id>::kOn || (floats && kStreamFloat<id>);
+  });
   return kRqIntDot && on && dtype != DType::F32 && fast && !exact;
 }
 
@@ -57,7 +61,7 @@ bool stream_chunked(int qtype, int64_t M, int64_t k) {
 // its first launch for stream_chunked calls; 0: not this kernel, -1: strict mode and it cannot).
 // It goes ahead of every other kernel.
 int64_t stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast) {
-  if (!int_path(qtype, dtype, fast)) return 0;
+  if (!int_path(qtype, dtype, fast, true)) return 0;
   if (M <= 2) return qmv_stream_plan(qtype, dtype, M, n, k, row_bytes);
   if (!stream_chunked(qtype, M, k)) return 0;
   const int64_t g2 = qmv_stream_plan(qtype, dtype, 2, n, k, row_bytes);

@@ -1,4 +1,5 @@
-// The streaming decode kernel for one or two rows of x (M = 1, 2) on the integer pieces (qdot_int.h): the
+// The streaming decode kernel for one or two rows of x (M = 1, 2) on the integer pieces (qdot_int.h;
+// and OCP FP6/FP8, decoded to fp32 against the same fixed-point x: StreamPieceMxF): the
 // weight bytes travel global -> shared memory in whole 16-byte copies, several stages ahead
 // (rq_cp_async16: cp.async on NVIDIA sm_80+, a plain copy elsewhere), and the pieces decode
 // them from shared memory; x, rounded to fixed point by each CTA itself (rq_xquant_block: no
@@ -101,7 +102,7 @@ struct StreamPiece {
 // Q2_K, Q3_K, Q6_K: 8-quad pieces of 4 sub-blocks of 16 elements (qdot_int.h PieceIntK23Wide,
 // PieceIntQ6Wide: W), both row counts, which run the rows of a piece themselves (kOwnRows:
 // rows()), x one 16-element sub-block at a time, so that x for the piece's 64 elements is never
-// live at once.
+// live at once. (rows() also gets the RT rows' E8M0 bytes of the scale-plane formats, sc.)
 struct StreamOwnRows {  // the flags of the pieces that run their rows themselves
   static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
@@ -112,7 +113,7 @@ struct StreamPieceSubs : StreamOwnRows {
   // piece's unit starts at element e0; its RT rows' bytes at blk, row_bytes apart.
   template <int MT, int RT>
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
-                               int row_bytes, float (&acc)[RT][MT]) {
+                               int row_bytes, const uint8_t (&)[RT], float (&acc)[RT][MT]) {
     typename W::Row rw[RT];
     float part[RT][MT], part2[RT][MT];  // W::kSplitSums: the piece's two sums per row (W::finish)
 #pragma unroll
@@ -156,7 +157,7 @@ template <bool Q5>
 struct StreamPieceK45 : StreamOwnRows {
   template <int MT, int RT>
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
-                               int row_bytes, float (&acc)[RT][MT]) {
+                               int row_bytes, const uint8_t (&)[RT], float (&acc)[RT][MT]) {
     const int g = Q0 / 8;
     uint32_t xa[MT][16], xb[MT][16];
     int XA[MT], XB[MT];
@@ -178,6 +179,125 @@ struct StreamPieceK45 : StreamOwnRows {
 };
 template <int MT> struct StreamPiece<QT_Q4_K, MT, false> : StreamPieceK45<false> {};
 template <int MT> struct StreamPiece<QT_Q5_K, MT, false> : StreamPieceK45<true> {};
+
+// OCP FP8 and FP6 (qdot_int.h kStreamFloat): a piece is one whole 32-element block of each of the
+// thread's RT rows (kOwnRows), decoded in 8-element runs to fp32 and multiplied by the fixed-point
+// x as fp32 (exact products), two partial sums a row; the block's E8M0 scale and x scale once a
+// row. MxFloatRun<ID>: the block's kWords words (load) and run h's 8 elements (run), as the
+// value times kFold^-1 (exact).
+template <int ID>
+struct MxFloatRun;
+// FP8 E4M3: rq_e4m3x4 (qdot.h: the hardware conversion where the target has one, NaN kept).
+template <>
+struct MxFloatRun<QT_OCP_MXFP8_E4M3> {
+  static constexpr int kWords = 8;
+  static constexpr float kFold = 1.f;
+  ROCQ_DEVICE static void load(const uint8_t* blk, uint32_t (&w)[kWords]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const uint4 v = *reinterpret_cast<const uint4*>(blk + 16 * i);
+      w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
+    }
+  }
+  ROCQ_DEVICE static void run(const uint32_t (&w)[kWords], int h, float (&f)[8]) {
+    float a[4], b[4];
+    rq_e4m3x4(w[2 * h], a);
+    rq_e4m3x4(w[2 * h + 1], b);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) f[j] = a[j], f[4 + j] = b[j];
+  }
+};
+// FP8 E5M2: the top byte of an IEEE half (exact, inf/NaN kept).
+template <>
+struct MxFloatRun<QT_OCP_MXFP8_E5M2> : MxFloatRun<QT_OCP_MXFP8_E4M3> {
+  ROCQ_DEVICE static void run(const uint32_t (&w)[kWords], int h, float (&f)[8]) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t hh = rq_byte_perm(w[2 * h + j / 2], 0u, (j % 2) ? 0x3424u : 0x1404u);
+      f[2 * j] = rq_lo_half(hh);
+      f[2 * j + 1] = rq_hi_half(hh);
+    }
+  }
+};
+// FP6 (MB mantissa bits, bias B; formats_mx.h: 4 codes per little-endian 24-bit group, the block's
+// 24 bytes one bit string): code i's sign bit (bit 6i + 5 of the string) shifted to bit 31 (one
+// shift, a funnel shift where the code straddles two words), then an arithmetic shift puts the 5
+// magnitude bits under fp32's exponent and mantissa fields (3 + MB places) and a mask clears the
+// copies of the sign: the value times 2^(B-127) (an fp32 subnormal for exponent 0). 3 integer
+// operations an element (Codec::elem: ~5 and a multiply).
+template <int MB, int B>
+struct MxFloatRunFp6 {
+  static constexpr int kWords = 6;
+  static_assert(B == 1 || B == 3, "E2M3, E3M2");
+  static constexpr float kFold = B == 1 ? 0x1p126f : 0x1p124f;  // 2^(127 - B)
+  ROCQ_DEVICE static void load(const uint8_t* blk, uint32_t (&w)[kWords]) {
+#pragma unroll
+    for (int i = 0; i < 3; ++i) {
+      const uint2 v = *reinterpret_cast<const uint2*>(blk + 8 * i);
+      w[2 * i] = v.x, w[2 * i + 1] = v.y;
+    }
+  }
+  ROCQ_DEVICE static void run(const uint32_t (&w)[kWords], int h, float (&f)[8]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int q = 6 * (8 * h + j) + 5, wi = q / 32, b = q % 32;  // the sign bit
+      const uint32_t t = b >= 5 ? w[wi] << (31 - b) : (w[wi] << (31 - b)) | (w[wi - 1] >> (b + 1));
+      f[j] = rq_bits_to_float((uint32_t)((int32_t)t >> (3 + MB)) & (0x80000000u | (0x1Fu << (23 - MB))));
+    }
+  }
+};
+template <> struct MxFloatRun<QT_OCP_MXFP6_E2M3> : MxFloatRunFp6<3, 1> {};
+template <> struct MxFloatRun<QT_OCP_MXFP6_E3M2> : MxFloatRunFp6<2, 3> {};
+
+template <int ID>
+struct StreamPieceMxF : StreamOwnRows {
+  template <int MT, int RT>
+  ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int, const uint8_t* blk,
+                               int row_bytes, const uint8_t (&sc)[RT], float (&acc)[RT][MT]) {
+    using D = MxFloatRun<ID>;
+    uint32_t w[RT][D::kWords];
+    float s[RT][MT][2];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      D::load(blk + r * row_bytes, w[r]);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) s[r][m][0] = s[r][m][1] = 0.f;
+    }
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      float xf[MT][8];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        uint32_t xw[4];
+        rq_x_granules<1>(xg, (m * kx + e0 + 8 * h) >> 3, xw);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          xf[m][2 * j] = (float)(int16_t)(xw[j] & 0xFFFFu);
+          xf[m][2 * j + 1] = (float)((int32_t)xw[j] >> 16);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        float f[8];
+        D::run(w[r], h, f);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int m = 0; m < MT; ++m) s[r][m][j & 1] = fmaf(f[j], xf[m][j], s[r][m][j & 1]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      const float d = rq_e8m0(sc[r]);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) acc[r][m] = fmaf(d, (s[r][m][0] + s[r][m][1]) * D::kFold * xs[m * nb + e0 / 32], acc[r][m]);
+    }
+  }
+};
+template <int MT> struct StreamPiece<QT_OCP_MXFP8_E4M3, MT, false> : StreamPieceMxF<QT_OCP_MXFP8_E4M3> {};
+template <int MT> struct StreamPiece<QT_OCP_MXFP8_E5M2, MT, false> : StreamPieceMxF<QT_OCP_MXFP8_E5M2> {};
+template <int MT> struct StreamPiece<QT_OCP_MXFP6_E2M3, MT, false> : StreamPieceMxF<QT_OCP_MXFP6_E2M3> {};
+template <int MT> struct StreamPiece<QT_OCP_MXFP6_E3M2, MT, false> : StreamPieceMxF<QT_OCP_MXFP6_E3M2> {};
 
 template <int ID, int MT>
 struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_int.h)
@@ -235,7 +355,8 @@ struct QmvStreamCfg {
   // 71.7 / 66.9. (The 70B down layer, k = 28672, does not fit either way: unchanged.)
   // (Q2_K .. Q6_K: the pieces that run their rows themselves, StreamPiece kOwnRows)
   static constexpr bool kWide = StreamPiece<ID, 1>::kOwnRows;
-  static constexpr int NQ = kWide ? 8 : QmvPieceNQ<ID, 1, true>::v;
+  // (the float pieces, StreamPieceMxF: one whole 32-element block, Piece<ID>::kQuads)
+  static constexpr int NQ = kStreamFloat<ID> ? Piece<ID>::kQuads : kWide ? 8 : QmvPieceNQ<ID, 1, true>::v;
   static constexpr int PPB = Piece<ID>::kQuads / NQ;     // pieces per unit
   static constexpr int UE = Unit<C>::kElems, UB = Unit<C>::kBytes;
   // Two row sets of R / 2 rows where a row's stage bytes (half the CTA's pieces) are whole
@@ -264,7 +385,7 @@ struct QmvStreamCfg {
   // (bench_qmatmul_h200_s7_mb{A,B,B2}.json: 2 / 3 / 3 again).
   static constexpr int kMinBlocksM1 = ID == QT_Q8_0 ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
-  static constexpr bool kOn = PieceInt<ID>::kOn && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
+  static constexpr bool kOn = (PieceInt<ID>::kOn || kStreamFloat<ID>) && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
                               (SHAPE == 0 || (kWide && kStages * kStageBytes + qmv_stream_xbytes(4096, 1) <= kQmvStreamMaxSmem)) &&
                               (SHAPE != 2 || ID == QT_Q2_K);
@@ -359,12 +480,24 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   // ahead from global memory (read where they are used, each stage waited on them: H200, OCP
   // MXFP4 M = 1, the split-table pieces cut its instructions by 18% and the time not at all).
   uint8_t scn[RT];
+  // (sgp: the scale of this thread's first row and unit of the prefetch cursor's group at chunk 0,
+  // moved a grid of groups at a time; in whole groups and units the rows' bytes are nb apart with
+  // no bounds to check: the 64-bit row arithmetic and bounds of every byte were ~40 instructions
+  // a stage in sm_90 SASS. H200, OCP MXFP4 70B FFN up M = 1, two runs, not one: 45.1 us before,
+  // bench_qmatmul_h200_s10b_B.json, 43.1 after, s10c_A)
+  const int nb = (int)(a.k / 32);
+  const uint8_t* sgp = kPlane ? a.sc + ((int64_t)blockIdx.x * R + rs * RT) * nb + u : nullptr;
+  const int64_t sstep = (int64_t)gridDim.x * R * nb;
   auto load_scales = [&](int64_t gg, int cc) {
     const int bb = cc * CU + u;
+    const uint8_t* p = sgp + cc * CU;
+    if (gg < gfull && bb < units) {
 #pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      const int64_t row = gg * R + rs * RT + r;
-      scn[r] = gg < groups && bb < units && row < a.n ? a.sc[row * (a.k / 32) + bb] : (uint8_t)0;
+      for (int r = 0; r < RT; ++r) scn[r] = p[r * nb];
+    } else {
+      const int64_t row0 = gg * R + rs * RT;
+#pragma unroll
+      for (int r = 0; r < RT; ++r) scn[r] = gg < groups && bb < units && row0 + r < a.n ? p[r * nb] : (uint8_t)0;
     }
   };
   if constexpr (kPlane) load_scales(blockIdx.x, 0);
@@ -381,17 +514,21 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       __syncthreads();  // this stage landed for every thread; the previous one is free to refill
       issue();
       const int b = c * CU + u;  // unit within the row
-      uint8_t scs[RT];
+      uint8_t scs[RT] = {};
       if constexpr (kPlane) {
 #pragma unroll
         for (int r = 0; r < RT; ++r) scs[r] = scn[r];
-        if (c + 1 < nc) load_scales(g, c + 1);
-        else load_scales(g + gridDim.x, 0);
+        if (c + 1 < nc) {
+          load_scales(g, c + 1);
+        } else {
+          sgp += sstep;
+          load_scales(g + gridDim.x, 0);
+        }
       }
       // this thread's unit in the stage, its first row
       const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
       if constexpr (P::kOwnRows) {
-        if (b < units) P::template rows<MT, RT>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0, sb, Cfg::kRowBytes, acc);
+        if (b < units) P::template rows<MT, RT>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0, sb, Cfg::kRowBytes, scs, acc);
       } else if (b < units) {
         const int e0 = b * UE;
         XIPiece<MT, NQ> x;

@@ -1,5 +1,6 @@
 // Launcher of the streaming kernel (qmatvec_stream.h), for one or two rows of 16-bit x on the
-// integer pieces: qmatvec.hip asks qmv_stream_plan once per call, and launches it with that plan.
+// integer pieces and OCP FP6/FP8 (kStreamFloat): qmatvec.hip asks qmv_stream_plan once per call,
+// and launches it with that plan.
 #include <cstdlib>
 #include <mutex>
 #include <type_traits>
@@ -20,6 +21,11 @@ namespace {
 //    on the large layers and ran only where each CTA had few weights to walk): 70B up 51.0 ->
 //    47.1 us, 70B down 51.2 -> 49.0, 4096x4096 and 8B FFN up within 2%
 //    (benchmarks/results/bench_qmatmul_h200_s7_B{,_s2}.json: chosen then / forced).
+//  * OCP FP6/FP8 (session 10, their float pieces; against the register-blocked kernel's fp32
+//    pieces, benchmarks/results/bench_qmatmul_h200_s10b_{A,B}.json), 70B FFN up M = 1 / 2, us:
+//    E4M3 79.2 -> 70.0 / 89.1 -> 85.0, E5M2 78.4 -> 69.5 / 102.1 -> 83.6, E2M3 100.6 -> 65.2 /
+//    118.2 -> 95.9, E3M2 105.5 -> 65.2 / 126.9 -> 95.9; 8B FFN up M = 1 E4M3 26.4 -> 20.6, E2M3
+//    28.1 -> 22.1.
 //  * two rows (against the matrix-unit kernel): every format but Q8_0, which is level or slower
 //    (70B up 79.7 -> 80.5 us); e.g. 70B up Q4_0 56.3 -> 48.3, Q4_K 65.9 -> 64.1, OCP MXFP4
 //    69.3 -> 65.2; 4096x4096 Q4_1 10.5 -> 8.1, MXFP4 12.1 -> 9.2, Q3_K 15.8 -> 11.9 (Q5_K 9.8 ->

@@ -303,6 +303,9 @@ def _child(args, **env):
 # Formats with integer pieces (kernels/qdot_int.h PieceInt).
 INT_FORMATS = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs",
                "mxfp4", "ocp_mxfp4"]
+# Formats the streaming kernel runs: those and the OCP FP6/FP8 ones, whose elements it decodes to
+# fp32 and multiplies by the same fixed-point x (kernels/qdot_int.h kStreamFloat).
+STREAM_FORMATS = INT_FORMATS + ["ocp_mxfp6_e2m3", "ocp_mxfp6_e3m2", "ocp_mxfp8_e4m3", "ocp_mxfp8_e5m2"]
 
 
 def test_piece_kernels_when_matrix_units_off():
@@ -452,7 +455,7 @@ def _stream_case(fmt: str, dtype, M: int = 1, units: int = 0, groups_per_cta: in
 
 @pytest.mark.parametrize("M", [1, 2])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("fmt", INT_FORMATS)
+@pytest.mark.parametrize("fmt", STREAM_FORMATS)
 def test_qmatmul_stream_kernel(fmt, dtype, M):
     """_stream_case with the kernel the launcher picks (the streaming one for most formats on this
     layer; the matrix-unit kernel for Q8_0 at M = 2)."""
@@ -470,14 +473,14 @@ def test_qmatmul_stream_kernel_row_pairs(fmt, M):
 
 @pytest.mark.parametrize("mode", ["3", "3/16", "0"])
 def test_qmatmul_stream_kernel_forced_and_off(mode):
-    """_stream_case for every integer-piece format and M = 1, 2 with ROCQ_QMV_STREAM=3 (the
+    """_stream_case for every streaming format and M = 1, 2 with ROCQ_QMV_STREAM=3 (the
     streaming kernel for every call, ahead of the matrix-unit kernel too, and an error for a call
     it cannot take: so it really ran), with that and ROCQ_QMV_STREAM_ROWS=16 (the 16-row groups
     of Q2_K .. Q5_K at M = 1 wherever they fit, which they do at these k: a partial last group of
     5 rows, partial stages) and =0 (never), in child processes (the switches are read once per
     process)."""
     stream, _, rows = mode.partition("/")
-    _stream_cases_in_child([(name, dt, M, 0, 4) for name in INT_FORMATS for dt in ("float16", "bfloat16")
+    _stream_cases_in_child([(name, dt, M, 0, 4) for name in STREAM_FORMATS for dt in ("float16", "bfloat16")
                             for M in (1, 2)],
                            ROCQ_QMV_STREAM=stream, **({"ROCQ_QMV_STREAM_ROWS": rows} if rows else {}))
 
@@ -504,6 +507,38 @@ def test_qmatmul_stream_kernel_q2k_k4096():
     ROCQ_QMV_STREAM=3 in a child process: an error if the streaming kernel did not take the call."""
     _stream_cases_in_child([("q2_k", dt, 1, units, 4) for units in (16, 47) for dt in ("float16", "bfloat16")],
                            ROCQ_QMV_STREAM="3")
+
+
+@pytest.mark.parametrize("fmt", ["ocp_mxfp8_e4m3", "ocp_mxfp8_e5m2"])
+def test_qmatmul_stream_kernel_fp8_specials(fmt):
+    """The streaming kernel's FP8 decode keeps the codes that are not numbers (E4M3 S.1111.111:
+    NaN; E5M2 exponent 31: inf, NaN), and a NaN E8M0 scale (255) makes its row NaN: each poisoned
+    row's output is not finite, every other row's is, and matches the fp64 reference. In a child
+    process with ROCQ_QMV_STREAM=3 (an error if the streaming kernel did not take the call)."""
+    code = (
+        "import torch, rocq\n"
+        "from test_gpu import rel_err, TOL\n"
+        f"f = rocq.format_info({fmt!r})\n"
+        "sms = torch.cuda.get_device_properties(0).multi_processor_count\n"
+        "n, k = 8 * 3 * sms + 5, 32 * 130\n"
+        "g = torch.Generator(device='cuda').manual_seed(5)\n"
+        "qw, sc = rocq.quantize(torch.randn(n, k, generator=g, device='cuda'), f.id)\n"
+        "bad = [3, 100, n - 1]\n"
+        "qw[3, 17] = 0x7F if f.name == 'ocp_mxfp8_e4m3' else 0x7C\n"  # NaN / +inf
+        "qw[100, 4000] = 0xFF if f.name == 'ocp_mxfp8_e4m3' else 0xFE\n"  # -NaN / NaN
+        "sc[n - 1, 2] = 255\n"
+        "x = torch.randn(1, k, generator=g, device='cuda').bfloat16()\n"
+        "y = rocq.qmatmul(x, qw, sc, f.id, n, k)[0]\n"
+        "good = torch.ones(n, dtype=torch.bool); good[bad] = False\n"
+        "assert not torch.isfinite(y[bad]).any(), y[bad]\n"
+        "assert torch.isfinite(y[good]).all()\n"
+        "w = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double()\n"
+        "r = (x.double() @ w.T)[0]\n"
+        "assert rel_err(y[good], r[good]) < TOL[torch.bfloat16]\n"
+        "print('ok')\n"
+    )
+    r = _child(["-c", code], ROCQ_QMV_STREAM="3", ROCQ_QMATMUL_PATH="fused")
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
 def test_qmatmul_stream_kernel_two_stages():
