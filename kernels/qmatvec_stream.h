@@ -383,7 +383,12 @@ struct QmvStreamCfg {
   // pieces (session 7) at 3 instead of 2: slower but for IQ4_XS on the 70B FFN up layer (43.4 ->
   // 42.3 us), e.g. MXFP4 70B down 45.9 -> 49.1, OCP MXFP4 8B FFN up 16.3 -> 18.4
   // (bench_qmatmul_h200_s7_mb{A,B,B2}.json: 2 / 3 / 3 again).
-  static constexpr int kMinBlocksM1 = ID == QT_Q8_0 ? 3 : 2;
+  // OCP FP8's float pieces (session 10) at 3: 70B FFN up E4M3 69.9 -> 67.7-68.0 us, 8B FFN up
+  // 20.5 -> 20.7; FP6 at 3 lost ~1% on both (bench_qmatmul_h200_s10d_V{0,2,2b}.json); E5M2 at 3
+  // in a later run: 67.7-68.2 us (s10e_A, s10e_A2; 69.5 at 2 in s10b_B). (An x conversion by
+  // permute and I2FP instead of I2F.S16 was no faster there.)
+  static constexpr int kMinBlocksM1 =
+      ID == QT_Q8_0 || ID == QT_OCP_MXFP8_E4M3 || ID == QT_OCP_MXFP8_E5M2 ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = (PieceInt<ID>::kOn || kStreamFloat<ID>) && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
