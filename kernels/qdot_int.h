@@ -1,8 +1,9 @@
 // Integer pieces: the register-blocked decode kernel's dot products for 16-bit activations
 // (fp16/bf16 x), computed with integer dot products (rq_dot2_16x8: one DP2A per two weights on
 // NVIDIA) instead of one float conversion plus one FMA per weight. Formats: Q4_0, Q4_1, Q5_0,
-// Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, and the 16-level table formats IQ4_NL, IQ4_XS, MXFP4 and OCP MXFP4
-// (levels looked up in registers, rq_lut16_i8x4). FP6, FP8 and MXINT8 keep the fp32 pieces.
+// Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, OCP MXINT8, and the 16-level table formats IQ4_NL,
+// IQ4_XS, MXFP4 and OCP MXFP4 (levels looked up in registers, rq_lut16_i8x4). FP6 and FP8 keep
+// the fp32 pieces (and the streaming kernel's float pieces, kStreamFloat).
 // The plane formats get their block's E8M0 scale byte in `sc` (0 for the others).
 //
 // Why: at M = 1..2 the fp32 pieces (qdot.h) issue about 2.5 instructions per weight and the
@@ -177,6 +178,24 @@ struct PieceInt<QT_Q8_0> {
     for (int q = 0; q < NQ; ++q) {
       rq_idot4<MT>(ws[2 * q], x.a[q], s);
       rq_idot4<MT>(ws[2 * q + 1], x.b[q], s);
+    }
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[0][m], (float)s[m], acc[m]);
+  }
+};
+
+// OCP MXINT8: as Q8_0 (quad Q = signed bytes 8Q..8Q+7, element order: run A the first word,
+// run B the second), the scale the block's E8M0 byte times 2^-6 (qdot.h Piece<QT_OCP_MXINT8>).
+template <>
+struct PieceInt<QT_OCP_MXINT8> {
+  ROCQ_IPIECE_HEAD {
+    const float d = rq_mul(rq_e8m0(sc), 0.015625f);
+    int s[MT] = {};
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      const uint2 v = *reinterpret_cast<const uint2*>(blk + 8 * (Q0 + q));
+      rq_idot4<MT>(v.x, x.a[q], s);
+      rq_idot4<MT>(v.y, x.b[q], s);
     }
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[m] = fmaf(d * x.fa[0][m], (float)s[m], acc[m]);

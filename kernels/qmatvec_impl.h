@@ -195,7 +195,7 @@ template <int ID>
 struct QmvIntM1 {  // (rows per task, quads per piece) of the integer pieces at M = 1; 0: default
   static constexpr bool kWhole = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q5_0 || ID == QT_Q5_1 ||
                                  ID == QT_Q8_0 || ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_IQ4_NL ||
-                                 ID == QT_IQ4_XS || ID == QT_MXFP4 || ID == QT_OCP_MXFP4;
+                                 ID == QT_IQ4_XS || ID == QT_MXFP4 || ID == QT_OCP_MXFP4 || ID == QT_OCP_MXINT8;
   static constexpr int R = kWhole ? 8 : 0;
   static constexpr int NQ = kWhole ? 4 : 0;
 };

@@ -302,7 +302,7 @@ def _child(args, **env):
 
 # Formats with integer pieces (kernels/qdot_int.h PieceInt).
 INT_FORMATS = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs",
-               "mxfp4", "ocp_mxfp4"]
+               "mxfp4", "ocp_mxfp4", "ocp_mxint8"]
 # Formats the streaming kernel runs: those and the OCP FP6/FP8 ones, whose elements it decodes to
 # fp32 and multiplies by the same fixed-point x (kernels/qdot_int.h kStreamFloat).
 STREAM_FORMATS = INT_FORMATS + ["ocp_mxfp6_e2m3", "ocp_mxfp6_e3m2", "ocp_mxfp8_e4m3", "ocp_mxfp8_e5m2"]
@@ -383,7 +383,7 @@ def test_qmatmul_integer_path(fmt, dtype):
     # follows the fixed-point reference, not the exact one (as the fp32 pieces or the matrix
     # units would). Formats with an exact zero level only (the others' rounding error is swamped
     # by the outlier's own product: there the bounds above are the check).
-    if fmt in ("q4_0", "q5_0", "q8_0", "q6_k", "q3_k", "mxfp4", "ocp_mxfp4"):
+    if fmt in ("q4_0", "q5_0", "q8_0", "q6_k", "q3_k", "mxfp4", "ocp_mxfp4", "ocp_mxint8"):
         wz = torch.randn(n, k, generator=g)
         wz[::2, 40] = 0.0  # quantizes to an exact zero in these formats
         qz, sz = rocq.quantize(wz.cuda(), f.id)
@@ -421,8 +421,9 @@ def _stream_case(fmt: str, dtype, M: int = 1, units: int = 0, groups_per_cta: in
     n = 8 * groups_per_cta * 3 * sms + 5
     # a stage holds 128 pieces of each row: 128 units of the 32-element formats, 16 of IQ4_XS
     # (4-quad pieces), 32 of Q2_K (8-quad pieces); Q3_K, Q4_K, Q5_K, Q6_K: 64 pieces, 16 units;
-    # Q8_0's stages are so large that x must stay small to fit
-    units = units or {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q8_0": 130 if M == 1 else 40, "ocp_mxfp4": 301}.get(
+    # Q8_0's and OCP MXINT8's stages are so large that x must stay small to fit
+    units = units or {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q8_0": 130 if M == 1 else 40,
+                      "ocp_mxint8": 130 if M == 1 else 40, "ocp_mxfp4": 301}.get(
         fmt, 37 if f.block_elems == 256 else 300)
     k = f.block_elems * _fast_blocks(f, units)
     gc = torch.Generator(device="cuda").manual_seed(13)
