@@ -10,7 +10,8 @@ One process, one device (../shared/DESIGN.md "Benchmarks"). Measured side by sid
   rocq      rocq.qmatmul with the automatic path choice (what users get)
   dqonly    rocq.dequantize to bf16 alone (reported once per format as M=0; GB/s and % copy
             count the bytes read AND written, like the copy bar)
-x is bf16 [M, k]. Weights are random valid bytes, rotated over enough copies (>= --rotate-mb)
+x is bf16 [M, k] (--dtype fp16: fp16 x, and the dense baseline's weight in fp16; the method
+keeps its name "bf16"). Weights are random valid bytes, rotated over enough copies (>= --rotate-mb)
 that they do not sit in the L2 cache; each method is a CUDA graph of R calls cycling over the
 copies, replayed --reps times; we report the median time per call (CUDA events), so host
 launch overhead is not counted. Reported: us, weight bytes / time (GB/s), % of the copy
@@ -144,6 +145,8 @@ def main():
     ap.add_argument("--rotate-mb", type=float, default=160.0, help="weight bytes cycled per measurement")
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--tag", default="", help="suffix for the output file names")
+    ap.add_argument("--dtype", default="bf16", choices=["bf16", "fp16"],
+                    help="activation dtype (and the dense baseline's weight dtype)")
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -166,12 +169,13 @@ def main():
         print(f"{shape:9s} {fmt:15s} {method:8s} M={M:5d} {us:10.1f} us {gbs:7.0f} GB/s "
               f"{r['pct_copy']:5.1f}% copy {r['tflops']:7.1f} TFLOP/s", flush=True)
 
+    xdt = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     for sname, (n, k) in shapes:
-        xs = {M: torch.randn(M, k, device="cuda", dtype=torch.bfloat16) for M in ms}
+        xs = {M: torch.randn(M, k, device="cuda", dtype=xdt) for M in ms}
         # --- baselines ---
         if "bf16" in methods:
             wb = n * k * 2
-            ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
+            ws = [torch.randn(n, k, device="cuda", dtype=xdt) * 0.02
                   for _ in range(copies_for(wb, args.rotate_mb))]
             for M in ms:
                 us = time_graph([lambda w=w, x=xs[M]: F.linear(x, w) for w in ws], args.reps)
@@ -225,7 +229,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     base = os.path.join(args.out, "bench_qmatmul" + (f"_{args.tag}" if args.tag else ""))
     meta = dict(device=dev, torch=torch.__version__, copy_gbps=copy_gbs, reps=args.reps, rotate_mb=args.rotate_mb,
-                x_dtype="bfloat16", command="python " + " ".join(os.sys.argv))
+                x_dtype=str(xdt).replace("torch.", ""), command="python " + " ".join(os.sys.argv))
     with open(base + ".json", "w") as f:
         json.dump(dict(meta=meta, rows=rows), f, indent=1)
     summary(rows, copy_gbs, dev)

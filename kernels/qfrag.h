@@ -346,7 +346,9 @@ struct QFrag<QT_IQ4_XS> {
 // OCP MX planar formats: element plane in 32-element chunks, the chunk's E8M0 scale from the
 // scale plane row (global memory). FP4: element 2j = low nibble of byte j, so a byte's table
 // pair is an operand pair as is (lane t of step s: bytes 8s + 2t, 8s + 2t + 1). FP8: one code per
-// byte, the table holds its value twice; pairs from two bytes' entries.
+// byte, the table holds its value twice; pairs from two bytes' entries; fp16 operands (fp16 x)
+// without the table: E5M2 by a byte permute, E4M3 by the hardware conversion where there is one
+// (a shared-memory load per code, at random addresses, otherwise).
 template <int ID>
 struct QFragOcp {
   static constexpr bool kFp4 = ID == QT_OCP_MXFP4;
@@ -386,8 +388,21 @@ struct QFragOcp {
 #pragma unroll
       for (int s = 0; s < 2; ++s) {
         const uint32_t w = s ? r.w1 : r.w0;
-        a[s][0] = __byte_perm(lut[w & 0xFFu], lut[(w >> 8) & 0xFFu], 0x5410);
-        a[s][1] = __byte_perm(lut[(w >> 16) & 0xFFu], lut[w >> 24], 0x5410);
+        if constexpr (OP == RqOp::F16 && ID == QT_OCP_MXFP8_E5M2) {
+          // fp16 operands without the table: E5M2 is the top byte of an IEEE half
+          a[s][0] = __byte_perm(w, 0u, 0x1404);
+          a[s][1] = __byte_perm(w, 0u, 0x3424);
+        }
+#if defined(ROCQ_HAS_E4M3X2_CVT)
+        else if constexpr (OP == RqOp::F16 && ID == QT_OCP_MXFP8_E4M3) {  // the hardware conversion
+          a[s][0] = rq_e4m3x2_to_f16x2(w & 0xFFFFu);
+          a[s][1] = rq_e4m3x2_to_f16x2(w >> 16);
+        }
+#endif
+        else {  // (bf16 operands: E4M3 subnormals and E5M2 need more than a shift)
+          a[s][0] = __byte_perm(lut[w & 0xFFu], lut[(w >> 8) & 0xFFu], 0x5410);
+          a[s][1] = __byte_perm(lut[(w >> 16) & 0xFFu], lut[w >> 24], 0x5410);
+        }
       }
     }
     sc[0] = rq_e8m0((uint8_t)r.e);

@@ -42,13 +42,23 @@ constexpr int qmma_first_rows() {
 
 // 0 when qmma cannot take the format/dtype on this backend and device, else the first M it
 // takes automatically (qmma_first_rows).
+// OCP FP8 with fp16 x decodes without its shared-memory table (qfrag.h QFragOcp: E5M2 by a
+// permute, E4M3 by the sm_89+ conversion; this build's only sm_89+ target is sm_90) and takes
+// M from 3 instead: H200, fp16 x, 70B FFN up, table / not, us (bench_qmatmul_h200_s10k_{A,B}):
+// E4M3 M = 5 180.6 -> 93.3, 8 192.7 -> 103.9, 16 216.8 -> 130.1, 32 243.0 -> 151.0 (fp16
+// F.linear 108.7-122.5), against the register-blocked fp32 pieces' 144 at M = 4; the streaming
+// kernel keeps M = 1, 2 (67.7, 84.3).
 int qmma_first_rows_of(int qtype, DType dtype) {
   static const bool sm80 = rq_cuda_major() >= 8;  // mma.sync bf16 (the kernel is empty below sm_80)
+  static const bool sm90 = rq_cuda_major() >= 9;
   if (!kRqMmaFrag || !sm80 || dtype == DType::F32 || qmma_mode() == 0) return 0;
   int first = 0;
   dispatch_format(qtype, [&](auto codec) {
     constexpr int id = decltype(codec)::kId;
-    if constexpr (kQFragOn<id>) first = qmma_first_rows<id>();
+    if constexpr (kQFragOn<id>) {
+      first = qmma_first_rows<id>();
+      if (dtype == DType::F16 && (id == QT_OCP_MXFP8_E5M2 || (id == QT_OCP_MXFP8_E4M3 && sm90))) first = 3;
+    }
   });
   return first;
 }
