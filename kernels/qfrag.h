@@ -377,6 +377,23 @@ struct QFragOcp {
     r.e = 0;
     return r;
   }
+#if defined(ROCQ_HAS_E4M3X2_CVT)
+  static constexpr bool kE4M3Cvt = true;
+#else
+  static constexpr bool kE4M3Cvt = false;
+#endif
+  // FP8: the two codes in the low 16 bits of v as IEEE halves (exact; E4M3 where kE4M3Cvt)
+  ROCQ_DEVICE static uint32_t half2_of(uint32_t v) {
+    if constexpr (ID == QT_OCP_MXFP8_E5M2) {
+      return __byte_perm(v, 0u, 0x1404);
+    } else {
+#if defined(ROCQ_HAS_E4M3X2_CVT)
+      return rq_e4m3x2_to_f16x2(v & 0xFFFFu);
+#else
+      return v;  // (not called: kE4M3Cvt is false)
+#endif
+    }
+  }
   template <RqOp OP>
   ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG], const uint32_t* lut) {
     if constexpr (kFp4) {
@@ -388,18 +405,22 @@ struct QFragOcp {
 #pragma unroll
       for (int s = 0; s < 2; ++s) {
         const uint32_t w = s ? r.w1 : r.w0;
-        if constexpr (OP == RqOp::F16 && ID == QT_OCP_MXFP8_E5M2) {
-          // fp16 operands without the table: E5M2 is the top byte of an IEEE half
-          a[s][0] = __byte_perm(w, 0u, 0x1404);
-          a[s][1] = __byte_perm(w, 0u, 0x3424);
-        }
-#if defined(ROCQ_HAS_E4M3X2_CVT)
-        else if constexpr (OP == RqOp::F16 && ID == QT_OCP_MXFP8_E4M3) {  // the hardware conversion
-          a[s][0] = rq_e4m3x2_to_f16x2(w & 0xFFFFu);
-          a[s][1] = rq_e4m3x2_to_f16x2(w >> 16);
-        }
-#endif
-        else {  // (bf16 operands: E4M3 subnormals and E5M2 need more than a shift)
+        if constexpr (OP == RqOp::F16 && (ID == QT_OCP_MXFP8_E5M2 || kE4M3Cvt)) {
+          // fp16 operands without the table: E5M2 is the top byte of an IEEE half, E4M3 the
+          // hardware conversion
+          a[s][0] = half2_of(w);
+          a[s][1] = half2_of(w >> 16);
+        } else if constexpr (OP == RqOp::BF16 && (ID == QT_OCP_MXFP8_E5M2 || kE4M3Cvt)) {
+          // bf16 operands: the exact halves above widened to fp32, whose top 16 bits are the bf16
+          // (every FP8 value has at most 4 significant bits; inf and NaN stay inf and NaN): two
+          // conversions and a permute a pair
+#pragma unroll
+          for (int p = 0; p < 2; ++p) {
+            const uint32_t hh = half2_of(w >> (16 * p));
+            a[s][p] = __byte_perm(rq_float_to_bits(rq_f16_to_f32((uint16_t)(hh & 0xFFFFu))),
+                                  rq_float_to_bits(rq_f16_to_f32((uint16_t)(hh >> 16))), 0x7632);
+          }
+        } else {
           a[s][0] = __byte_perm(lut[w & 0xFFu], lut[(w >> 8) & 0xFFu], 0x5410);
           a[s][1] = __byte_perm(lut[(w >> 16) & 0xFFu], lut[w >> 24], 0x5410);
         }

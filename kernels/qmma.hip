@@ -42,12 +42,14 @@ constexpr int qmma_first_rows() {
 
 // 0 when qmma cannot take the format/dtype on this backend and device, else the first M it
 // takes automatically (qmma_first_rows).
-// OCP FP8 with fp16 x decodes without its shared-memory table (qfrag.h QFragOcp: E5M2 by a
-// permute, E4M3 by the sm_89+ conversion; this build's only sm_89+ target is sm_90) and takes
-// M from 3 instead: H200, fp16 x, 70B FFN up, table / not, us (bench_qmatmul_h200_s10k_{A,B}):
-// E4M3 M = 5 180.6 -> 93.3, 8 192.7 -> 103.9, 16 216.8 -> 130.1, 32 243.0 -> 151.0 (fp16
-// F.linear 108.7-122.5), against the register-blocked fp32 pieces' 144 at M = 4; the streaming
-// kernel keeps M = 1, 2 (67.7, 84.3).
+// OCP FP8 decodes without its shared-memory table (qfrag.h QFragOcp: E5M2 by a permute, E4M3 by
+// the sm_89+ conversion, this build's only sm_89+ target being sm_90; bf16 operands through fp32)
+// and takes M from 3 instead: H200, 70B FFN up, table / not, us: fp16 x
+// (bench_qmatmul_h200_s10k_{A,B}) E4M3 M = 5 180.6 -> 93.3, 8 192.7 -> 103.9, 16 216.8 -> 130.1,
+// 32 243.0 -> 151.0 (fp16 F.linear 108.7-122.5); bf16 x (s10f_final against s10m_auto) M = 8
+// 191.6 -> 106.5, 16 ~217 -> 136.7, 32 ~245 -> 163.2 (bf16 F.linear 109-111). At M = 3, 4 the
+// kernel (forced, s10m_qmma_all) ran 96.9 / 98.0 us against the register-blocked fp32 pieces'
+// 138.6 / 138.4 (8B FFN up 30.2 / 31.1 against 40.1 / 40.0); the streaming kernel keeps M = 1, 2.
 int qmma_first_rows_of(int qtype, DType dtype) {
   static const bool sm80 = rq_cuda_major() >= 8;  // mma.sync bf16 (the kernel is empty below sm_80)
   static const bool sm90 = rq_cuda_major() >= 9;
@@ -57,7 +59,7 @@ int qmma_first_rows_of(int qtype, DType dtype) {
     constexpr int id = decltype(codec)::kId;
     if constexpr (kQFragOn<id>) {
       first = qmma_first_rows<id>();
-      if (dtype == DType::F16 && (id == QT_OCP_MXFP8_E5M2 || (id == QT_OCP_MXFP8_E4M3 && sm90))) first = 3;
+      if (id == QT_OCP_MXFP8_E5M2 || (id == QT_OCP_MXFP8_E4M3 && sm90)) first = 3;
     }
   });
   return first;
