@@ -1,0 +1,287 @@
+// The pieces the streaming decode kernel (qmatvec_stream.h) runs, and the layout of x in its
+// shared memory that they read: StreamPiece<ID, MT> adapts the integer pieces (qdot_int.h) to
+// that layout, with pieces of their own for the K-quants (64-element groups, rows run by the
+// piece) and for OCP FP6/FP8 (elements decoded to fp32, StreamPieceMxF). Included by
+// qmatvec_stream.h.
+#pragma once
+
+#include "qmatvec_impl.h"
+
+namespace rocq::gpu {
+
+// x in shared memory: the row's int16 values in 16-byte granules, granule g stored at
+// g ^ ((g >> 3) & 7) (an XOR swizzle inside each 128-byte line) so that lanes reading
+// neighbouring blocks' runs spread over the banks; then the row's k/32 block scales.
+ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
+// N x granules (16 bytes each) from granule index g0, a multiple of N (2 or 4): w[4i..4i+3] =
+// granule g0 + i, stored at rq_xswz(g0) ^ i (the swizzle XORs bits that g0 + i shares with g0).
+template <int N>
+ROCQ_DEVICE void rq_x_granules(const uint8_t* xg, int g0, uint32_t (&w)[4 * N]) {
+  const int o0 = 16 * rq_xswz(g0);
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    const uint4 t = *reinterpret_cast<const uint4*>(xg + (o0 ^ (16 * i)));
+    w[4 * i] = t.x;
+    w[4 * i + 1] = t.y;
+    w[4 * i + 2] = t.z;
+    w[4 * i + 3] = t.w;
+  }
+}
+// A 32-element block of int16 x (16 words, word j = elements 2j, 2j + 1) reordered as the pairs
+// (x[j], x[16 + j]), j = 0..15 (StreamPiece kPairX).
+ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
+  uint32_t w[16], o[16];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    w[4 * j] = q[j].x;
+    w[4 * j + 1] = q[j].y;
+    w[4 * j + 2] = q[j].z;
+    w[4 * j + 3] = q[j].w;
+  }
+#pragma unroll
+  for (int j = 0; j < 16; ++j) o[j] = rq_byte_perm(w[j / 2], w[8 + j / 2], j % 2 ? 0x7632u : 0x5410u);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) q[j] = make_uint4(o[4 * j], o[4 * j + 1], o[4 * j + 2], o[4 * j + 3]);
+}
+// The x rows' stride in shared memory (elements): k rounded up to 64, whole 128-byte lines (the
+// swizzle's span), so that each row's swizzle stays inside the row.
+ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
+// Shared memory of mt rows of x: the int16 rows and their k / 32 block scales.
+ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt) {
+  return mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
+}
+
+// The pieces the streaming kernel runs (StreamPiece<ID, MT>): the integer pieces (qdot_int.h),
+// but for one row of x the split-table ones for the 16-level table formats (PieceIntLut16Split:
+// 8 DP2A per 8 codes instead of 4, a loss at two rows, where the DP2A double: H200, 8B FFN up,
+// OCP MXFP4 M = 2 20.8 -> 23.6 us). xa/xb: a quad's x runs in the order the kernel stores x
+// (kPairX: StreamPiece's own order). kTab: the piece takes two table words in registers
+// (tab_word). kSpan: the piece's x runs lie in one 32-element x block, at xspan(Q0), runs A and B
+// of quad q at xspan(Q0) + span_a(q) / span_b(q): the kernel loads that block whole, 4 x 16 bytes.
+template <int ID, int MT, bool SPLIT = (MT == 1 && (ID == QT_IQ4_NL || ID == QT_IQ4_XS || ID == QT_MXFP4 ||
+                                                     ID == QT_OCP_MXFP4))>
+struct StreamPiece {
+  static constexpr bool kPairX = false, kTab = false, kOwnRows = false;
+  // the 32-element formats' pieces take a whole block (QmvStreamCfg: NQ = 4 quads, one piece per unit)
+  static constexpr bool kSpan = Codec<ID>::kElems == 32;
+  ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
+  ROCQ_DEVICE static int xa(int Q) { return Piece<ID>::xa(Q); }
+  ROCQ_DEVICE static int xb(int Q) { return Piece<ID>::xb(Q); }
+  ROCQ_DEVICE static int xspan(int) { return 0; }
+  ROCQ_DEVICE static constexpr int span_a(int q) { return Piece<ID>::xa(q); }
+  ROCQ_DEVICE static constexpr int span_b(int q) { return Piece<ID>::xb(q); }
+  template <int NQ>
+  ROCQ_DEVICE static void dot(const uint32_t (&)[2], const uint8_t* blk, int Q0, uint8_t sc, const XIPiece<MT, NQ>& x,
+                              float (&acc)[MT]) {
+    PieceInt<ID>::template dot<MT, NQ>(blk, Q0, sc, x, acc);
+  }
+};
+// Q2_K, Q3_K, Q6_K: 8-quad pieces of 4 sub-blocks of 16 elements (qdot_int.h PieceIntK23Wide,
+// PieceIntQ6Wide: W), both row counts, which run the rows of a piece themselves (kOwnRows:
+// rows()), x one 16-element sub-block at a time, so that x for the piece's 64 elements is never
+// live at once. (rows() also gets the RT rows' E8M0 bytes of the scale-plane formats, sc.)
+struct StreamOwnRows {  // the flags of the pieces that run their rows themselves
+  static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true;
+  ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
+};
+template <typename W>
+struct StreamPieceSubs : StreamOwnRows {
+  // x: xg the swizzled int16 granules (rows kx apart), xs the block scales (rows nb apart); the
+  // piece's unit starts at element e0; its RT rows' bytes at blk, row_bytes apart.
+  template <int MT, int RT>
+  ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
+                               int row_bytes, const uint8_t (&)[RT], float (&acc)[RT][MT]) {
+    typename W::Row rw[RT];
+    float part[RT][MT], part2[RT][MT];  // W::kSplitSums: the piece's two sums per row (W::finish)
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      rw[r] = W::load(blk + r * row_bytes, Q0);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) part[r][m] = part2[r][m] = 0.f;
+    }
+    const int ef = e0 + W::elem0(Q0);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      uint32_t xw[MT][8];
+      int X[MT];
+      float f[MT];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const int e = ef + 32 * j;  // 16 elements from a multiple of 16
+        rq_x_granules<2>(xg, (m * kx + e) >> 3, xw[m]);
+        X[m] = rq_xi_sum(xw[m]);
+        f[m] = xs[m * nb + e / 32];
+      }
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        W::template sub<MT>(blk + r * row_bytes, Q0, rw[r], j, xw, X, f, W::kSplitSums ? part[r] : acc[r], part2[r]);
+      }
+    }
+    if constexpr (W::kSplitSums) {
+#pragma unroll
+      for (int r = 0; r < RT; ++r) W::template finish<MT>(rw[r], part[r], part2[r], acc[r]);
+    }
+  }
+};
+template <int MT> struct StreamPiece<QT_Q2_K, MT, false> : StreamPieceSubs<PieceIntK23Wide<QT_Q2_K>> {};
+template <int MT> struct StreamPiece<QT_Q3_K, MT, false> : StreamPieceSubs<PieceIntK23Wide<QT_Q3_K>> {};
+template <int MT> struct StreamPiece<QT_Q6_K, MT, false> : StreamPieceSubs<PieceIntQ6Wide> {};
+
+// Q4_K, Q5_K: 8-quad pieces (qdot_int.h PieceIntK45Wide: one 64-element group of a block),
+// running their rows themselves like StreamPieceSubs, both sub-blocks' x loaded whole once per
+// piece (4 x 16 bytes each).
+template <bool Q5>
+struct StreamPieceK45 : StreamOwnRows {
+  template <int MT, int RT>
+  ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
+                               int row_bytes, const uint8_t (&)[RT], float (&acc)[RT][MT]) {
+    const int g = Q0 / 8;
+    uint32_t xa[MT][16], xb[MT][16];
+    int XA[MT], XB[MT];
+    float fa[MT], fb[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const int e = e0 + 64 * g;  // sub-block A: 32 elements from a multiple of 32, B the next 32
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        uint32_t (&xw)[16] = h ? xb[m] : xa[m];
+        rq_x_granules<4>(xg, (m * kx + e + 32 * h) >> 3, xw);
+        (h ? XB : XA)[m] = rq_xi_sum(xw);
+        (h ? fb : fa)[m] = xs[m * nb + (e + 32 * h) / 32];
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < RT; ++r) PieceIntK45Wide<Q5>::template dot<MT>(blk + r * row_bytes, g, xa, xb, XA, XB, fa, fb, acc[r]);
+  }
+};
+template <int MT> struct StreamPiece<QT_Q4_K, MT, false> : StreamPieceK45<false> {};
+template <int MT> struct StreamPiece<QT_Q5_K, MT, false> : StreamPieceK45<true> {};
+
+// OCP FP8 and FP6 (qdot_int.h kStreamFloat): a piece is one whole 32-element block of each of the
+// thread's RT rows (kOwnRows), decoded in 8-element runs to fp32 and multiplied by the fixed-point
+// x as fp32 (exact products), two partial sums a row; the block's E8M0 scale and x scale once a
+// row. MxFloatRun<ID>: the block's kWords words (load) and run h's 8 elements (run), as the
+// value times kFold^-1 (exact).
+template <int ID>
+struct MxFloatRun;
+// FP8 E4M3: rq_e4m3x4 (qdot.h: the hardware conversion where the target has one, NaN kept).
+template <>
+struct MxFloatRun<QT_OCP_MXFP8_E4M3> {
+  static constexpr int kWords = 8;
+  static constexpr float kFold = 1.f;
+  ROCQ_DEVICE static void load(const uint8_t* blk, uint32_t (&w)[kWords]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const uint4 v = *reinterpret_cast<const uint4*>(blk + 16 * i);
+      w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
+    }
+  }
+  ROCQ_DEVICE static void run(const uint32_t (&w)[kWords], int h, float (&f)[8]) {
+    float a[4], b[4];
+    rq_e4m3x4(w[2 * h], a);
+    rq_e4m3x4(w[2 * h + 1], b);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) f[j] = a[j], f[4 + j] = b[j];
+  }
+};
+// FP8 E5M2: the top byte of an IEEE half (exact, inf/NaN kept).
+template <>
+struct MxFloatRun<QT_OCP_MXFP8_E5M2> : MxFloatRun<QT_OCP_MXFP8_E4M3> {
+  ROCQ_DEVICE static void run(const uint32_t (&w)[kWords], int h, float (&f)[8]) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t hh = rq_byte_perm(w[2 * h + j / 2], 0u, (j % 2) ? 0x3424u : 0x1404u);
+      f[2 * j] = rq_lo_half(hh);
+      f[2 * j + 1] = rq_hi_half(hh);
+    }
+  }
+};
+// FP6 (MB mantissa bits, bias B; formats_mx.h: 4 codes per little-endian 24-bit group, the block's
+// 24 bytes one bit string): code i's sign bit (bit 6i + 5 of the string) shifted to bit 31 (one
+// shift, a funnel shift where the code straddles two words), then an arithmetic shift puts the 5
+// magnitude bits under fp32's exponent and mantissa fields (3 + MB places) and a mask clears the
+// copies of the sign: the value times 2^(B-127) (an fp32 subnormal for exponent 0). 3 integer
+// operations an element (Codec::elem: ~5 and a multiply).
+template <int MB, int B>
+struct MxFloatRunFp6 {
+  static constexpr int kWords = 6;
+  static_assert(B == 1 || B == 3, "E2M3, E3M2");
+  static constexpr float kFold = B == 1 ? 0x1p126f : 0x1p124f;  // 2^(127 - B)
+  ROCQ_DEVICE static void load(const uint8_t* blk, uint32_t (&w)[kWords]) {
+#pragma unroll
+    for (int i = 0; i < 3; ++i) {
+      const uint2 v = *reinterpret_cast<const uint2*>(blk + 8 * i);
+      w[2 * i] = v.x, w[2 * i + 1] = v.y;
+    }
+  }
+  ROCQ_DEVICE static void run(const uint32_t (&w)[kWords], int h, float (&f)[8]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int q = 6 * (8 * h + j) + 5, wi = q / 32, b = q % 32;  // the sign bit
+      const uint32_t t = b >= 5 ? w[wi] << (31 - b) : (w[wi] << (31 - b)) | (w[wi - 1] >> (b + 1));
+      f[j] = rq_bits_to_float((uint32_t)((int32_t)t >> (3 + MB)) & (0x80000000u | (0x1Fu << (23 - MB))));
+    }
+  }
+};
+template <> struct MxFloatRun<QT_OCP_MXFP6_E2M3> : MxFloatRunFp6<3, 1> {};
+template <> struct MxFloatRun<QT_OCP_MXFP6_E3M2> : MxFloatRunFp6<2, 3> {};
+
+template <int ID>
+struct StreamPieceMxF : StreamOwnRows {
+  template <int MT, int RT>
+  ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int, const uint8_t* blk,
+                               int row_bytes, const uint8_t (&sc)[RT], float (&acc)[RT][MT]) {
+    using D = MxFloatRun<ID>;
+    uint32_t w[RT][D::kWords];
+    float s[RT][MT][2];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      D::load(blk + r * row_bytes, w[r]);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) s[r][m][0] = s[r][m][1] = 0.f;
+    }
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      float xf[MT][8];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        uint32_t xw[4];
+        rq_x_granules<1>(xg, (m * kx + e0 + 8 * h) >> 3, xw);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          xf[m][2 * j] = (float)(int16_t)(xw[j] & 0xFFFFu);
+          xf[m][2 * j + 1] = (float)((int32_t)xw[j] >> 16);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        float f[8];
+        D::run(w[r], h, f);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int m = 0; m < MT; ++m) s[r][m][j & 1] = fmaf(f[j], xf[m][j], s[r][m][j & 1]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      const float d = rq_e8m0(sc[r]);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) acc[r][m] = fmaf(d, (s[r][m][0] + s[r][m][1]) * D::kFold * xs[m * nb + e0 / 32], acc[r][m]);
+    }
+  }
+};
+template <int MT> struct StreamPiece<QT_OCP_MXFP8_E4M3, MT, false> : StreamPieceMxF<QT_OCP_MXFP8_E4M3> {};
+template <int MT> struct StreamPiece<QT_OCP_MXFP8_E5M2, MT, false> : StreamPieceMxF<QT_OCP_MXFP8_E5M2> {};
+template <int MT> struct StreamPiece<QT_OCP_MXFP6_E2M3, MT, false> : StreamPieceMxF<QT_OCP_MXFP6_E2M3> {};
+template <int MT> struct StreamPiece<QT_OCP_MXFP6_E3M2, MT, false> : StreamPieceMxF<QT_OCP_MXFP6_E3M2> {};
+
+template <int ID, int MT>
+struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_int.h)
+  static constexpr bool kSpan = true, kOwnRows = false;
+  ROCQ_DEVICE static int xspan(int Q0) { return 32 * (Q0 / 4); }  // 4 quads per 32 elements
+  ROCQ_DEVICE static constexpr int span_a(int q) { return 8 * q; }
+  ROCQ_DEVICE static constexpr int span_b(int q) { return 8 * q + 4; }
+};
+
+}  // namespace rocq::gpu
