@@ -59,7 +59,7 @@ struct PieceInt {
   static constexpr bool kOn = false;
 };
 
-// The formats without integer pieces that the streaming kernel (qmatvec_stream.h
+// The formats without integer pieces that the streaming kernel (stream_pieces.h
 // StreamPieceMxF) still runs on the fixed-point x: each element decoded to fp32 in registers and
 // multiplied by x as fp32 (int16 x is exact in fp32, every element value has a significand of at
 // most 4 bits, so each product is exact; only the fp32 sums round). Why: in the register-blocked
@@ -302,7 +302,7 @@ struct PieceInt64Runs {
   ROCQ_DEVICE static int elem0(int Q0) { return 128 * (Q0 / 16) + 16 * ((Q0 / 8) % 2); }
 };
 
-// Q2_K / Q3_K for the streaming kernel (qmatvec_stream.h StreamPieceSubs), 64 elements a piece:
+// Q2_K / Q3_K for the streaming kernel (stream_pieces.h StreamPieceSubs), 64 elements a piece:
 // those whose 2-bit codes fill 16 qs bytes (half c, bytes 16 lh .. 16 lh + 15), i.e. fields j =
 // 0..3 of those bytes: 4 sub-blocks of 16 elements (8c + 2j + lh), each inside one x block. Codes
 // times x are summed per sub-block in integers and the sub-block's scale (and Q2_K's min) applied
@@ -393,7 +393,7 @@ struct PieceIntK23Wide : PieceInt64Runs {
   }
 };
 
-// Q6_K for the streaming kernel (qmatvec_stream.h StreamPieceQ6), 64 elements a piece: half h,
+// Q6_K for the streaming kernel (stream_pieces.h StreamPieceSubs), 64 elements a piece: half h,
 // bytes 16 lh .. 16 lh + 15 of each 32-byte ql run and of the half's qh run, i.e. sub-blocks
 // 8h + 2r + lh (r = 0..3: ql run r % 2, nibble r / 2, qh bits 2r), each inside x block 4h + r.
 // Codes times x summed per 16-element sub-block in integers, the int8 scale applied once per 16
@@ -434,7 +434,7 @@ struct PieceIntQ6Wide : PieceInt64Runs {
   }
 };
 
-// Q4_K / Q5_K for the streaming kernel (qmatvec_stream.h StreamPieceK45), 64 elements a piece:
+// Q4_K / Q5_K for the streaming kernel (stream_pieces.h StreamPieceK45), 64 elements a piece:
 // group g = Q0 / 8 (32 qs bytes), sub-blocks 2g (low nibbles, run A) and 2g + 1 (high nibbles),
 // each one x block. Codes times x summed per sub-block in integers, scale and min applied once
 // per 32 elements; the scale pair unpacked once per 64 (PieceIntK45: per 32, and each piece's x
@@ -539,7 +539,7 @@ template <> struct PieceInt<QT_IQ4_XS> : PieceIntLut16<QT_IQ4_XS> {};
 template <> struct PieceInt<QT_MXFP4> : PieceIntLut16<QT_MXFP4> {};
 template <> struct PieceInt<QT_OCP_MXFP4> : PieceIntLut16<QT_OCP_MXFP4> {};
 
-// The same table formats for the streaming kernel (qmatvec_stream.h), which lays x out for them:
+// The same table formats for the streaming kernel (stream_pieces.h), which lays x out for them:
 // each half of the table (codes 0..7, codes 8..15) holds levels of one sign, so the levels split
 // into two magnitude tables of 8 bytes, read with one permute per 4 codes each; a code of the
 // other half selects with its selector's bit 3 set, which replicates the sign bit of a magnitude
