@@ -5,6 +5,7 @@
 // qmatvec_stream.h.
 #pragma once
 
+#include "qdot_int_stream.h"
 #include "qmatvec_impl.h"
 
 namespace rocq::gpu {
@@ -76,7 +77,7 @@ struct StreamPiece {
     PieceInt<ID>::template dot<MT, NQ>(blk, Q0, sc, x, acc);
   }
 };
-// Q2_K, Q3_K, Q6_K: 8-quad pieces of 4 sub-blocks of 16 elements (qdot_int.h PieceIntK23Wide,
+// Q2_K, Q3_K, Q6_K: 8-quad pieces of 4 sub-blocks of 16 elements (qdot_int_stream.h PieceIntK23Wide,
 // PieceIntQ6Wide: W), both row counts, which run the rows of a piece themselves (kOwnRows:
 // rows()), x one 16-element sub-block at a time, so that x for the piece's 64 elements is never
 // live at once. (rows() also gets the RT rows' E8M0 bytes of the scale-plane formats, sc.)
@@ -127,7 +128,7 @@ template <int MT> struct StreamPiece<QT_Q2_K, MT, false> : StreamPieceSubs<Piece
 template <int MT> struct StreamPiece<QT_Q3_K, MT, false> : StreamPieceSubs<PieceIntK23Wide<QT_Q3_K>> {};
 template <int MT> struct StreamPiece<QT_Q6_K, MT, false> : StreamPieceSubs<PieceIntQ6Wide> {};
 
-// Q4_K, Q5_K: 8-quad pieces (qdot_int.h PieceIntK45Wide: one 64-element group of a block),
+// Q4_K, Q5_K: 8-quad pieces (qdot_int_stream.h PieceIntK45Wide: one 64-element group of a block),
 // running their rows themselves like StreamPieceSubs, both sub-blocks' x loaded whole once per
 // piece (4 x 16 bytes each).
 template <bool Q5>
@@ -277,7 +278,7 @@ template <int MT> struct StreamPiece<QT_OCP_MXFP6_E2M3, MT, false> : StreamPiece
 template <int MT> struct StreamPiece<QT_OCP_MXFP6_E3M2, MT, false> : StreamPieceMxF<QT_OCP_MXFP6_E3M2> {};
 
 template <int ID, int MT>
-struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_int.h)
+struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_int_stream.h)
   static constexpr bool kSpan = true, kOwnRows = false;
   ROCQ_DEVICE static int xspan(int Q0) { return 32 * (Q0 / 4); }  // 4 quads per 32 elements
   ROCQ_DEVICE static constexpr int span_a(int q) { return 8 * q; }
