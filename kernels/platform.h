@@ -319,7 +319,8 @@ ROCQ_DEVICE int rq_dot2_16x8(uint32_t x16x2, uint32_t w4, int acc) {
 }
 
 // Two OCP FP8 E4M3 codes (low byte, high byte) -> IEEE half bits (low half, high half), exact,
-// NaN kept, where the target converts in hardware (NVIDIA sm_89+): ROCQ_HAS_E4M3X2_CVT.
+// NaN kept, where the target converts in hardware (NVIDIA sm_89+): ROCQ_HAS_E4M3X2_CVT, and
+// kRqE4M3Cvt in this compilation pass (false in host passes).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
 #define ROCQ_HAS_E4M3X2_CVT 1
 ROCQ_DEVICE uint32_t rq_e4m3x2_to_f16x2(uint32_t v16) {
@@ -328,6 +329,9 @@ ROCQ_DEVICE uint32_t rq_e4m3x2_to_f16x2(uint32_t v16) {
   asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(a));
   return r;
 }
+inline constexpr bool kRqE4M3Cvt = true;
+#else
+inline constexpr bool kRqE4M3Cvt = false;
 #endif
 
 // Sum over one warp/wavefront, whatever its width.

@@ -340,6 +340,11 @@ struct Piece<QT_OCP_MXFP4> : PieceMxOrder {
   ROCQ_HD static float table(int i) { return rq_fp4_e2m1((uint32_t)i); }
 };
 
+// Two FP8 E5M2 codes (bytes 0, 1 of v; HI: bytes 2, 3) -> IEEE half bits (low half, high half):
+// E5M2 is the top byte of a half (exact, inf/NaN kept). One permute either way.
+template <bool HI = false>
+ROCQ_DEVICE uint32_t rq_e5m2x2_to_f16x2(uint32_t v) { return rq_byte_perm(v, 0u, HI ? 0x3424u : 0x1404u); }
+
 // 4 FP8 E4M3 codes -> floats (exact, NaN kept).
 ROCQ_DEVICE void rq_e4m3x4(uint32_t w, float (&f)[4]) {
 #if defined(ROCQ_HAS_E4M3X2_CVT)
@@ -385,8 +390,8 @@ struct Piece<QT_OCP_MXFP8_E5M2> : PieceMxOrder {
       float fa[4], fb[4];
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
-        const uint32_t ha = rq_byte_perm(v.x, 0u, 0x0404u | ((uint32_t)(2 * j) << 4) | ((uint32_t)(2 * j + 1) << 12));
-        const uint32_t hb = rq_byte_perm(v.y, 0u, 0x0404u | ((uint32_t)(2 * j) << 4) | ((uint32_t)(2 * j + 1) << 12));
+        const uint32_t ha = j ? rq_e5m2x2_to_f16x2<true>(v.x) : rq_e5m2x2_to_f16x2(v.x);
+        const uint32_t hb = j ? rq_e5m2x2_to_f16x2<true>(v.y) : rq_e5m2x2_to_f16x2(v.y);
         fa[2 * j] = rq_lo_half(ha); fa[2 * j + 1] = rq_hi_half(ha);
         fb[2 * j] = rq_lo_half(hb); fb[2 * j + 1] = rq_hi_half(hb);
       }

@@ -346,9 +346,12 @@ struct QFrag<QT_IQ4_XS> {
 // OCP MX planar formats: element plane in 32-element chunks, the chunk's E8M0 scale from the
 // scale plane row (global memory). FP4: element 2j = low nibble of byte j, so a byte's table
 // pair is an operand pair as is (lane t of step s: bytes 8s + 2t, 8s + 2t + 1). FP8: one code per
-// byte, the table holds its value twice; pairs from two bytes' entries; fp16 operands (fp16 x)
-// without the table: E5M2 by a byte permute, E4M3 by the hardware conversion where there is one
-// (a shared-memory load per code, at random addresses, otherwise).
+// byte, the table holds its value twice; pairs from two bytes' entries. Without the table
+// (kNoTable: E5M2, and E4M3 where the hardware converts it) the pairs are the codes' exact IEEE
+// halves (qdot.h rq_e5m2x2_to_f16x2, platform.h rq_e4m3x2_to_f16x2): fp16 operands as they are,
+// bf16 ones widened to fp32 and cut to their top 16 bits (every FP8 value has at most 4
+// significant bits; inf and NaN stay inf and NaN). The table costs a shared-memory load per code
+// at random addresses (qmma.hip qmma_first_rows: about 2x at M = 5..8).
 template <int ID>
 struct QFragOcp {
   static constexpr bool kFp4 = ID == QT_OCP_MXFP4;
@@ -377,20 +380,16 @@ struct QFragOcp {
     r.e = 0;
     return r;
   }
-#if defined(ROCQ_HAS_E4M3X2_CVT)
-  static constexpr bool kE4M3Cvt = true;
-#else
-  static constexpr bool kE4M3Cvt = false;
-#endif
-  // FP8: the two codes in the low 16 bits of v as IEEE halves (exact; E4M3 where kE4M3Cvt)
+  static constexpr bool kNoTable = ID == QT_OCP_MXFP8_E5M2 || (ID == QT_OCP_MXFP8_E4M3 && kRqE4M3Cvt);
+  // the two FP8 codes in the low 16 bits of v as IEEE halves (only where kNoTable)
   ROCQ_DEVICE static uint32_t half2_of(uint32_t v) {
     if constexpr (ID == QT_OCP_MXFP8_E5M2) {
-      return __byte_perm(v, 0u, 0x1404);
+      return rq_e5m2x2_to_f16x2(v);
     } else {
 #if defined(ROCQ_HAS_E4M3X2_CVT)
       return rq_e4m3x2_to_f16x2(v & 0xFFFFu);
 #else
-      return v;  // (not called: kE4M3Cvt is false)
+      return v;  // (never called: kNoTable is false)
 #endif
     }
   }
@@ -405,20 +404,12 @@ struct QFragOcp {
 #pragma unroll
       for (int s = 0; s < 2; ++s) {
         const uint32_t w = s ? r.w1 : r.w0;
-        if constexpr (OP == RqOp::F16 && (ID == QT_OCP_MXFP8_E5M2 || kE4M3Cvt)) {
-          // fp16 operands without the table: E5M2 is the top byte of an IEEE half, E4M3 the
-          // hardware conversion
-          a[s][0] = half2_of(w);
-          a[s][1] = half2_of(w >> 16);
-        } else if constexpr (OP == RqOp::BF16 && (ID == QT_OCP_MXFP8_E5M2 || kE4M3Cvt)) {
-          // bf16 operands: the exact halves above widened to fp32, whose top 16 bits are the bf16
-          // (every FP8 value has at most 4 significant bits; inf and NaN stay inf and NaN): two
-          // conversions and a permute a pair
+        if constexpr (kNoTable) {
 #pragma unroll
           for (int p = 0; p < 2; ++p) {
             const uint32_t hh = half2_of(w >> (16 * p));
-            a[s][p] = __byte_perm(rq_float_to_bits(rq_f16_to_f32((uint16_t)(hh & 0xFFFFu))),
-                                  rq_float_to_bits(rq_f16_to_f32((uint16_t)(hh >> 16))), 0x7632);
+            if constexpr (OP == RqOp::F16) a[s][p] = hh;
+            else a[s][p] = __byte_perm(rq_float_to_bits(rq_lo_half(hh)), rq_float_to_bits(rq_hi_half(hh)), 0x7632);
           }
         } else {
           a[s][0] = __byte_perm(lut[w & 0xFFu], lut[(w >> 8) & 0xFFu], 0x5410);

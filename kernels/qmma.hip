@@ -31,36 +31,35 @@ int qmma_mode() {
 // (Where x fits in shared memory, the streaming kernel, qmatvec_stream.hip, is asked first and
 // takes M = 1 and 2 of every integer-piece format but Q8_0 at M = 2: these first rows then matter
 // only where it does not, e.g. k too large for its x rows, fp32 x, no integer path.)
+// OCP FP8 where its decoder needs no shared-memory table (qfrag.h QFragOcp kNoTable: E5M2 always,
+// E4M3 with the sm_89+ conversion, e4m3_cvt: this build's only sm_89+ target is sm_90) takes M
+// from 3: H200, 70B FFN up, table / not, us: fp16 x (bench_qmatmul_h200_s10k_{A,B}) E4M3 M = 5
+// 180.6 -> 93.3, 8 192.7 -> 103.9, 16 216.8 -> 130.1, 32 243.0 -> 151.0 (fp16 F.linear
+// 108.7-122.5); bf16 x (s10f_final against s10m_auto) M = 8 191.6 -> 106.5, 16 ~217 -> 136.7, 32
+// ~245 -> 163.2 (bf16 F.linear 109-111). At M = 3, 4 the kernel (forced, s10m_qmma_all) ran 96.9
+// / 98.0 us against the register-blocked fp32 pieces' 138.6 / 138.4 (8B FFN up 30.2 / 31.1
+// against 40.1 / 40.0).
 template <int ID>
-constexpr int qmma_first_rows() {
+constexpr int qmma_first_rows(bool e4m3_cvt) {
   switch (ID) {
     case QT_Q4_1: case QT_Q5_1: case QT_Q8_0: case QT_IQ4_NL: case QT_IQ4_XS: case QT_MXFP4: return 3;
-    case QT_OCP_MXFP4: case QT_OCP_MXFP8_E4M3: case QT_OCP_MXFP8_E5M2: return 5;
+    case QT_OCP_MXFP8_E5M2: return 3;
+    case QT_OCP_MXFP8_E4M3: return e4m3_cvt ? 3 : 5;
+    case QT_OCP_MXFP4: return 5;
     default: return 2;
   }
 }
 
 // 0 when qmma cannot take the format/dtype on this backend and device, else the first M it
 // takes automatically (qmma_first_rows).
-// OCP FP8 decodes without its shared-memory table (qfrag.h QFragOcp: E5M2 by a permute, E4M3 by
-// the sm_89+ conversion, this build's only sm_89+ target being sm_90; bf16 operands through fp32)
-// and takes M from 3 instead: H200, 70B FFN up, table / not, us: fp16 x
-// (bench_qmatmul_h200_s10k_{A,B}) E4M3 M = 5 180.6 -> 93.3, 8 192.7 -> 103.9, 16 216.8 -> 130.1,
-// 32 243.0 -> 151.0 (fp16 F.linear 108.7-122.5); bf16 x (s10f_final against s10m_auto) M = 8
-// 191.6 -> 106.5, 16 ~217 -> 136.7, 32 ~245 -> 163.2 (bf16 F.linear 109-111). At M = 3, 4 the
-// kernel (forced, s10m_qmma_all) ran 96.9 / 98.0 us against the register-blocked fp32 pieces'
-// 138.6 / 138.4 (8B FFN up 30.2 / 31.1 against 40.1 / 40.0); the streaming kernel keeps M = 1, 2.
 int qmma_first_rows_of(int qtype, DType dtype) {
   static const bool sm80 = rq_cuda_major() >= 8;  // mma.sync bf16 (the kernel is empty below sm_80)
-  static const bool sm90 = rq_cuda_major() >= 9;
+  static const bool sm90 = rq_cuda_major() >= 9;  // (the E4M3 conversion: qmma_first_rows)
   if (!kRqMmaFrag || !sm80 || dtype == DType::F32 || qmma_mode() == 0) return 0;
   int first = 0;
   dispatch_format(qtype, [&](auto codec) {
     constexpr int id = decltype(codec)::kId;
-    if constexpr (kQFragOn<id>) {
-      first = qmma_first_rows<id>();
-      if (id == QT_OCP_MXFP8_E5M2 || (id == QT_OCP_MXFP8_E4M3 && sm90)) first = 3;
-    }
+    if constexpr (kQFragOn<id>) first = qmma_first_rows<id>(sm90);
   });
   return first;
 }

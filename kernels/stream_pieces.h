@@ -191,7 +191,8 @@ struct MxFloatRun<QT_OCP_MXFP8_E5M2> : MxFloatRun<QT_OCP_MXFP8_E4M3> {
   ROCQ_DEVICE static void run(const uint32_t (&w)[kWords], int h, float (&f)[8]) {
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const uint32_t hh = rq_byte_perm(w[2 * h + j / 2], 0u, (j % 2) ? 0x3424u : 0x1404u);
+      const uint32_t w2 = w[2 * h + j / 2];
+      const uint32_t hh = j % 2 ? rq_e5m2x2_to_f16x2<true>(w2) : rq_e5m2x2_to_f16x2(w2);
       f[2 * j] = rq_lo_half(hh);
       f[2 * j + 1] = rq_hi_half(hh);
     }
