@@ -34,8 +34,8 @@ const char* launch_dequantize(int qtype, const uint8_t* qweight, const uint8_t* 
 const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
                            const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias,
                            void* y, void* workspace, void* stream);
-int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
-                                int64_t k, int64_t row_bytes);
+int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
+                                const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes);
 
 // The matrix-unit decode kernel (kernels/qmma*.hip): weights decoded in registers straight into
 // matrix-unit operands, fp32 sums; its time grows little from M = 1 to 8 and slowly to M = 32.

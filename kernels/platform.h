@@ -360,8 +360,9 @@ ROCQ_DEVICE float rq_warp_sum(float v) {
 //   AMD CDNA (gfx90a, gfx94x, gfx950, wave64): one v_mfma_f32_16x16x16{bf16_1k,f16};
 //   AMD RDNA3 (gfx11, wave32): one v_wmma_f32_16x16x16_{bf16,f16} (lanes 16..31 repeat 0..15);
 //   anything else (gfx1030, older NVIDIA, the host pass): plain fp32 FMAs from shared memory.
-// Also: rq_cp_async16 / rq_cp_async_commit / rq_cp_async_wait<N> - a 16-byte global->shared
-// copy that runs asynchronously where the target can (cp.async on sm_80+), else a plain copy.
+// Also: rq_cp_async16 / rq_cp_async4 / rq_cp_async_commit / rq_cp_async_wait<N> - a 16-byte
+// (4-byte) global->shared copy that runs asynchronously where the target can (cp.async on sm_80+),
+// else a plain copy.
 #if defined(ROCQ_GPU_COMPILER)
 namespace rocq {
 
@@ -623,12 +624,19 @@ ROCQ_DEVICE void rq_cp_async16(void* smem, const void* gmem) {
   const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
 }
+ROCQ_DEVICE void rq_cp_async4(void* smem, const void* gmem) {
+  const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem));
+}
 ROCQ_DEVICE void rq_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 ROCQ_DEVICE void rq_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 #else
 ROCQ_DEVICE void rq_cp_async16(void* smem, const void* gmem) {
   *static_cast<uint4*>(smem) = *static_cast<const uint4*>(gmem);
+}
+ROCQ_DEVICE void rq_cp_async4(void* smem, const void* gmem) {
+  *static_cast<uint32_t*>(smem) = *static_cast<const uint32_t*>(gmem);
 }
 ROCQ_DEVICE void rq_cp_async_commit() {}
 template <int N>

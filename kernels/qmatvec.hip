@@ -60,12 +60,13 @@ bool stream_chunked(int qtype, int64_t M, int64_t k) {
 // The streaming kernel's plan for this call (qmatvec_stream.hip: M <= 2 on the integer path, and
 // its first launch for stream_chunked calls; 0: not this kernel, -1: strict mode and it cannot).
 // It goes ahead of every other kernel.
-int64_t stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast) {
+int64_t stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes, bool fast,
+                    const uint8_t* scales) {
   if (!int_path(qtype, dtype, fast, true)) return 0;
-  if (M <= 2) return qmv_stream_plan(qtype, dtype, M, n, k, row_bytes);
+  if (M <= 2) return qmv_stream_plan(qtype, dtype, M, n, k, row_bytes, scales);
   if (!stream_chunked(qtype, M, k)) return 0;
-  const int64_t g2 = qmv_stream_plan(qtype, dtype, 2, n, k, row_bytes);
-  return g2 > 0 && (M % 2 == 0 || qmv_stream_plan(qtype, dtype, 1, n, k, row_bytes) > 0) ? g2 : 0;
+  const int64_t g2 = qmv_stream_plan(qtype, dtype, 2, n, k, row_bytes, scales);
+  return g2 > 0 && (M % 2 == 0 || qmv_stream_plan(qtype, dtype, 1, n, k, row_bytes, scales) > 0) ? g2 : 0;
 }
 
 // Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h).
@@ -120,11 +121,11 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
 }
 }  // namespace
 
-int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
-                                int64_t k, int64_t row_bytes) {
+int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
+                                const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes) {
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   // (the streaming kernel rounds x itself)
-  if (M <= 0 || stream_plan(qtype, dtype, M, n, k, row_bytes, fast) != 0 || mma_path(qtype, dtype, M, fast) ||
+  if (M <= 0 || stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales) != 0 || mma_path(qtype, dtype, M, fast) ||
       !int_path(qtype, dtype, fast))
     return 0;
   return M * k * 2 + M * (k / 32) * 4;
@@ -136,14 +137,14 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
-  if (const int64_t plan = stream_plan(qtype, dtype, M, n, k, row_bytes, fast); plan != 0) {
+  if (const int64_t plan = stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales); plan != 0) {
     if (M <= 2)
       return qmv_stream_launch(qtype, dtype, {{x, y, qweight, scales, bias, (int)M, n, k, row_bytes}, 0, nullptr, nullptr},
                                plan, s);
     // stream_chunked: rows m0, m0 + 1 per launch (16-bit x and y: 2 bytes an element)
     for (int64_t m0 = 0; m0 < M; m0 += 2) {
       const int mm = M - m0 < 2 ? 1 : 2;
-      const int64_t g = mm == 2 ? plan : qmv_stream_plan(qtype, dtype, 1, n, k, row_bytes);
+      const int64_t g = mm == 2 ? plan : qmv_stream_plan(qtype, dtype, 1, n, k, row_bytes, scales);
       const QmvArgs a{{static_cast<const uint8_t*>(x) + 2 * m0 * k, static_cast<uint8_t*>(y) + 2 * m0 * n, qweight, scales,
                        bias, mm, n, k, row_bytes},
                       0, nullptr, nullptr};

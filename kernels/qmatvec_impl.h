@@ -365,7 +365,10 @@ const char* qmv_simple_launch(int qtype, const QmvArgs& a, gpuStream_t stream);
 // qmv_stream_plan gives its plan for such a call (0: another kernel takes it; -1: ROCQ_QMV_STREAM=3
 // and it cannot, which qmv_stream_launch reports; else positive: the grid and the row-group shape,
 // qmatvec_stream.hip), qmv_stream_launch runs it with that plan (a.M the M it was planned for).
-int64_t qmv_stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes);
+// scales: the scale plane (OCP MX formats), which it copies 4 bytes at a time: it declines
+// planes that are not 4-byte aligned or whose rows (k / 32 bytes) are not 4-byte multiples.
+int64_t qmv_stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes,
+                        const uint8_t* scales);
 const char* qmv_stream_launch(int qtype, DType dtype, const QmvArgs& a, int64_t plan, gpuStream_t stream);
 
 inline dim3 qmv_grid(const QmvArgs& a) { return dim3((unsigned)rq_ceil_div(a.n, a.rows)); }

@@ -93,6 +93,8 @@ struct QmvStreamCfg {
   static constexpr int CU = NPc / PPB;       // units per stage and row
   static constexpr int kRowBytes = CU * UB;  // one row's bytes in a stage
   static constexpr int kStageBytes = R * kRowBytes;
+  // the scale-plane formats' E8M0 bytes of a stage (R rows of CU), a 16-byte multiple
+  static constexpr int kScBytes = rq_has_scale_plane(ID) ? (R * CU + 15) / 16 * 16 : 0;
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
   static constexpr int kStages = SHAPE ? (3 * kStageBytes + qmv_stream_xbytes(4096, 1) <= kQmvStreamMaxSmem ? 3 : 2)
                                      : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
@@ -112,9 +114,11 @@ struct QmvStreamCfg {
   // OCP FP8's float pieces (session 10) at 3: 70B FFN up E4M3 69.9 -> 67.7-68.0 us, 8B FFN up
   // 20.5 -> 20.7; FP6 at 3 lost ~1% on both (bench_qmatmul_h200_s10d_V{0,2,2b}.json); E5M2 at 3
   // in a later run: 67.7-68.2 us (s10e_A, s10e_A2; 69.5 at 2 in s10b_B). (An x conversion by
-  // permute and I2FP instead of I2F.S16 was no faster there.)
-  static constexpr int kMinBlocksM1 =
-      ID == QT_Q8_0 || ID == QT_OCP_MXFP8_E4M3 || ID == QT_OCP_MXFP8_E5M2 ? 3 : 2;
+  // permute and I2FP instead of I2F.S16 was no faster there.) Since session 11, with the E8M0
+  // bytes copied along with the stages, 3 is the slower: E4M3 70B FFN up 75.3 us at 3, 67.2 at 2,
+  // same run (bench_qmatmul_h200_s11f_{A,B}.json; ncu at 3: 40% of warp samples waiting at the
+  // stage barrier, on the stage's copies or on other warps).
+  static constexpr int kMinBlocksM1 = ID == QT_Q8_0 ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = (PieceInt<ID>::kOn || kStreamFloat<ID>) && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
@@ -139,8 +143,9 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 
   extern __shared__ __align__(16) uint8_t smem[];
   uint8_t* stage = smem;                                    // NS stages of kStageBytes
+  uint8_t* sstage = smem + NS * Cfg::kStageBytes;           // NS stages' E8M0 bytes (kScBytes each)
   const int kx = (int)qmv_stream_xstride(a.k);
-  uint8_t* xg = smem + NS * Cfg::kStageBytes;               // MT rows of kx int16 (swizzled granules)
+  uint8_t* xg = sstage + NS * Cfg::kScBytes;                // MT rows of kx int16 (swizzled granules)
   float* xsc = reinterpret_cast<float*>(xg + 2 * MT * kx);  // MT rows of k / 32 scales
   __shared__ float red[NWARP][RT * MT];
   __shared__ uint32_t tabs[2];
@@ -193,45 +198,39 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   const int64_t gstep = (int64_t)gridDim.x * R * a.row_bytes;
   const int ncf = (int)(a.row_bytes / Cfg::kRowBytes);
   const int64_t gfull = a.n / R;
+  // Scale-plane formats (OCP MX): each item's E8M0 bytes (R rows x CU units) travel with its
+  // stage, in 4-byte asynchronous copies, one per thread (launcher: k / 32 a multiple of 4), into
+  // the stage's scale area, row-major. (Read into registers one item ahead, the loads were the
+  // largest stall: ncu on the H200, OCP MXFP8 E4M3 70B FFN up M = 1, 23% of warp samples waiting
+  // on them; a ring of registers NS - 1 items ahead was slower still, its register moves waiting
+  // on the loads: OCP MXFP4 43.3 -> 50.0 us, bench_qmatmul_h200_s11d.json. Read where they are
+  // used, each stage waited on them.) sgi: this thread's copy source in the issue cursor's group,
+  // moved a grid of groups at a time.
+  constexpr int SCPR = Cfg::kScBytes ? CU / 4 : 1;  // copies per row
+  const int nb = (int)(a.k / 32);
+  const int scr = tid / SCPR, scj = 4 * (tid % SCPR);  // this thread's copy: row, byte
+  const bool sc_copy = kPlane && tid < R * SCPR;
+  const uint8_t* sgi = sc_copy ? a.sc + ((int64_t)blockIdx.x * R + scr) * nb + scj : nullptr;
+  const int64_t sstep = (int64_t)gridDim.x * R * nb;
   auto issue = [&]() {
     if (ig < groups) {
+      if constexpr (kPlane) {
+        if (sc_copy && ic * CU + scj < nb && (ig < gfull || ig * R + scr < a.n))
+          rq_cp_async4(sstage + ist * Cfg::kScBytes + scr * CU + scj, sgi + ic * CU);
+      }
       uint8_t* dst = stage + ist * Cfg::kStageBytes;
       const int off = ic * Cfg::kRowBytes;
       const uint8_t* src = gsrc + off;
       if (ic < ncf && ig < gfull) cp.whole(dst, src);
       else cp.part(dst, src, tid, a, ig, off);
       rq_stage_next<NS>(ic, ist, ig, gsrc, nc, gstep);
+      if (kPlane && ic == 0) sgi += sstep;  // (past the end: not read)
     }
     rq_cp_async_commit();
   };
 #pragma unroll
   for (int i = 0; i < NS - 1; ++i) issue();
 
-  // Scale-plane formats (OCP MX): this thread's RT E8M0 bytes of the next item, read one item
-  // ahead from global memory (read where they are used, each stage waited on them: H200, OCP
-  // MXFP4 M = 1, the split-table pieces cut its instructions by 18% and the time not at all).
-  uint8_t scn[RT];
-  // (sgp: the scale of this thread's first row and unit of the prefetch cursor's group at chunk 0,
-  // moved a grid of groups at a time; in whole groups and units the rows' bytes are nb apart with
-  // no bounds to check: the 64-bit row arithmetic and bounds of every byte were ~40 instructions
-  // a stage in sm_90 SASS. H200, OCP MXFP4 70B FFN up M = 1, two runs, not one: 45.1 us before,
-  // bench_qmatmul_h200_s10b_B.json, 43.1 after, s10c_A)
-  const int nb = (int)(a.k / 32);
-  const uint8_t* sgp = kPlane ? a.sc + ((int64_t)blockIdx.x * R + rs * RT) * nb + u : nullptr;
-  const int64_t sstep = (int64_t)gridDim.x * R * nb;
-  auto load_scales = [&](int64_t gg, int cc) {
-    const int bb = cc * CU + u;
-    const uint8_t* p = sgp + cc * CU;
-    if (gg < gfull && bb < units) {
-#pragma unroll
-      for (int r = 0; r < RT; ++r) scn[r] = p[r * nb];
-    } else {
-      const int64_t row0 = gg * R + rs * RT;
-#pragma unroll
-      for (int r = 0; r < RT; ++r) scn[r] = gg < groups && bb < units && row0 + r < a.n ? p[r * nb] : (uint8_t)0;
-    }
-  };
-  if constexpr (kPlane) load_scales(blockIdx.x, 0);
 
   int st = 0;  // the compute cursor's stage
   for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
@@ -244,18 +243,12 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       rq_cp_async_wait<NS - 2>();
       __syncthreads();  // this stage landed for every thread; the previous one is free to refill
       issue();
-      const int b = c * CU + u;  // unit within the row
       uint8_t scs[RT] = {};
       if constexpr (kPlane) {
 #pragma unroll
-        for (int r = 0; r < RT; ++r) scs[r] = scn[r];
-        if (c + 1 < nc) {
-          load_scales(g, c + 1);
-        } else {
-          sgp += sstep;
-          load_scales(g + gridDim.x, 0);
-        }
+        for (int r = 0; r < RT; ++r) scs[r] = sstage[st * Cfg::kScBytes + (rs * RT + r) * CU + u];
       }
+      const int b = c * CU + u;  // unit within the row
       // this thread's unit in the stage, its first row
       const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
       if constexpr (P::kOwnRows) {
@@ -333,7 +326,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 template <int ID, int SHAPE>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
   using Cfg = QmvStreamCfg<ID, SHAPE>;
-  return (int64_t)ns * Cfg::kStageBytes + qmv_stream_xbytes(k, mt);
+  return (int64_t)ns * (Cfg::kStageBytes + Cfg::kScBytes) + qmv_stream_xbytes(k, mt);
 }
 
 }  // namespace rocq::gpu

@@ -202,12 +202,14 @@ StreamPlan stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t r
 
 }  // namespace
 
-int64_t qmv_stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
+int64_t qmv_stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes,
+                        const uint8_t* scales) {
   if constexpr (!kRqIntDot) return 0;
   if (dtype == DType::F32 || M < 1 || M > 2) return 0;
-  const int64_t plan = (dtype == DType::F16 ? stream_plan_any<(int)DType::F16>(qtype, M, n, k, row_bytes)
-                                            : stream_plan_any<(int)DType::BF16>(qtype, M, n, k, row_bytes))
-                           .code();
+  const bool plane_ok = !rq_has_scale_plane(qtype) || ((k / 32) % 4 == 0 && reinterpret_cast<uintptr_t>(scales) % 4 == 0);
+  const int64_t plan = !plane_ok ? 0
+                       : dtype == DType::F16 ? stream_plan_any<(int)DType::F16>(qtype, M, n, k, row_bytes).code()
+                                             : stream_plan_any<(int)DType::BF16>(qtype, M, n, k, row_bytes).code();
   return plan == 0 && stream_mode() == 3 ? -1 : plan;  // strict: the launch reports it
 }
 

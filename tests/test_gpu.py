@@ -411,9 +411,8 @@ def _stream_case(fmt: str, dtype, M: int = 1, units: int = 0, groups_per_cta: in
     weights staged through shared memory, persistent CTAs walking 8- or 16-row groups), checked against
     an fp64 reference on the GPU: n of more than 4 8-row groups per resident CTA (so CTAs walk
     several groups, the stage ring wraps across groups) and not a multiple of 8 (a partial last
-    group); k a partial number of stages (19 Q2_K blocks: 0.6 of a stage, 20 Q3_K blocks: 1.25),
-    and not a multiple of 64 for OCP MXFP4 (the padded x rows); bias, an outlier and a zero block
-    in x. y matches the fixed-point reference up to the output rounding, two calls
+    group); k a partial number of stages (19 Q2_K blocks: 0.6 of a stage, 20 Q3_K blocks: 1.25);
+    bias, an outlier and a zero block in x. y matches the fixed-point reference up to the output rounding, two calls
     agree bit for bit, and inf in one row of x leaves the other row finite. Which kernel runs
     depends on ROCQ_QMV_STREAM (kernels/qmatvec_stream.hip; =3 makes it an error if not this one)."""
     f = rocq.format_info(fmt)
@@ -423,7 +422,7 @@ def _stream_case(fmt: str, dtype, M: int = 1, units: int = 0, groups_per_cta: in
     # (4-quad pieces), 32 of Q2_K (8-quad pieces); Q3_K, Q4_K, Q5_K, Q6_K: 64 pieces, 16 units;
     # Q8_0's and OCP MXINT8's stages are so large that x must stay small to fit
     units = units or {"q6_k": 20, "q3_k": 20, "q2_k": 19, "q8_0": 130 if M == 1 else 40,
-                      "ocp_mxint8": 130 if M == 1 else 40, "ocp_mxfp4": 301}.get(
+                      "ocp_mxint8": 132 if M == 1 else 40}.get(
         fmt, 37 if f.block_elems == 256 else 300)
     k = f.block_elems * _fast_blocks(f, units)
     gc = torch.Generator(device="cuda").manual_seed(13)
@@ -521,7 +520,7 @@ def test_qmatmul_stream_kernel_fp8_specials(fmt):
         "from test_gpu import rel_err, TOL\n"
         f"f = rocq.format_info({fmt!r})\n"
         "sms = torch.cuda.get_device_properties(0).multi_processor_count\n"
-        "n, k = 8 * 3 * sms + 5, 32 * 130\n"
+        "n, k = 8 * 3 * sms + 5, 32 * 132\n"
         "g = torch.Generator(device='cuda').manual_seed(5)\n"
         "qw, sc = rocq.quantize(torch.randn(n, k, generator=g, device='cuda'), f.id)\n"
         "bad = [3, 100, n - 1]\n"
@@ -542,13 +541,50 @@ def test_qmatmul_stream_kernel_fp8_specials(fmt):
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
+def test_qmatmul_stream_kernel_scale_plane_declined():
+    """The streaming kernel copies the OCP formats' E8M0 bytes 4 at a time, so it declines a scale
+    plane whose rows (k / 32 bytes) are not 4-byte multiples or that starts unaligned: those calls
+    run another kernel and still match fp64 (_stream_case at k / 32 = 301 and 130, and with the
+    plane a view 1 byte into its storage), and with ROCQ_QMV_STREAM=3 they are an error that says
+    the streaming kernel did not take them."""
+    _stream_case("ocp_mxfp4", torch.bfloat16, 1, units=301)
+    _stream_case("ocp_mxfp8_e4m3", torch.float16, 1, units=130)
+    f = rocq.format_info("ocp_mxfp4")
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    n, k = 8 * 3 * sms + 5, 32 * 256
+    g = torch.Generator(device="cuda").manual_seed(3)
+    qw, sc = rocq.quantize(torch.randn(n, k, generator=g, device="cuda"), f.id)
+    sc_view = torch.empty(n * (k // 32) + 1, dtype=torch.uint8, device="cuda")[1:].view(n, k // 32)
+    sc_view.copy_(sc)
+    assert sc_view.data_ptr() % 4 != 0
+    x = torch.randn(1, k, generator=g, device="cuda").bfloat16()
+    w = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double()
+    with PathEnv("fused"):
+        y = rocq.qmatmul(x, qw, sc_view, f.id, n, k)
+    assert rel_err(y, x.double() @ w.T) < TOL[torch.bfloat16]
+    code = (
+        "import torch, rocq\n"
+        "f = rocq.format_info('ocp_mxfp4')\n"
+        "n, k = 8 * 3 * torch.cuda.get_device_properties(0).multi_processor_count + 5, 32 * 301\n"
+        "qw, sc = rocq.quantize(torch.randn(n, k, device='cuda'), f.id)\n"
+        "try:\n"
+        "    rocq.qmatmul(torch.randn(1, k, device='cuda').bfloat16(), qw, sc, f.id, n, k)\n"
+        "except RuntimeError as e:\n"
+        "    print('raised:', e)\n"
+    )
+    r = _child(["-c", code], ROCQ_QMV_STREAM="3", ROCQ_QMATMUL_PATH="fused")
+    assert "raised:" in r.stdout and "does not take this call" in r.stdout, (r.stdout, r.stderr[-2000:])
+
+
 def test_qmatmul_stream_kernel_two_stages():
     """_stream_case at k = 28672 (the 70B FFN down layer's) for formats whose three stages and x row
-    are over the kernel's shared-memory cap there, so that they run its two-stage instance
+    are over the kernel's shared-memory cap there, and OCP MXINT8 at k = 8192 (its 32 KB stages:
+    the E8M0 bytes' copies in two stages), so that they run its two-stage instance
     (kernels/qmatvec_stream.hip kTwoStages), with ROCQ_QMV_STREAM=3 in a child process: an error
     if the streaming kernel did not take the call."""
     _stream_cases_in_child([(name, "bfloat16", 1, 28672 // (256 if name in ("q4_k", "q5_k") else 32), 1)
-                            for name in ("q4_0", "q5_1", "q4_k", "q5_k", "iq4_nl")],
+                            for name in ("q4_0", "q5_1", "q4_k", "q5_k", "iq4_nl")]
+                           + [("ocp_mxint8", "bfloat16", 1, 8192 // 32, 2)],
                            ROCQ_QMV_STREAM="3")
 
 

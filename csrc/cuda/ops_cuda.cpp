@@ -190,7 +190,8 @@ at::Tensor qmatmul_cuda(const at::Tensor& x, const at::Tensor& qweight, const st
     const at::Tensor b = has_bias ? bias->to(at::kFloat).contiguous() : at::Tensor();
     at::Tensor y = at::empty({M, n}, x.options());
     const int64_t ws_bytes = gpu::qmatvec_workspace_bytes(w.fmt->id, x2.data_ptr(), to_gpu_dtype(x.scalar_type()), M,
-                                                          qw.data_ptr<uint8_t>(), n, k, w.row_bytes);
+                                                          qw.data_ptr<uint8_t>(), sc.defined() ? sc.data_ptr<uint8_t>() : nullptr,
+                                                          n, k, w.row_bytes);
     at::Tensor ws;
     if (ws_bytes > 0) ws = at::empty({ws_bytes}, x.options().dtype(at::kByte));
     check_launch(gpu::launch_qmatvec(w.fmt->id, x2.data_ptr(), to_gpu_dtype(x.scalar_type()), M, qw.data_ptr<uint8_t>(),
