@@ -213,6 +213,12 @@ struct PieceIntK45Wide {
 // kernel stores each 32-element x block as the pairs (x[j], x[16 + j]) (kPairX: run A of quad q
 // is x positions 8q .. 8q + 3 of the block, run B the next 4); OCP MXFP4's nibbles are in element
 // order, x as is (the same positions).
+// Measured and not kept (H200, 70B FFN up M = 1, against 43.4 us MXFP4 / 41.8 OCP MXFP4 in
+// bench_qmatmul_h200_s11f_B.json): for E2M1, levels biased by 64 so that the two halves' bytes
+// OR into one word (4 DP2A per 8 codes instead of 8, 2 ORs more, the x sums): 45.5 / 42.6
+// (bench_qmatmul_h200_s11g_biased_lut16.json); the shifts w >> 16 as mul.hi (IMAD.HI, off the
+// integer-ALU pipe): 49.5 / 46.1 (s11h_imadhi_lut16). Integer-ALU work is the cost here, but not
+// at any price on the multiply-add pipe.
 template <int ID>
 struct Lut16Split {
   static constexpr int level(int c) { return rq_lut16_level<ID>(c); }
