@@ -146,7 +146,8 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   uint8_t* sstage = smem + NS * Cfg::kStageBytes;           // NS stages' E8M0 bytes (kScBytes each)
   const int kx = (int)qmv_stream_xstride(a.k);
   uint8_t* xg = sstage + NS * Cfg::kScBytes;                // MT rows of kx int16 (swizzled granules)
-  float* xsc = reinterpret_cast<float*>(xg + 2 * MT * kx);  // MT rows of k / 32 scales
+  constexpr int XE = qmv_stream_xe(ID, MT, NS);             // bytes an x element
+  float* xsc = reinterpret_cast<float*>(xg + XE * MT * kx);  // MT rows of k / 32 scales
   __shared__ float red[NWARP][RT * MT];
   __shared__ uint32_t tabs[2];
 
@@ -159,7 +160,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 
   // x: each 32-element block of each row rounded to fixed point here (rq_xquant_block, the rule
   // of qmv_xquant_kernel: no separate launch), row m's granule g stored at granule m * kx / 8 +
-  // g, swizzled; the scales after them.
+  // g (fp32 x, XE = 4: m * kx / 4 + g), swizzled; the scales after them.
   {
     const int nb = (int)(a.k / 32);
     const T* xs16 = static_cast<const T*>(a.x);
@@ -168,8 +169,18 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       uint4 q[4];
       xsc[i] = rq_xquant_block<XK>(xs16 + (int64_t)m * a.k + 32 * blk, q);
       if constexpr (P::kPairX) rq_x_pairs(q);
+      if constexpr (XE == 4) {  // fp32: granule g of row m (4 elements) at m * kx / 4 + g, swizzled
 #pragma unroll
-      for (int j = 0; j < 4; ++j) *reinterpret_cast<uint4*>(xg + 16 * rq_xswz(m * (kx / 8) + 4 * blk + j)) = q[j];
+        for (int j = 0; j < 8; ++j) {
+          const uint32_t lo = j % 2 ? q[j / 2].z : q[j / 2].x, hi = j % 2 ? q[j / 2].w : q[j / 2].y;
+          *reinterpret_cast<float4*>(xg + 16 * rq_xswz(m * (kx / 4) + 8 * blk + j)) =
+              make_float4((float)(int16_t)(lo & 0xFFFFu), (float)((int32_t)lo >> 16), (float)(int16_t)(hi & 0xFFFFu),
+                          (float)((int32_t)hi >> 16));
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) *reinterpret_cast<uint4*>(xg + 16 * rq_xswz(m * (kx / 8) + 4 * blk + j)) = q[j];
+      }
     }
   }
   uint32_t tab[2] = {0u, 0u};  // the piece's table words (StreamPiece kTab), in registers
@@ -252,7 +263,12 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       // this thread's unit in the stage, its first row
       const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
       if constexpr (P::kOwnRows) {
-        if (b < units) P::template rows<MT, RT>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0, sb, Cfg::kRowBytes, scs, acc);
+        if (b < units) {
+          if constexpr (XE == 4)
+            P::template rows<MT, RT, 4>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0, sb, Cfg::kRowBytes, scs, acc);
+          else
+            P::template rows<MT, RT>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0, sb, Cfg::kRowBytes, scs, acc);
+        }
       } else if (b < units) {
         const int e0 = b * UE;
         XIPiece<MT, NQ> x;
@@ -326,7 +342,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 template <int ID, int SHAPE>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
   using Cfg = QmvStreamCfg<ID, SHAPE>;
-  return (int64_t)ns * (Cfg::kStageBytes + Cfg::kScBytes) + qmv_stream_xbytes(k, mt);
+  return (int64_t)ns * (Cfg::kStageBytes + Cfg::kScBytes) + qmv_stream_xbytes(k, mt, qmv_stream_xe(ID, mt, ns));
 }
 
 }  // namespace rocq::gpu

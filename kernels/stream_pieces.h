@@ -47,9 +47,19 @@ ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
 // The x rows' stride in shared memory (elements): k rounded up to 64, whole 128-byte lines (the
 // swizzle's span), so that each row's swizzle stays inside the row.
 ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
-// Shared memory of mt rows of x: the int16 rows and their k / 32 block scales.
-ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt) {
-  return mt * (2 * qmv_stream_xstride(k) + 4 * (k / 32));
+// Shared memory of mt rows of x: the rows (xe bytes an element: 2, int16; 4, the float pieces'
+// fp32 copies of the same fixed-point values, StreamPieceMxF) and their k / 32 block scales.
+ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt, int xe = 2) {
+  return mt * (xe * qmv_stream_xstride(k) + 4 * (k / 32));
+}
+// Bytes an x element of an instance (format id, mt rows of x, ns stages): 4 for OCP FP6's float
+// pieces at one row of x in three stages, 2 (int16) for the rest. FP6 is bound by integer-ALU
+// work, and the conversion int16 -> fp32 where x is read was ~0.75 instructions per element
+// and row: H200, 70B FFN up M = 1, E2M3 62.5 -> 58.9 us (bench_qmatmul_h200_s11i.json against
+// s11f_B). FP8 was slower with it (E4M3 67.2 -> 69.1 us); two rows of x and the two-stage
+// instance (long k, e.g. the 70B FFN down layer's 28672) keep int16, which fits.
+ROCQ_HD constexpr int qmv_stream_xe(int id, int mt, int ns) {
+  return (id == QT_OCP_MXFP6_E2M3 || id == QT_OCP_MXFP6_E3M2) && mt == 1 && ns == 3 ? 4 : 2;
 }
 
 // The pieces the streaming kernel runs (StreamPiece<ID, MT>): the integer pieces (qdot_int.h),
@@ -161,7 +171,7 @@ template <int MT> struct StreamPiece<QT_Q5_K, MT, false> : StreamPieceK45<true> 
 // OCP FP8 and FP6 (qdot_int.h kStreamFloat): a piece is one whole 32-element block of each of the
 // thread's RT rows (kOwnRows), decoded in 8-element runs to fp32 and multiplied by the fixed-point
 // x as fp32 (exact products), two partial sums a row; the block's E8M0 scale and x scale once a
-// row. MxFloatRun<ID>: the block's kWords words (load) and run h's 8 elements (run), as the
+// row. x is int16 or, for some instances, fp32 copies of the same values (qmv_stream_xe). MxFloatRun<ID>: the block's kWords words (load) and run h's 8 elements (run), as the
 // value times kFold^-1 (exact).
 template <int ID>
 struct MxFloatRun;
@@ -230,7 +240,7 @@ template <> struct MxFloatRun<QT_OCP_MXFP6_E3M2> : MxFloatRunFp6<2, 3> {};
 
 template <int ID>
 struct StreamPieceMxF : StreamOwnRows {
-  template <int MT, int RT>
+  template <int MT, int RT, int XE = 2>  // XE: bytes an x element (qmv_stream_xe)
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int, const uint8_t* blk,
                                int row_bytes, const uint8_t (&sc)[RT], float (&acc)[RT][MT]) {
     using D = MxFloatRun<ID>;
@@ -247,12 +257,19 @@ struct StreamPieceMxF : StreamOwnRows {
       float xf[MT][8];
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
-        uint32_t xw[4];
-        rq_x_granules<1>(xg, (m * kx + e0 + 8 * h) >> 3, xw);
+        if constexpr (XE == 4) {
+          uint32_t xw[8];
+          rq_x_granules<2>(xg, (m * kx + e0 + 8 * h) >> 2, xw);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          xf[m][2 * j] = (float)(int16_t)(xw[j] & 0xFFFFu);
-          xf[m][2 * j + 1] = (float)((int32_t)xw[j] >> 16);
+          for (int j = 0; j < 8; ++j) xf[m][j] = rq_bits_to_float(xw[j]);
+        } else {
+          uint32_t xw[4];
+          rq_x_granules<1>(xg, (m * kx + e0 + 8 * h) >> 3, xw);
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            xf[m][2 * j] = (float)(int16_t)(xw[j] & 0xFFFFu);
+            xf[m][2 * j + 1] = (float)((int32_t)xw[j] >> 16);
+          }
         }
       }
 #pragma unroll

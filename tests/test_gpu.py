@@ -578,13 +578,15 @@ def test_qmatmul_stream_kernel_scale_plane_declined():
 
 def test_qmatmul_stream_kernel_two_stages():
     """_stream_case at k = 28672 (the 70B FFN down layer's) for formats whose three stages and x row
-    are over the kernel's shared-memory cap there, and OCP MXINT8 at k = 8192 (its 32 KB stages:
-    the E8M0 bytes' copies in two stages), so that they run its two-stage instance
+    are over the kernel's shared-memory cap there (OCP MXFP6: with x as fp32, qmv_stream_xe; its
+    two-stage instance keeps int16 x), and OCP MXINT8 at k = 8192 (its 32 KB stages: the E8M0
+    bytes' copies in two stages), so that they run its two-stage instance
     (kernels/qmatvec_stream.hip kTwoStages), with ROCQ_QMV_STREAM=3 in a child process: an error
     if the streaming kernel did not take the call."""
     _stream_cases_in_child([(name, "bfloat16", 1, 28672 // (256 if name in ("q4_k", "q5_k") else 32), 1)
                             for name in ("q4_0", "q5_1", "q4_k", "q5_k", "iq4_nl")]
-                           + [("ocp_mxint8", "bfloat16", 1, 8192 // 32, 2)],
+                           + [("ocp_mxint8", "bfloat16", 1, 8192 // 32, 2),
+                              ("ocp_mxfp6_e2m3", "bfloat16", 1, 28672 // 32, 1)],
                            ROCQ_QMV_STREAM="3")
 
 
