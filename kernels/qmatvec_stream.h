@@ -110,7 +110,11 @@ struct QmvStreamCfg {
   // session 7: 41.0 -> 38.3 at 2); Q8_0 level. The split-table
   // pieces (session 7) at 3 instead of 2: slower but for IQ4_XS on the 70B FFN up layer (43.4 ->
   // 42.3 us), e.g. MXFP4 70B down 45.9 -> 49.1, OCP MXFP4 8B FFN up 16.3 -> 18.4
-  // (bench_qmatmul_h200_s7_mb{A,B,B2}.json: 2 / 3 / 3 again).
+  // (bench_qmatmul_h200_s7_mb{A,B,B2}.json: 2 / 3 / 3 again). Again in session 11, with the OCP
+  // E8M0 bytes in the stages (s11m_{3ctas,2ctas}.json, 3 then 2 in one run), 70B FFN up / 70B
+  // down / 8B FFN up: OCP MXFP4 43.6 / 47.0 / 15.9 at 3 against 41.4 / 43.3 / 14.4 at 2, MXFP4
+  // 43.4 / 46.3 / 16.2 against 43.7 / 45.4 / 15.0, IQ4_XS 40.4 / 43.9 / 15.5 against 41.6 / 43.7 /
+  // 14.7 (so 2).
   // OCP FP8's float pieces (session 10) at 3: 70B FFN up E4M3 69.9 -> 67.7-68.0 us, 8B FFN up
   // 20.5 -> 20.7; FP6 at 3 lost ~1% on both (bench_qmatmul_h200_s10d_V{0,2,2b}.json); E5M2 at 3
   // in a later run: 67.7-68.2 us (s10e_A, s10e_A2; 69.5 at 2 in s10b_B). (An x conversion by
