@@ -17,10 +17,11 @@ namespace {
 //  * one row of x (against the register-blocked kernel): every format, faster or level on every
 //    layer where it fits (70B up: Q4_0 44.2 -> 35.2 us, Q4_K 50.1 -> 42.5, Q3_K 113.5 -> 89.3,
 //    Q5_0 48.6 -> 48.0; 4096x4096: Q4_0 7.4 -> 6.3, Q5_0 8.7 -> 7.8, Q8_0 9.2 -> 8.4, IQ4_XS 9.0
-//    -> 8.0). OCP MXFP4 since its E8M0 bytes are read one stage ahead (session 7; before, it lost
+//    -> 8.0). OCP MXFP4 since its E8M0 bytes were read one stage ahead (session 7; before, it lost
 //    on the large layers and ran only where each CTA had few weights to walk): 70B up 51.0 ->
 //    47.1 us, 70B down 51.2 -> 49.0, 4096x4096 and 8B FFN up within 2%
-//    (benchmarks/results/bench_qmatmul_h200_s7_B{,_s2}.json: chosen then / forced).
+//    (benchmarks/results/bench_qmatmul_h200_s7_B{,_s2}.json: chosen then / forced). (Since
+//    session 11 they travel with the stages: qmatvec_stream.h.)
 //  * OCP FP6/FP8 (session 10, their float pieces; against the register-blocked kernel's fp32
 //    pieces, benchmarks/results/bench_qmatmul_h200_s10b_{A,B}.json), 70B FFN up M = 1 / 2, us:
 //    E4M3 79.2 -> 70.0 / 89.1 -> 85.0, E5M2 78.4 -> 69.5 / 102.1 -> 83.6, E2M3 100.6 -> 65.2 /
