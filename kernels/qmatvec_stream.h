@@ -33,6 +33,13 @@ namespace rocq::gpu {
 // another kernel runs instead.
 constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 
+// Dynamic shared memory of ns stages of stage_bytes each (weights and E8M0 bytes) and mt x rows of
+// k elements of xe bytes (qmv_stream_xe) with their block scales: the launcher's size
+// (qmv_stream_smem) and the configurations' fit checks (QmvStreamCfg) alike.
+ROCQ_HD constexpr int64_t qmv_stream_smem_of(int64_t stage_bytes, int ns, int64_t k, int mt, int xe) {
+  return ns * stage_bytes + qmv_stream_xbytes(k, mt, xe);
+}
+
 // Shape, measured on the H200 (bf16 x, M = 1, same run; benchmarks/results/
 // bench_qmatmul_h200_s5_cfg{1,2,3,4}.json, cfg0: the register-blocked kernel), as (threads,
 // preferred row sets, stages): (128, 2, 4) / (128, 2, 3) / (256, 2, 3) / (256, 4, 3), e.g. on the
@@ -96,8 +103,9 @@ struct QmvStreamCfg {
   // the scale-plane formats' E8M0 bytes of a stage (R rows of CU), a 16-byte multiple
   static constexpr int kScBytes = rq_has_scale_plane(ID) ? (R * CU + 15) / 16 * 16 : 0;
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
-  static constexpr int kStages = SHAPE ? (3 * kStageBytes + qmv_stream_xbytes(4096, 1) <= kQmvStreamMaxSmem ? 3 : 2)
-                                     : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
+  static constexpr int kStages =
+      SHAPE ? (qmv_stream_smem_of(kStageBytes + kScBytes, 3, 4096, 1, qmv_stream_xe(ID, 1, 3)) <= kQmvStreamMaxSmem ? 3 : 2)
+            : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
   // spilled or were scheduled tighter; 3 for Q8_0 (and Q4_K before session 7), level or slower
@@ -126,7 +134,8 @@ struct QmvStreamCfg {
   // Whole 16-byte copies per row and stage; one piece per thread.
   static constexpr bool kOn = (PieceInt<ID>::kOn || kStreamFloat<ID>) && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
-                              (SHAPE == 0 || (kWide && kStages * kStageBytes + qmv_stream_xbytes(4096, 1) <= kQmvStreamMaxSmem)) &&
+                              (SHAPE == 0 || (kWide && qmv_stream_smem_of(kStageBytes + kScBytes, kStages, 4096, 1,
+                                                                          qmv_stream_xe(ID, 1, kStages)) <= kQmvStreamMaxSmem)) &&
                               (SHAPE != 2 || ID == QT_Q2_K);
 };
 
@@ -159,6 +168,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   const int pc = tid % NPc, rs = tid / NPc;  // piece column, row set
   const int u = pc / PPB, Q0 = (pc % PPB) * NQ;  // this thread's unit in a stage and first quad
   const int units = (int)(a.k / UE);         // per row
+  const int nb = (int)(a.k / 32);            // 32-element blocks per row (x scales, E8M0 bytes)
   const int nc = (units + CU - 1) / CU;      // stages per row group
   const int64_t groups = rq_ceil_div(a.n, R);
 
@@ -166,7 +176,6 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   // of qmv_xquant_kernel: no separate launch), row m's granule g stored at granule m * kx / 8 +
   // g (fp32 x, XE = 4: m * kx / 4 + g), swizzled; the scales after them.
   {
-    const int nb = (int)(a.k / 32);
     const T* xs16 = static_cast<const T*>(a.x);
     for (int i = tid; i < MT * nb; i += NT) {
       const int m = i / nb, blk = i % nb;
@@ -176,10 +185,10 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       if constexpr (XE == 4) {  // fp32: granule g of row m (4 elements) at m * kx / 4 + g, swizzled
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-          const uint32_t lo = j % 2 ? q[j / 2].z : q[j / 2].x, hi = j % 2 ? q[j / 2].w : q[j / 2].y;
-          *reinterpret_cast<float4*>(xg + 16 * rq_xswz(m * (kx / 4) + 8 * blk + j)) =
-              make_float4((float)(int16_t)(lo & 0xFFFFu), (float)((int32_t)lo >> 16), (float)(int16_t)(hi & 0xFFFFu),
-                          (float)((int32_t)hi >> 16));
+          float4 f;
+          rq_xi16x2_to_f32(j % 2 ? q[j / 2].z : q[j / 2].x, f.x, f.y);
+          rq_xi16x2_to_f32(j % 2 ? q[j / 2].w : q[j / 2].y, f.z, f.w);
+          *reinterpret_cast<float4*>(xg + 16 * rq_xswz(m * (kx / 4) + 8 * blk + j)) = f;
         }
       } else {
 #pragma unroll
@@ -222,7 +231,6 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   // used, each stage waited on them.) sgi: this thread's copy source in the issue cursor's group,
   // moved a grid of groups at a time.
   constexpr int SCPR = Cfg::kScBytes ? CU / 4 : 1;  // copies per row
-  const int nb = (int)(a.k / 32);
   const int scr = tid / SCPR, scj = 4 * (tid % SCPR);  // this thread's copy: row, byte
   const bool sc_copy = kPlane && tid < R * SCPR;
   const uint8_t* sgi = sc_copy ? a.sc + ((int64_t)blockIdx.x * R + scr) * nb + scj : nullptr;
@@ -267,12 +275,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       // this thread's unit in the stage, its first row
       const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
       if constexpr (P::kOwnRows) {
-        if (b < units) {
-          if constexpr (XE == 4)
-            P::template rows<MT, RT, 4>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0, sb, Cfg::kRowBytes, scs, acc);
-          else
-            P::template rows<MT, RT>(xg, kx, xsc, (int)(a.k / 32), b * UE, Q0, sb, Cfg::kRowBytes, scs, acc);
-        }
+        if (b < units) P::template rows<MT, RT, XE>(xg, kx, xsc, nb, b * UE, Q0, sb, Cfg::kRowBytes, scs, acc);
       } else if (b < units) {
         const int e0 = b * UE;
         XIPiece<MT, NQ> x;
@@ -283,7 +286,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
             const int e = e0 + P::xspan(Q0);
             uint32_t v[16];
             rq_x_granules<4>(xg, (m * kx + e) >> 3, v);
-            const float f = xsc[m * (int)(a.k / 32) + e / 32];
+            const float f = xsc[m * nb + e / 32];
 #pragma unroll
             for (int q = 0; q < NQ; ++q) {
               const int ja = P::span_a(q) / 2, jb = P::span_b(q) / 2;
@@ -299,8 +302,8 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 #pragma unroll
             for (int m = 0; m < MT; ++m) {
               const int ea = m * kx + e0 + P::xa(Q0 + q), eb = m * kx + e0 + P::xb(Q0 + q);
-              x.fa[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xa(Q0 + q)) / 32];
-              x.fb[q][m] = xsc[m * (int)(a.k / 32) + (e0 + P::xb(Q0 + q)) / 32];
+              x.fa[q][m] = xsc[m * nb + (e0 + P::xa(Q0 + q)) / 32];
+              x.fb[q][m] = xsc[m * nb + (e0 + P::xb(Q0 + q)) / 32];
               x.sa[q][m] = x.sb[q][m] = 0;
               rq_xi_run(*reinterpret_cast<const uint2*>(xg + 16 * rq_xswz(ea >> 3) + 8 * ((ea >> 2) & 1)), x.a[q][m],
                         x.sa[q][m]);
@@ -346,7 +349,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 template <int ID, int SHAPE>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
   using Cfg = QmvStreamCfg<ID, SHAPE>;
-  return (int64_t)ns * (Cfg::kStageBytes + Cfg::kScBytes) + qmv_stream_xbytes(k, mt, qmv_stream_xe(ID, mt, ns));
+  return qmv_stream_smem_of(Cfg::kStageBytes + Cfg::kScBytes, ns, k, mt, qmv_stream_xe(ID, mt, ns));
 }
 
 }  // namespace rocq::gpu

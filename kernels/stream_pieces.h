@@ -28,6 +28,11 @@ ROCQ_DEVICE void rq_x_granules(const uint8_t* xg, int g0, uint32_t (&w)[4 * N]) 
     w[4 * i + 3] = t.w;
   }
 }
+// The two int16 x values of word w (low, high half) as floats (exact).
+ROCQ_DEVICE void rq_xi16x2_to_f32(uint32_t w, float& lo, float& hi) {
+  lo = (float)(int16_t)(w & 0xFFFFu);
+  hi = (float)((int32_t)w >> 16);
+}
 // A 32-element block of int16 x (16 words, word j = elements 2j, 2j + 1) reordered as the pairs
 // (x[j], x[16 + j]), j = 0..15 (StreamPiece kPairX).
 ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
@@ -49,7 +54,7 @@ ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
 ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
 // Shared memory of mt rows of x: the rows (xe bytes an element: 2, int16; 4, the float pieces'
 // fp32 copies of the same fixed-point values, StreamPieceMxF) and their k / 32 block scales.
-ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt, int xe = 2) {
+ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt, int xe) {
   return mt * (xe * qmv_stream_xstride(k) + 4 * (k / 32));
 }
 // Bytes an x element of an instance (format id, mt rows of x, ns stages): 4 for OCP FP6's float
@@ -90,7 +95,8 @@ struct StreamPiece {
 // Q2_K, Q3_K, Q6_K: 8-quad pieces of 4 sub-blocks of 16 elements (qdot_int_stream.h PieceIntK23Wide,
 // PieceIntQ6Wide: W), both row counts, which run the rows of a piece themselves (kOwnRows:
 // rows()), x one 16-element sub-block at a time, so that x for the piece's 64 elements is never
-// live at once. (rows() also gets the RT rows' E8M0 bytes of the scale-plane formats, sc.)
+// live at once. (rows() also gets the RT rows' E8M0 bytes of the scale-plane formats, sc, and XE,
+// the bytes of an x element, qmv_stream_xe: 2 for every piece but StreamPieceMxF's.)
 struct StreamOwnRows {  // the flags of the pieces that run their rows themselves
   static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
@@ -99,9 +105,10 @@ template <typename W>
 struct StreamPieceSubs : StreamOwnRows {
   // x: xg the swizzled int16 granules (rows kx apart), xs the block scales (rows nb apart); the
   // piece's unit starts at element e0; its RT rows' bytes at blk, row_bytes apart.
-  template <int MT, int RT>
+  template <int MT, int RT, int XE>
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
                                int row_bytes, const uint8_t (&)[RT], float (&acc)[RT][MT]) {
+    static_assert(XE == 2, "int16 x");
     typename W::Row rw[RT];
     float part[RT][MT], part2[RT][MT];  // W::kSplitSums: the piece's two sums per row (W::finish)
 #pragma unroll
@@ -143,9 +150,10 @@ template <int MT> struct StreamPiece<QT_Q6_K, MT, false> : StreamPieceSubs<Piece
 // piece (4 x 16 bytes each).
 template <bool Q5>
 struct StreamPieceK45 : StreamOwnRows {
-  template <int MT, int RT>
+  template <int MT, int RT, int XE>
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
                                int row_bytes, const uint8_t (&)[RT], float (&acc)[RT][MT]) {
+    static_assert(XE == 2, "int16 x");
     const int g = Q0 / 8;
     uint32_t xa[MT][16], xb[MT][16];
     int XA[MT], XB[MT];
@@ -171,8 +179,9 @@ template <int MT> struct StreamPiece<QT_Q5_K, MT, false> : StreamPieceK45<true> 
 // OCP FP8 and FP6 (qdot_int.h kStreamFloat): a piece is one whole 32-element block of each of the
 // thread's RT rows (kOwnRows), decoded in 8-element runs to fp32 and multiplied by the fixed-point
 // x as fp32 (exact products), two partial sums a row; the block's E8M0 scale and x scale once a
-// row. x is int16 or, for some instances, fp32 copies of the same values (qmv_stream_xe). MxFloatRun<ID>: the block's kWords words (load) and run h's 8 elements (run), as the
-// value times kFold^-1 (exact).
+// row. x is int16 or, for some instances, fp32 copies of the same values (qmv_stream_xe).
+// MxFloatRun<ID>: the block's kWords words (load) and run h's 8 elements (run), as the value
+// times kFold^-1 (exact).
 template <int ID>
 struct MxFloatRun;
 // FP8 E4M3: rq_e4m3x4 (qdot.h: the hardware conversion where the target has one, NaN kept).
@@ -240,7 +249,7 @@ template <> struct MxFloatRun<QT_OCP_MXFP6_E3M2> : MxFloatRunFp6<2, 3> {};
 
 template <int ID>
 struct StreamPieceMxF : StreamOwnRows {
-  template <int MT, int RT, int XE = 2>  // XE: bytes an x element (qmv_stream_xe)
+  template <int MT, int RT, int XE>  // XE: bytes an x element (qmv_stream_xe)
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int, const uint8_t* blk,
                                int row_bytes, const uint8_t (&sc)[RT], float (&acc)[RT][MT]) {
     using D = MxFloatRun<ID>;
@@ -266,10 +275,7 @@ struct StreamPieceMxF : StreamOwnRows {
           uint32_t xw[4];
           rq_x_granules<1>(xg, (m * kx + e0 + 8 * h) >> 3, xw);
 #pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            xf[m][2 * j] = (float)(int16_t)(xw[j] & 0xFFFFu);
-            xf[m][2 * j + 1] = (float)((int32_t)xw[j] >> 16);
-          }
+          for (int j = 0; j < 4; ++j) rq_xi16x2_to_f32(xw[j], xf[m][2 * j], xf[m][2 * j + 1]);
         }
       }
 #pragma unroll
