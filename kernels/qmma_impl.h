@@ -120,19 +120,29 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * kRqMmaLanes) qmma_kernel(QmmaA
   // One chunk's math from its raw bytes: decode every row tile once, then per 8 rows of x the
   // x fragments (xfrag(j, b): loaded now, or earlier with XPRE), the group sums of x (min-term
   // formats) and the products of every row tile.
+  // Many x tiles: the scales folded into the operands once (qmma_stream.h qmma_folds).
+  constexpr bool kFold = qmma_folds<ID, OP, NT>();
   auto chunk = [&](const typename F::Raw (&raw)[RT][2], auto&& xfrag) {
     uint32_t af[RT][S][4];
     float sc[RT][2][G], mn[RT][2][G];
 #pragma unroll
-    for (int r = 0; r < RT; ++r) qmma_decode_tile<ID, OP>(raw[r], lut, af[r], sc[r], mn[r]);
+    for (int r = 0; r < RT; ++r) {
+      qmma_decode_tile<ID, OP>(raw[r], lut, af[r], sc[r], mn[r]);
+      if constexpr (kFold) qmma_fold_tile<ID, OP>(af[r], sc[r], mn[r]);
+    }
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
       uint32_t b[S][2];
       xfrag(j, b);
-      float xsum[G][2];  // (min-term formats)
-      if constexpr (F::kMin) qmma_xsums<ID, OP>(b, xsum);
+      if constexpr (kFold) {
 #pragma unroll
-      for (int r = 0; r < RT; ++r) qmma_tile_products<ID, OP>(af[r], sc[r], mn[r], b, xsum, acc[r][j]);
+        for (int r = 0; r < RT; ++r) qmma_folded_products<ID, OP>(af[r], b, acc[r][j]);
+      } else {
+        float xsum[G][2];  // (min-term formats)
+        if constexpr (F::kMin) qmma_xsums<ID, OP>(b, xsum);
+#pragma unroll
+        for (int r = 0; r < RT; ++r) qmma_tile_products<ID, OP>(af[r], sc[r], mn[r], b, xsum, acc[r][j]);
+      }
     }
   };
 

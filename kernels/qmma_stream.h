@@ -120,6 +120,67 @@ ROCQ_DEVICE void qmma_tile_products(const uint32_t (&af)[QFrag<ID>::kS][4], cons
 #endif
 }
 
+// Scales folded into the operands, for the kernels that multiply one decoded tile with NT x
+// tiles (qmma_wide.h, qmma_kernel): af[s][r] becomes W = sc * code - mn (row g + 8h, h = r % 2, the
+// scale of step s's group) in the operand type, so that each x tile costs only its products,
+// straight into its accumulators, instead of products per group, the per-group fp32 scaling and
+// (min-term formats) a product with ones per group for sum(x). The operands are then rounded
+// like the dequantize + BLAS path's W:
+//   min-term formats (Q4_1, Q5_1, Q4_K, Q5_K): in fp32 and rounded once (W = sc * q - mn
+//   cancels, so scales rounded to bf16 first cost several times the error of W's own rounding:
+//   rel. errors up to 6.2e-3 on tests/test_gpu.py's matrix-unit cases, over their 6e-3 bound,
+//   benchmarks/results/test_gpu_h200_s12b_fold_bf16fma.log);
+//   the others, bf16 only: one packed multiply with sc rounded to bf16 (E8M0 scales are exact;
+//   bf16 keeps fp32's exponent range); fp16 x keeps exact codes (E8M0 scales reach far outside
+//   fp16's range, and the fp32 route measured slower than not folding).
+// Where: NT >= 4 (M > 16). H200, 70B FFN up, bf16 x, M = 32 / 64, us, exact codes -> folded, same
+// run (benchmarks/results/bench_qmatmul_h200_s12c_{base,fold}.json): Q4_K 147.6 / 304.0 -> 127.6
+// / 173.0, Q5_K 160.1 / 313.1 -> 140.3 / 184.4, Q4_1 144.6 / 244.1 -> 126.6 / 176.5, Q4_0 102.6 /
+// 167.4 -> 99.9 / 153.5, MXFP4 190.6 / 275.4 -> 173.3 / 233.0, IQ4_XS M = 64 268.6 -> 226.7, Q6_K
+// 280.2 -> 235.6, E4M3 218.5 -> 207.2; OCP MXFP4 level; 8B FFN up M = 32 (qmma_kernel) Q8_0 78.7
+// -> 57.0, Q5_1 65.6 -> 53.0; fp16 x Q4_K 147.2 / 303.0 -> 126.1 / 179.9. At NT = 2 (M = 9..16)
+// folding every format in bf16 (s12b_{base,fold}) cost Q4_0 7% and on the 8B layer MXFP4 and
+// Q6_K 15%, gained the min-term formats 12% with bf16-rounded scales and nothing in fp32 (fp16
+// x: Q4_K 0.94 -> 0.97 of F.linear's time); so NT = 2 keeps exact codes.
+template <int ID, RqOp OP, int NT>
+ROCQ_HD constexpr bool qmma_folds() {
+  return NT >= 4 && (QFrag<ID>::kMin || OP == RqOp::BF16);
+}
+template <int ID, RqOp OP>
+ROCQ_DEVICE void qmma_fold_tile(uint32_t (&af)[QFrag<ID>::kS][4], const float (&sc)[2][QFrag<ID>::kG],
+                                const float (&mn)[2][QFrag<ID>::kG]) {
+#if defined(ROCQ_MMA_NV)
+  using F = QFrag<ID>;
+  constexpr int SPG = F::kS / F::kG;
+#pragma unroll
+  for (int s = 0; s < F::kS; ++s)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int h = r & 1, q = s / SPG;
+      if constexpr (F::kMin) {
+        const float lo = rq_op_to_float<OP>((uint16_t)af[s][r]), hi = rq_op_to_float<OP>((uint16_t)(af[s][r] >> 16));
+        af[s][r] = rq_pack2_op<OP>(fmaf(lo, sc[h][q], -mn[h][q]), fmaf(hi, sc[h][q], -mn[h][q]));
+      } else {
+        static_assert(OP == RqOp::BF16, "fp16 operands are not folded without a min term (qmma_folds)");
+        af[s][r] = rq_fma2_op<OP>(af[s][r], rq_pack2_op<OP>(sc[h][q], sc[h][q]), 0u);
+      }
+    }
+#else
+  (void)af, (void)sc, (void)mn;
+#endif
+}
+// a folded tile's products with the x fragments b, summed straight into acc.
+template <int ID, RqOp OP>
+ROCQ_DEVICE void qmma_folded_products(const uint32_t (&af)[QFrag<ID>::kS][4], const uint32_t (&b)[QFrag<ID>::kS][2],
+                                      float (&acc)[4]) {
+#if defined(ROCQ_MMA_NV)
+#pragma unroll
+  for (int s = 0; s < QFrag<ID>::kS; ++s) rq_mma_frag<OP>(acc, af[s], b[s][0], b[s][1]);
+#else
+  (void)af, (void)b, (void)acc;
+#endif
+}
+
 // y[m, row] = v + bias[row] in the activation dtype, for rows and x rows inside the call.
 template <int XK>
 ROCQ_DEVICE void qmma_store(const QmatArgs& a, int64_t row, int m, float v) {

@@ -134,6 +134,8 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
       uint32_t af[S][4];
       float sc[2][F::kG], mn[2][F::kG];
       qmma_decode_tile<ID, OP>(raw, lut, af, sc, mn);
+      constexpr bool kFold = qmma_folds<ID, OP, NT>();
+      if constexpr (kFold) qmma_fold_tile<ID, OP>(af, sc, mn);  // (decoded once, multiplied NT times)
       const int e0 = (int)(F::x0(cb + i) - (int64_t)c * SL);  // the chunk's first element in the slab
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
@@ -144,9 +146,13 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
           b[s][0] = v.x;
           b[s][1] = v.y;
         }
-        [[maybe_unused]] float xsum[F::kG][2];
-        if constexpr (F::kMin) qmma_xsums<ID, OP>(b, xsum);
-        qmma_tile_products<ID, OP>(af, sc, mn, b, xsum, acc[j]);
+        if constexpr (kFold) {
+          qmma_folded_products<ID, OP>(af, b, acc[j]);
+        } else {
+          [[maybe_unused]] float xsum[F::kG][2];
+          if constexpr (F::kMin) qmma_xsums<ID, OP>(b, xsum);
+          qmma_tile_products<ID, OP>(af, sc, mn, b, xsum, acc[j]);
+        }
       }
     };
     if (cc == CPS) {

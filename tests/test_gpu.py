@@ -182,8 +182,9 @@ def test_qmatmul_matrix_units(fmt, dtype):
     format: qmma.hip qmma_first_rows; up to 64 when the fused path is forced): every x
     tile width (M up to 8, 16, 32, 64 and beyond: several x tiles), n not a multiple of the 32
     rows per CTA, k not a multiple of the chunks the warps of a CTA take per round (a partial
-    last round), with and without bias; codes and x are exact operands and the sums fp32, so the
-    bound is the output rounding. A large layer (many CTAs) too, and two calls agree bit for bit
+    last round), with and without bias; codes and x are exact operands and the sums fp32 (above
+    16 rows the weights are rounded to the operand type with their scales folded in,
+    qmma_stream.h qmma_folds), so the bound is the output rounding. A large layer (many CTAs) too, and two calls agree bit for bit
     (fixed-order reduction). Unwritten outputs stay NaN (poison). M = 1 and M > 64 check the
     kernels the chooser picks there."""
     f = rocq.format_info(fmt)
@@ -269,8 +270,10 @@ def test_qmatmul_matrix_units_wide(fmt):
     tiles in shared memory) on a layer of at least one CTA per multiprocessor (its launch rule):
     n not a multiple of 128, k of several stages with a partial last one, every x-tile count (M
     = 9, 16 | 17, 32 | 33, 64), fp16 and bf16 x, with and without bias, on the automatic path
-    and the forced fused one; within the output rounding of the fp64 reference, unwritten
-    outputs NaN-poisoned (Q6_K: its 210-byte windows copied as 16-byte aligned spans)."""
+    and the forced fused one; within the output rounding of the fp64 reference (above 16 rows
+    the weights are rounded to the operand type with their scales folded in, qmma_stream.h
+    qmma_folds: the same bound holds), unwritten outputs NaN-poisoned (Q6_K: its 210-byte
+    windows copied as 16-byte aligned spans)."""
     f = rocq.format_info(fmt)
     g = torch.Generator(device="cpu").manual_seed(13)
     n = 128 * (torch.cuda.get_device_properties(0).multi_processor_count + 9) + 5  # (its rule: a CTA per SM)
