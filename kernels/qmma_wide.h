@@ -72,10 +72,28 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
   const int nst = (int)rq_ceil_div(nch, (int64_t)CPS);
   const T* xg = static_cast<const T*>(a.x);
 
-  // Copies of stage c: weight vectors j < R * RB / 16 (row j / (RB / 16)), then x vectors (row
-  // of x (j' / (2 * SL / 16)), clamped to M - 1: computed, never stored). Rows past n repeat the
-  // last; bytes past a row's end (its last stage) are not copied (nor used).
-  constexpr int WV = RB / 16, XV = 2 * SL / 16, NV = R * WV + XR * XV;
+  // Copies of stage c: weight vectors j < R * WV (row j / WV; rows past n repeat the last), then
+  // x vectors (row of x tid / XV + i * XRR; rows past M are not copied: their stale shared memory
+  // feeds only the product columns of those rows, never stored); bytes past a row's end (its
+  // last stage) are not copied (nor used). Thread tid copies vector tid % VW
+  // (VW: WV rounded up to a power of two; lanes past WV idle) of the weight rows tid / VW + i *
+  // WRR and vector tid % XV of its x rows, with one add per copy (weights: where the CTA's rows
+  // all lie inside the call, every CTA but the last, and the stage is whole). (The
+  // general loop, ~25 instructions per copy, once took every copy: at M = 64 its compares and
+  // branches led ncu's warp samples, H200, Q4_0, ncu_qmma_q4_0_64_h200_s12_folded.txt.)
+  constexpr int WV = RB / 16, XV = 2 * SL / 16, WN = R * WV;
+  constexpr int VW = WV <= 8 ? 8 : (WV <= 16 ? 16 : 32), WRR = NTH / VW, XRR = NTH / XV;
+  static_assert(WV <= 32 && R % WRR == 0 && NTH % XV == 0 && XR % XRR == 0, "copies in whole rounds");
+  const bool wfast = row0 + R <= a.n && (int64_t)R * a.row_bytes < ((int64_t)1 << 31);
+  const bool wlane = tid % VW < WV;
+  const uint8_t* const w0p = a.qw + (wfast ? row0 + tid / VW : 0) * a.row_bytes + 16 * (tid % VW);
+  const uint32_t wstep = (uint32_t)WRR * (uint32_t)a.row_bytes;  // bytes between a thread's weight rows
+  const uint32_t wdst0 = (tid / VW) * RS + 16 * (tid % VW);
+  const int xv = tid % XV, xr = m0 + tid / XV;  // (this thread's x vector and first x row)
+  const int nx = xr < a.M ? (int)rq_ceil_div((int64_t)(a.M - xr), (int64_t)XRR) : 0;  // its rows inside M
+  const T* const x0p = xg + (int64_t)(xr < a.M ? xr : 0) * a.k + 8 * xv;
+  const int64_t xstep = (int64_t)XRR * a.k;  // elements between a thread's x rows
+  const uint32_t xdst0 = WST + (tid / XV) * XS + 16 * xv;
   auto issue = [&](int c) {
     if (c < nst) {
       uint8_t* st = smem + (c % NS) * STB;
@@ -84,17 +102,25 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
       const int64_t xo = (int64_t)c * SL;
       const int wper = a.row_bytes - wo < RB ? (int)((a.row_bytes - wo) / 16) : WV;
       const int xper = a.k - xo < SL ? (int)((a.k - xo) / 8) : XV;
-      for (int j = tid; j < NV; j += NTH) {
-        if (j < R * WV) {
+      if (wfast && wper == WV) {
+        if (wlane) {
+          const uint8_t* ws = w0p + wo;
+#pragma unroll
+          for (int i = 0; i < R / WRR; ++i) rq_cp_async16(st + wdst0 + i * WRR * RS, ws + (uint32_t)i * wstep);
+        }
+      } else {
+        for (int j = tid; j < WN; j += NTH) {
           const int r = j / WV, v = j % WV;
           int64_t row = row0 + r;
           row = row < a.n ? row : a.n - 1;
           if (v < wper) rq_cp_async16(st + r * RS + 16 * v, a.qw + row * a.row_bytes + wo + 16 * v);
-        } else {
-          const int jj = j - R * WV, r = jj / XV, v = jj % XV;
-          const int m = m0 + r < a.M ? m0 + r : a.M - 1;
-          if (v < xper) rq_cp_async16(st + WST + r * XS + 16 * v, xg + (int64_t)m * a.k + xo + 8 * v);
         }
+      }
+      if (xv < xper) {
+        const T* xp = x0p + xo;
+#pragma unroll
+        for (int i = 0; i < XR / XRR; ++i, xp += xstep)
+          if (i < nx) rq_cp_async16(st + xdst0 + i * XRR * XS, xp);
       }
     }
     rq_cp_async_commit();  // (empty groups past the end keep the wait count uniform)
