@@ -37,7 +37,12 @@ struct QmmaWideCfg {
   static constexpr int kXWords = 2 * kSlab / 4;
   static constexpr int kXStride = 4 * (kXWords + (8 - kXWords % 32 + 32) % 32);
   static constexpr bool kOn = kQFragOn<ID> && kRowBytes % 16 == 0 && (2 * kSlab) % 16 == 0;
-  static constexpr int stage_bytes(int nt) { return kRows * kRowStride + 8 * nt * kXStride; }
+  // OCP MX: the stage's E8M0 bytes (one per chunk and row) follow the x rows, copied as 4-byte
+  // words where the scale plane allows (qmma_wide_kernel sc_staged)
+  static constexpr int kCPS = kWPS * QFragWin<ID>::kChunks;  // chunks per row and stage
+  static constexpr int kScBytes = rq_has_scale_plane(ID) ? kRows * kCPS : 0;
+  static_assert(kScBytes % 16 == 0 && (kScBytes == 0 || kCPS % 4 == 0), "stage parts 16-byte aligned, whole words");
+  static constexpr int stage_bytes(int nt) { return kRows * kRowStride + 8 * nt * kXStride + kScBytes; }
   // stages: 3 where two CTAs fit a multiprocessor's 227 KB, else 2 (0: does not fit at all)
   static constexpr int stages(int nt) {
     return 3 * stage_bytes(nt) <= 113 * 1024 ? 3 : (2 * stage_bytes(nt) <= 227 * 1024 ? 2 : 0);
@@ -54,9 +59,13 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
   constexpr RqOp OP = XK == (int)DType::BF16 ? RqOp::BF16 : RqOp::F16;
   constexpr int S = F::kS, R = Cfg::kRows, NTH = Cfg::kThreads, XR = 8 * NT;
   constexpr int RB = Cfg::kRowBytes, RS = Cfg::kRowStride, XS = Cfg::kXStride, SL = Cfg::kSlab;
-  constexpr int CPS = Cfg::kWPS * F::kWC;  // chunks per stage and row
-  constexpr int WST = R * RS, STB = WST + XR * XS;  // weight part, whole stage
+  constexpr int CPS = Cfg::kCPS;  // chunks per stage and row
+  constexpr int WST = R * RS, SST = WST + XR * XS, STB = SST + Cfg::kScBytes;  // weights, scale bytes, stage
   constexpr bool kPlane = rq_has_scale_plane(ID);
+  // The E8M0 bytes travel with the stages as 4-byte copies where every row's bytes are whole
+  // words (k % 128 == 0) and the plane is 4-byte aligned; else each is read from global memory
+  // in the inner loop (at M = 16 that made OCP MXFP4 1.2x slower than GGUF's MXFP4).
+  const bool sc_staged = kPlane && a.k % 128 == 0 && (reinterpret_cast<uintptr_t>(a.sc) & 3) == 0;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ uint32_t lut[F::kLut ? 256 : 1];
 
@@ -122,6 +131,18 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
         for (int i = 0; i < XR / XRR; ++i, xp += xstep)
           if (i < nx) rq_cp_async16(st + xdst0 + i * XRR * XS, xp);
       }
+      if constexpr (kPlane) {
+        if (sc_staged) {  // row r's word q: its chunks c * CPS + 4q .. (words past the row's end: not copied)
+          constexpr int WPR = CPS / 4;
+          for (int j = tid; j < R * WPR; j += NTH) {
+            const int r = j / WPR, q = j % WPR;
+            int64_t row = row0 + r;
+            row = row < a.n ? row : a.n - 1;
+            const int64_t ch = (int64_t)c * CPS + 4 * q;
+            if (ch < nch) rq_cp_async4(st + SST + r * CPS + 4 * q, a.sc + row * (a.k / 32) + ch);
+          }
+        }
+      }
     }
     rq_cp_async_commit();  // (empty groups past the end keep the wait count uniform)
   };
@@ -155,7 +176,7 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
       for (int h = 0; h < 2; ++h) {
         // (chunk i of the stage: window i / kWC, chunk i % kWC of it)
         raw[h] = F::load(win0 + 8 * h * RS + (i / F::kWC) * Cfg::kWinBytes, i % F::kWC, t);
-        if constexpr (kPlane) raw[h].e = sp[h][cb + i];
+        if constexpr (kPlane) raw[h].e = sc_staged ? st[SST + (16 * warp + g + 8 * h) * CPS + i] : sp[h][cb + i];
       }
       uint32_t af[S][4];
       float sc[2][F::kG], mn[2][F::kG];

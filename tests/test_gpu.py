@@ -273,25 +273,29 @@ def test_qmatmul_matrix_units_wide(fmt):
     and the forced fused one; within the output rounding of the fp64 reference (above 16 rows
     the weights are rounded to the operand type with their scales folded in, qmma_stream.h
     qmma_folds: the same bound holds), unwritten outputs NaN-poisoned (Q6_K: its 210-byte
-    windows copied as 16-byte aligned spans)."""
+    windows copied as 16-byte aligned spans). OCP MX formats also at k % 128 == 0, where their
+    E8M0 bytes travel with the stages (a partial last stage for FP4)."""
     f = rocq.format_info(fmt)
     g = torch.Generator(device="cpu").manual_seed(13)
     n = 128 * (torch.cuda.get_device_properties(0).multi_processor_count + 9) + 5  # (its rule: a CTA per SM)
-    k = f.block_elems * _fast_blocks(f, -(-4400 // f.block_elems))  # 9 to 18 stages
-    qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
-    sc = sc if sc.numel() else None
-    w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()
-    for dtype, bound in ((torch.float16, 1.2e-3), (torch.bfloat16, 6e-3)):
-        for M in (9, 16, 17, 32, 33, 64):
-            x = (torch.randn(M, k, generator=g) * 3).to(dtype)
-            bias = torch.randn(n, generator=g) if M % 2 else None
-            ref = x.double() @ w64.T + (bias.double() if bias is not None else 0)
-            for path in ("auto", "fused"):
-                with PathEnv(path):
-                    poison(M * n * 2)
-                    y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, None if bias is None else bias.cuda())
-                err = rel_err(y, ref)
-                assert err < bound, f"{fmt} {dtype} M={M} {path}: rel err {err:.3g}"
+    ks = [f.block_elems * _fast_blocks(f, -(-4400 // f.block_elems))]  # 9 to 18 stages
+    if fmt.startswith("ocp_"):
+        ks.append(4480)  # 140 E8M0 bytes per row: whole words, 17.5 FP4 stages
+    for k in ks:
+        qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)
+        sc = sc if sc.numel() else None
+        w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()
+        for dtype, bound in ((torch.float16, 1.2e-3), (torch.bfloat16, 6e-3)):
+            for M in (9, 16, 17, 32, 33, 64):
+                x = (torch.randn(M, k, generator=g) * 3).to(dtype)
+                bias = torch.randn(n, generator=g) if M % 2 else None
+                ref = x.double() @ w64.T + (bias.double() if bias is not None else 0)
+                for path in ("auto", "fused"):
+                    with PathEnv(path):
+                        poison(M * n * 2)
+                        y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, None if bias is None else bias.cuda())
+                    err = rel_err(y, ref)
+                    assert err < bound, f"{fmt} {dtype} M={M} k={k} {path}: rel err {err:.3g}"
 
 
 def _child(args, **env):
