@@ -32,7 +32,11 @@ struct QmmaStreamCfg {
   static constexpr int kWinBytes = QFragWin<ID>::kBytes;  // one warp's window of one row
   static constexpr int kRowBytes = kWarps * kWinBytes;    // one row's bytes in a stage
   static constexpr int kRowStride = qmma_row_stride(kRowBytes);
-  static constexpr int kStageBytes = kRows * kRowStride;
+  // OCP MX: the stage's E8M0 bytes (kWarps * kChunks per row) follow its weight rows
+  // (qmma_stream_kernel sc_staged)
+  static constexpr int kWBytes = kRows * kRowStride;
+  static constexpr int kScBytes = rq_has_scale_plane(ID) ? kRows * kWarps * QFragWin<ID>::kChunks : 0;
+  static constexpr int kStageBytes = kWBytes + kScBytes;
   static constexpr bool kOn = kQFragOn<ID> && kRowBytes % 16 == 0;
   // Where the launcher takes it by default: the formats it ran faster than qmma_kernel on every
   // layer and M measured. H200, bf16 x, M = 1 / 4 / 8, us, qmma_kernel -> this kernel, same run
@@ -200,6 +204,11 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
   constexpr int S = F::kS, WC = F::kWC, W = Cfg::kWarps, R = Cfg::kRows, NT = Cfg::kThreads;
   constexpr int WB = Cfg::kWinBytes, SRB = Cfg::kRowBytes, SRS = Cfg::kRowStride;
   constexpr bool kPlane = rq_has_scale_plane(ID);
+  static_assert(!kPlane || (W * WC) % 4 == 0, "a stage's E8M0 bytes of a row are whole words");
+  // The E8M0 bytes travel with the stages as 4-byte copies where every row's bytes are whole
+  // words (k % 128 == 0) and the plane is 4-byte aligned; else each warp loads its window's
+  // bytes from global memory before the wait, with the x fragments.
+  const bool sc_staged = kPlane && a.k % 128 == 0 && (reinterpret_cast<uintptr_t>(a.sc) & 3) == 0;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float red[W][R][8];
   __shared__ uint32_t lut[F::kLut ? 256 : 1];
@@ -230,6 +239,18 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
       const uint8_t* src = gsrc + off;
       if (ic < ncf && ig < gfull) cp.whole(dst, src);
       else cp.part(dst, src, tid, a, ig, off);
+      if constexpr (kPlane) {
+        if (sc_staged) {  // row r's word q: its chunks ic * W * WC + 4q .. (words past the row's end: not copied)
+          constexpr int SR = W * WC, SW = SR / 4;
+          for (int j = tid; j < R * SW; j += NT) {
+            const int r = j / SW, q = j % SW;
+            int64_t row = ig * R + r;
+            row = row < a.n ? row : a.n - 1;
+            const int64_t ch = (int64_t)ic * SR + 4 * q;
+            if (ch < nch) rq_cp_async4(dst + Cfg::kWBytes + r * SR + 4 * q, a.sc + row * (a.k / 32) + ch);
+          }
+        }
+      }
       rq_stage_next<NS>(ic, ist, ig, gsrc, nc, gstep);
     }
     rq_cp_async_commit();  // (empty groups past the end keep the wait count uniform)
@@ -264,8 +285,10 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
             xw[i][s][1] = v.y;
           }
           if constexpr (kPlane) {
+            if (!sc_staged) {
 #pragma unroll
-            for (int h = 0; h < 2; ++h) se[i][h] = sp[h][cb + i];
+              for (int h = 0; h < 2; ++h) se[i][h] = sp[h][cb + i];
+            }
           }
         }
       }
@@ -273,13 +296,14 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
       __syncthreads();  // this stage landed for every thread; the previous one is free to refill
       issue();
       const uint8_t* sb = smem + st * Cfg::kStageBytes + warp * WB;
+      const uint8_t* ssc = smem + st * Cfg::kStageBytes + Cfg::kWBytes + warp * WC;  // (sc_staged)
       const uint8_t* win[2] = {sb + g * SRS, sb + (g + 8) * SRS};
       auto one = [&](int i) {
         typename F::Raw raw[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           raw[h] = F::load(win[h], i, t);
-          if constexpr (kPlane) raw[h].e = se[i][h];
+          if constexpr (kPlane) raw[h].e = sc_staged ? ssc[(g + 8 * h) * W * WC + i] : se[i][h];
         }
         uint32_t af[S][4];
         float sc[2][F::kG], mn[2][F::kG], xsum[F::kG][2];

@@ -218,7 +218,8 @@ def test_qmatmul_matrix_units_streaming():
     """The streaming matrix-unit kernel (kernels/qmma_stream.h: one x tile, M <= 8, at least
     as many 16-row groups as multiprocessors): n not a multiple of 16 and more groups than the
     persistent CTAs (each walks several), k of a few stages with a partial last one (some warps
-    with part of a window, some with none). M = 1 and 2 (the integer streaming kernel's rows
+    with part of a window, some with none); OCP MX also at k / 32 = 181, E8M0 rows that are not
+    whole 4-byte words (read from global memory, not staged). M = 1 and 2 (the integer streaming kernel's rows
     otherwise) run in a child process with ROCQ_QMMA=1 ROCQ_QMV_STREAM=0 and every format on it
     (ROCQ_QMMA_STREAM=1, not only the measured choice); a second child with
     ROCQ_QMMA_STREAM=0 must give the same sums as qmma_kernel up to fp32 summation order, and
@@ -230,12 +231,13 @@ def test_qmatmul_matrix_units_streaming():
         "for name in %r:\n"
         "    f = rocq.format_info(name)\n"
         "    u = 16 // math.gcd(f.block_bytes, 16)\n"
-        "    blocks = -(-(5760 // f.block_elems) // u) * u\n"  # 180 blocks where rows allow: part of a window
-        "    n, k = 16 * 600 + 5, f.block_elems * blocks\n"
-        "    qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)\n"
-        "    sc = sc if sc.numel() else None\n"
-        "    w = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()\n"
-        "    for dt, bound in ((torch.float16, 1.2e-3), (torch.bfloat16, 6e-3)):\n"
+        # 180 blocks where rows allow: part of a window; OCP MX also 181, E8M0 rows not whole words
+        "    for blocks in [-(-(5760 // f.block_elems) // u) * u] + ([181] if name.startswith('ocp_') else []):\n"
+        "     n, k = 16 * 600 + 5, f.block_elems * blocks\n"
+        "     qw, sc = rocq.quantize(torch.randn(n, k, generator=g).cuda(), f.id)\n"
+        "     sc = sc if sc.numel() else None\n"
+        "     w = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double().cpu()\n"
+        "     for dt, bound in ((torch.float16, 1.2e-3), (torch.bfloat16, 6e-3)):\n"
         "        for M in (1, 2, 3, 5, 8):\n"
         "            x = (torch.randn(M, k, generator=g) * 3).to(dt)\n"
         "            bias = torch.randn(n, generator=g) if M %% 2 else None\n"
@@ -243,10 +245,10 @@ def test_qmatmul_matrix_units_streaming():
         "            x = x.cuda(); bias = None if bias is None else bias.cuda()\n"
         "            p = torch.full((M * n * 2,), 0xFF, dtype=torch.uint8, device='cuda'); del p\n"  # poison
         "            y = rocq.qmatmul(x, qw, sc, f.id, n, k, bias).double().cpu()\n"
-        "            assert bool(torch.isfinite(y).all()), (name, dt, M)\n"
+        "            assert bool(torch.isfinite(y).all()), (name, k, dt, M)\n"
         "            e = float((y - r).norm() / r.norm())\n"
-        "            assert e < bound, (name, dt, M, e)\n"
-        "            out[(name, str(dt), M)] = y\n"
+        "            assert e < bound, (name, k, dt, M, e)\n"
+        "            out[(name, k, str(dt), M)] = y\n"
         "torch.save(out, OUT)\n"
         "print('ok')\n" % (QMMA_FORMATS,)
     )
