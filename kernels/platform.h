@@ -690,7 +690,8 @@ ROCQ_DEVICE uint32_t rq_sub2_op(uint32_t a, uint32_t b) {
   }
   return r;
 }
-// a * b + c on two packed operand values, one rounding each (fma.rn.{bf16x2,f16x2}).
+// a * b + c on two packed operand values, one rounding each (fma.rn.{bf16x2,f16x2}; with c = 0 a
+// multiply: qmma_fold_tile).
 template <RqOp OP>
 ROCQ_DEVICE uint32_t rq_fma2_op(uint32_t a, uint32_t b, uint32_t c) {
   uint32_t r;

@@ -16,7 +16,8 @@
 // the copy bandwidth on the H200, bound by L1 wavefronts.) Per chunk: x fragments (8-byte loads;
 // L1/L2 hits), the products with ones for formats with a min term (the per-group sums of x,
 // shared by all row tiles), and per row tile the decode, one product per step and the
-// per-group fp32 scaling into the accumulators.
+// per-group fp32 scaling into the accumulators (from NT = 4 x tiles the scales are folded into
+// the decoded operands instead, once per tile: qmma_stream.h qmma_folds).
 #pragma once
 
 #include <cstdlib>
