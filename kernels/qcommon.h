@@ -90,6 +90,13 @@ constexpr bool rq_has_scale_plane(int id) {
   return false;
 }
 
+// Whether a scale plane ([n, k / 32] E8M0 bytes from sc) can be read in 4-byte words: its rows
+// are whole words (k % 128 == 0) and it starts 4-byte aligned. The kernels that copy it in words
+// decline it (qmatvec_stream) or read it byte by byte (qmma_kernel, qmma_stream, qmma_wide) else.
+ROCQ_HD bool rq_plane_words(const uint8_t* sc, int64_t k) {
+  return k % 128 == 0 && (reinterpret_cast<uintptr_t>(sc) & 3) == 0;
+}
+
 // Bits [sh, sh+32) of the 64-bit value hi:lo (0 <= sh < 32).
 ROCQ_HD uint32_t rq_funnel(uint32_t lo, uint32_t hi, uint32_t sh) {
   return (uint32_t)(((((uint64_t)hi) << 32) | lo) >> sh);

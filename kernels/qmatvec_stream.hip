@@ -213,7 +213,7 @@ int64_t qmv_stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k,
                         const uint8_t* scales) {
   if constexpr (!kRqIntDot) return 0;
   if (dtype == DType::F32 || M < 1 || M > 2) return 0;
-  const bool plane_ok = !rq_has_scale_plane(qtype) || ((k / 32) % 4 == 0 && reinterpret_cast<uintptr_t>(scales) % 4 == 0);
+  const bool plane_ok = !rq_has_scale_plane(qtype) || rq_plane_words(scales, k);
   const int64_t plan = !plane_ok ? 0
                        : dtype == DType::F16 ? stream_plan_any<(int)DType::F16>(qtype, M, n, k, row_bytes).code()
                                              : stream_plan_any<(int)DType::BF16>(qtype, M, n, k, row_bytes).code();

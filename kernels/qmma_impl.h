@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(kQmmaMaxWarps * kRqMmaLanes) qmma_kernel(QmmaA
   constexpr bool kPlane = rq_has_scale_plane(ID);
   static_assert(!kPlane || F::kWC % 4 == 0, "a window's scale bytes are whole words");
   // scale rows 4-byte aligned: word loads of a window's scale bytes
-  const bool plane_words = kPlane && a.k % 128 == 0 && (reinterpret_cast<uintptr_t>(a.sc) & 3) == 0;
+  const bool plane_words = kPlane && rq_plane_words(a.sc, a.k);
   const uint8_t* sp[RT][2];  // scale-plane rows (formats with one), read from global memory
 #pragma unroll
   for (int r = 0; r < RT; ++r)

@@ -185,6 +185,23 @@ ROCQ_DEVICE void qmma_folded_products(const uint32_t (&af)[QFrag<ID>::kS][4], co
 #endif
 }
 
+// One stage's E8M0 bytes (OCP MX, rq_plane_words): SR bytes of each of R rows from row0 (rows
+// past n repeat the last), from chunk ch0 of the row, into dst row-major (row r at r * SR), as
+// 4-byte asynchronous copies by NT threads; words past the row's end are not copied (nor read).
+template <int R, int SR, int NT>
+ROCQ_DEVICE void qmma_stage_plane(uint8_t* dst, const QmatArgs& a, int64_t row0, int64_t ch0, int tid) {
+  static_assert(SR % 4 == 0, "a stage's bytes of a row are whole words");
+  constexpr int SW = SR / 4;
+  const int64_t nb = a.k / 32;  // bytes of a row
+  for (int j = tid; j < R * SW; j += NT) {
+    const int r = j / SW, q = j % SW;
+    int64_t row = row0 + r;
+    row = row < a.n ? row : a.n - 1;
+    const int64_t ch = ch0 + 4 * q;
+    if (ch < nb) rq_cp_async4(dst + r * SR + 4 * q, a.sc + row * nb + ch);
+  }
+}
+
 // y[m, row] = v + bias[row] in the activation dtype, for rows and x rows inside the call.
 template <int XK>
 ROCQ_DEVICE void qmma_store(const QmatArgs& a, int64_t row, int m, float v) {
@@ -204,11 +221,9 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
   constexpr int S = F::kS, WC = F::kWC, W = Cfg::kWarps, R = Cfg::kRows, NT = Cfg::kThreads;
   constexpr int WB = Cfg::kWinBytes, SRB = Cfg::kRowBytes, SRS = Cfg::kRowStride;
   constexpr bool kPlane = rq_has_scale_plane(ID);
-  static_assert(!kPlane || (W * WC) % 4 == 0, "a stage's E8M0 bytes of a row are whole words");
-  // The E8M0 bytes travel with the stages as 4-byte copies where every row's bytes are whole
-  // words (k % 128 == 0) and the plane is 4-byte aligned; else each warp loads its window's
-  // bytes from global memory before the wait, with the x fragments.
-  const bool sc_staged = kPlane && a.k % 128 == 0 && (reinterpret_cast<uintptr_t>(a.sc) & 3) == 0;
+  // The E8M0 bytes travel with the stages (qmma_stage_plane) where the plane is in words; else
+  // each warp loads its window's bytes from global memory before the wait, with the x fragments.
+  const bool sc_staged = kPlane && rq_plane_words(a.sc, a.k);
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float red[W][R][8];
   __shared__ uint32_t lut[F::kLut ? 256 : 1];
@@ -240,16 +255,7 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
       if (ic < ncf && ig < gfull) cp.whole(dst, src);
       else cp.part(dst, src, tid, a, ig, off);
       if constexpr (kPlane) {
-        if (sc_staged) {  // row r's word q: its chunks ic * W * WC + 4q .. (words past the row's end: not copied)
-          constexpr int SR = W * WC, SW = SR / 4;
-          for (int j = tid; j < R * SW; j += NT) {
-            const int r = j / SW, q = j % SW;
-            int64_t row = ig * R + r;
-            row = row < a.n ? row : a.n - 1;
-            const int64_t ch = (int64_t)ic * SR + 4 * q;
-            if (ch < nch) rq_cp_async4(dst + Cfg::kWBytes + r * SR + 4 * q, a.sc + row * (a.k / 32) + ch);
-          }
-        }
+        if (sc_staged) qmma_stage_plane<R, W * WC, NT>(dst + Cfg::kWBytes, a, ig * R, (int64_t)ic * W * WC, tid);
       }
       rq_stage_next<NS>(ic, ist, ig, gsrc, nc, gstep);
     }

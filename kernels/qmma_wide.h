@@ -41,7 +41,7 @@ struct QmmaWideCfg {
   // words where the scale plane allows (qmma_wide_kernel sc_staged)
   static constexpr int kCPS = kWPS * QFragWin<ID>::kChunks;  // chunks per row and stage
   static constexpr int kScBytes = rq_has_scale_plane(ID) ? kRows * kCPS : 0;
-  static_assert(kScBytes % 16 == 0 && (kScBytes == 0 || kCPS % 4 == 0), "stage parts 16-byte aligned, whole words");
+  static_assert(kScBytes % 16 == 0, "the stage's parts 16-byte aligned");
   static constexpr int stage_bytes(int nt) { return kRows * kRowStride + 8 * nt * kXStride + kScBytes; }
   // stages: 3 where two CTAs fit a multiprocessor's 227 KB, else 2 (0: does not fit at all)
   static constexpr int stages(int nt) {
@@ -62,10 +62,10 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
   constexpr int CPS = Cfg::kCPS;  // chunks per stage and row
   constexpr int WST = R * RS, SST = WST + XR * XS, STB = SST + Cfg::kScBytes;  // weights, scale bytes, stage
   constexpr bool kPlane = rq_has_scale_plane(ID);
-  // The E8M0 bytes travel with the stages as 4-byte copies where every row's bytes are whole
-  // words (k % 128 == 0) and the plane is 4-byte aligned; else each is read from global memory
-  // in the inner loop (at M = 16 that made OCP MXFP4 1.2x slower than GGUF's MXFP4).
-  const bool sc_staged = kPlane && a.k % 128 == 0 && (reinterpret_cast<uintptr_t>(a.sc) & 3) == 0;
+  // The E8M0 bytes travel with the stages (qmma_stage_plane) where the plane is in words; else
+  // each is read from global memory in the inner loop (at M = 16 that made OCP MXFP4 1.2x slower
+  // than GGUF's MXFP4).
+  const bool sc_staged = kPlane && rq_plane_words(a.sc, a.k);
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ uint32_t lut[F::kLut ? 256 : 1];
 
@@ -132,16 +132,7 @@ __global__ void __launch_bounds__(QmmaWideCfg<ID>::kThreads) qmma_wide_kernel(Qm
           if (i < nx) rq_cp_async16(st + xdst0 + i * XRR * XS, xp);
       }
       if constexpr (kPlane) {
-        if (sc_staged) {  // row r's word q: its chunks c * CPS + 4q .. (words past the row's end: not copied)
-          constexpr int WPR = CPS / 4;
-          for (int j = tid; j < R * WPR; j += NTH) {
-            const int r = j / WPR, q = j % WPR;
-            int64_t row = row0 + r;
-            row = row < a.n ? row : a.n - 1;
-            const int64_t ch = (int64_t)c * CPS + 4 * q;
-            if (ch < nch) rq_cp_async4(st + SST + r * CPS + 4 * q, a.sc + row * (a.k / 32) + ch);
-          }
-        }
+        if (sc_staged) qmma_stage_plane<R, CPS, NTH>(st + SST, a, row0, (int64_t)c * CPS, tid);
       }
     }
     rq_cp_async_commit();  // (empty groups past the end keep the wait count uniform)
