@@ -285,19 +285,16 @@ ROCQ_DEVICE uint32_t rq_sub2_op(uint32_t a, uint32_t b) {
   }
   return r;
 }
-// a * b + c on two packed operand values, one rounding each (fma.rn.{bf16x2,f16x2}; with c = 0 a
-// multiply: qmma_fold_tile).
+// a * b on two packed operand values, rounded to nearest even.
 template <RqOp OP>
-ROCQ_DEVICE uint32_t rq_fma2_op(uint32_t a, uint32_t b, uint32_t c) {
+ROCQ_DEVICE uint32_t rq_mul2_op(uint32_t a, uint32_t b) {
   uint32_t r;
   if constexpr (OP == RqOp::BF16) {
-    const __nv_bfloat162 v = __hfma2(*reinterpret_cast<const __nv_bfloat162*>(&a),
-                                     *reinterpret_cast<const __nv_bfloat162*>(&b),
-                                     *reinterpret_cast<const __nv_bfloat162*>(&c));
+    const __nv_bfloat162 v =
+        __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a), *reinterpret_cast<const __nv_bfloat162*>(&b));
     r = *reinterpret_cast<const uint32_t*>(&v);
   } else {
-    const __half2 v = __hfma2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b),
-                              *reinterpret_cast<const __half2*>(&c));
+    const __half2 v = __hmul2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
     r = *reinterpret_cast<const uint32_t*>(&v);
   }
   return r;

@@ -166,7 +166,7 @@ ROCQ_DEVICE void qmma_fold_tile(uint32_t (&af)[QFrag<ID>::kS][4], const float (&
         af[s][r] = rq_pack2_op<OP>(fmaf(lo, sc[h][q], -mn[h][q]), fmaf(hi, sc[h][q], -mn[h][q]));
       } else {
         static_assert(OP == RqOp::BF16, "fp16 operands are not folded without a min term (qmma_folds)");
-        af[s][r] = rq_fma2_op<OP>(af[s][r], rq_pack2_op<OP>(sc[h][q], sc[h][q]), 0u);
+        af[s][r] = rq_mul2_op<OP>(af[s][r], rq_pack2_op<OP>(sc[h][q], sc[h][q]));
       }
     }
 #else
