@@ -5,10 +5,23 @@
 // contiguous [n, row_bytes] weight is one stream of units (blocks) whose decoded elements form
 // one contiguous stream of the [n, k] output, so rows do not matter. A CTA copies a chunk of
 // kDqRuns 8-element runs' worth of units into shared memory with coalesced 16-byte loads, then
-// each thread decodes runs t, t + 256, ... from shared memory (decode8) and writes each as one
-// or two coalesced 16-byte stores; Q4_K, Q5_K, Q6_K and IQ4_XS decode 32 elements per thread
-// and step instead (decode32.h), reading the block header once per 32. Everything else (dense formats, ragged k, unaligned
-// pointers) takes the simple kernel: one thread per run, decode8 straight from global memory.
+// the formats with a word-level decoder (decode32.h QgFast: Q4_0, Q8_0, IQ4_NL, MXFP4, Q4_K,
+// Q5_K, Q6_K, IQ4_XS) decode 32 elements per thread and step from shared memory, the rest
+// (and fp32 outputs) 8-element runs t, t + 256, ... (Codec::decode8), each stored as coalesced
+// 16-byte vectors. Everything else (dense formats, ragged k, unaligned pointers) takes the
+// simple kernel: one thread per run, decode8 straight from global memory.
+//
+// This kernel is half of the prefill path (dequantize + BLAS, M above the fused kernels' range),
+// so its time is that path's overhead over bf16 BLAS. H200, 70B FFN up to bf16, us, before ->
+// after session 13 (bench_qmatmul_h200_s13b_dq.json -> s13c_dq_w1.json; copy of the same bytes
+// about 140): Q4_K 180 -> 152, IQ4_NL 184 -> 153, IQ4_XS 184 -> 151, MXFP4 195 -> 151, Q5_K 197
+// -> 163, Q6_K 206 -> 167, Q5_0 183 -> 163, Q2_K 180 -> 164, Q3_K 223 -> 203, Q4_0 157 -> 152.
+// What changed: whole chunks (all but the last) drop every bound (per copy, run and store, in
+// 64 bits: ncu had the kernels issuing 0.72-0.75 instructions per cycle at 60-77% of DRAM
+// bandwidth, 18 instructions an element for Q4_K, benchmarks/results/ncu_dequant_*_s13b.txt);
+// bf16 stores convert a whole run or group in hardware with one NaN test for it, not a branch
+// per pair (rq_pack_bf16_exact_n); Q4_0, Q8_0, IQ4_NL and MXFP4 moved to the 32-element
+// decoders (s13c_dq_w0 -> w1: IQ4_NL 166 -> 153, MXFP4 181 -> 151, Q4_0 155 -> 152).
 #include "decode32.h"
 
 namespace rocq::gpu {
@@ -25,101 +38,119 @@ struct DqChunk {
   static_assert(kDqRuns % RPU == 0 && kBytes % 16 == 0, "a chunk is whole units and 16-byte vectors");
 };
 
-// Stores the 8 decoded values v at o (16-byte aligned for 16-bit outputs, 32 for fp32).
-template <int OK>
-ROCQ_DEVICE void dq_store8(typename XStore<OK>::T* o, const float (&v)[8]) {
+// N decoded values v as output elements at o (16-byte aligned for 16-bit outputs, 32 for fp32):
+// N / 8 16-byte vectors of 16-bit values, N / 4 of fp32.
+template <int OK, int N>
+ROCQ_DEVICE void dq_pack(const float* v, uint4* o) {
   if constexpr (OK == (int)DType::F32) {
-    float4* p = reinterpret_cast<float4*>(o);
-    p[0] = make_float4(v[0], v[1], v[2], v[3]);
-    p[1] = make_float4(v[4], v[5], v[6], v[7]);
-  } else {
-    uint32_t h[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
-      h[i] = OK == (int)DType::BF16
-                 ? rq_pack2_bf16_exact(v[2 * i], v[2 * i + 1])
-                 : (uint32_t)rq_from_float<OK>(v[2 * i]) | ((uint32_t)rq_from_float<OK>(v[2 * i + 1]) << 16);
-    *reinterpret_cast<uint4*>(o) = make_uint4(h[0], h[1], h[2], h[3]);
+    for (int i = 0; i < N / 4; ++i) o[i] = make_uint4(rq_float_to_bits(v[4 * i]), rq_float_to_bits(v[4 * i + 1]),
+                                                      rq_float_to_bits(v[4 * i + 2]), rq_float_to_bits(v[4 * i + 3]));
+  } else {
+    uint32_t h[N / 2];
+    if constexpr (OK == (int)DType::BF16) {
+      rq_pack_bf16_exact_n<N / 2>(v, h);
+    } else {
+#pragma unroll
+      for (int i = 0; i < N / 2; ++i)
+        h[i] = (uint32_t)rq_from_float<OK>(v[2 * i]) | ((uint32_t)rq_from_float<OK>(v[2 * i + 1]) << 16);
+    }
+#pragma unroll
+    for (int i = 0; i < N / 8; ++i) o[i] = make_uint4(h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]);
   }
 }
 
+// The formats that decode 32 elements per thread and step (decode32.h QgFast) with 16-bit
+// outputs (fp32 keeps the run loop: its staging would not fit beside the chunk).
 template <class C, int OK>
+inline constexpr bool kDqWide = QgFast<C::kId>::kOn && OK != (int)DType::F32;
+
+template <class C, int OK, bool WIDE>
 __global__ void __launch_bounds__(kDqThreads)
     dequant_stream_kernel(const uint8_t* qw, const uint8_t* sc, int64_t units, void* out_) {
   using Ch = DqChunk<C>;
   using T = typename XStore<OK>::T;
   __shared__ uint4 buf[Ch::kBytes / 16];
   const int64_t u0 = (int64_t)blockIdx.x * Ch::kUnits;
-  const int64_t nbytes = units * C::kBytes;  // the whole weight stream
-  const uint8_t* src = qw + u0 * C::kBytes;
-  const int64_t left = nbytes - u0 * C::kBytes;  // bytes from the chunk start to the stream end
-  for (int v = threadIdx.x; v < Ch::kBytes / 16; v += kDqThreads) {
-    if ((int64_t)v * 16 + 16 <= left) {
-      buf[v] = reinterpret_cast<const uint4*>(src)[v];
-    } else if ((int64_t)v * 16 < left) {  // the stream's last, partial vector
-      uint8_t* d = reinterpret_cast<uint8_t*>(&buf[v]);
-      for (int j = 0; j < 16 && (int64_t)v * 16 + j < left; ++j) d[j] = src[v * 16 + j];
+  // Every chunk but the last is whole: no bounds anywhere below (per-copy, per-run and per-store
+  // 64-bit bounds were a third of the run loop's instructions).
+  const bool whole = u0 + Ch::kUnits <= units;
+  const int nu = whole ? Ch::kUnits : (int)(units - u0);  // units in this chunk
+  const uint4* src = reinterpret_cast<const uint4*>(qw + u0 * C::kBytes);
+  if (whole) {
+    constexpr int NV = Ch::kBytes / 16;
+#pragma unroll
+    for (int i = 0; i < (NV + kDqThreads - 1) / kDqThreads; ++i) {
+      const int v = i * kDqThreads + threadIdx.x;
+      if (NV % kDqThreads == 0 || v < NV) buf[v] = src[v];
+    }
+  } else {
+    const int left = nu * C::kBytes;  // bytes from the chunk start to the stream end
+    for (int v = threadIdx.x; v < Ch::kBytes / 16; v += kDqThreads) {
+      if (v * 16 + 16 <= left) {
+        buf[v] = src[v];
+      } else if (v * 16 < left) {  // the stream's last, partial vector
+        uint8_t* d = reinterpret_cast<uint8_t*>(&buf[v]);
+        const uint8_t* s = reinterpret_cast<const uint8_t*>(src);
+        for (int j = 0; v * 16 + j < left; ++j) d[j] = s[v * 16 + j];
+      }
     }
   }
   __syncthreads();
   const uint8_t* sb = reinterpret_cast<const uint8_t*>(buf);
+  const uint8_t* scu = sc ? sc + u0 : nullptr;  // plane formats: one E8M0 byte per 32-element unit
   T* out = static_cast<T*>(out_) + u0 * C::kElems;
-  // K-quants and IQ4_XS (whose decode8 unpacks the sub-block scale for every run): measured
-  // on the H200, 70B FFN to bf16, 260 -> 189 us Q4_K, 301 -> 225 Q5_K, 263 -> 236 Q6_K, 253 ->
-  // 228 IQ4_XS; Q4_0, Q8_0 and MXFP4 stay on the run loop (157 vs 185, 188 vs 225, 222 vs 352).
-  constexpr bool kWide = C::kId == QT_Q4_K || C::kId == QT_Q5_K || C::kId == QT_Q6_K || C::kId == QT_IQ4_XS;
-  if constexpr (kWide && OK != (int)DType::F32) {
+  if constexpr (WIDE) {
     // 32 elements per thread and step (the header read once per 32). A thread's 32 outputs are
-    // 64-128 contiguous bytes: stored straight from each thread, a warp's store instruction
-    // would touch 32 separate segments (measured: every format at 44% of copy). So each warp
-    // stages its groups in shared memory and writes them out as contiguous 16-byte vectors;
-    // the staging slots are rotated per pair of lanes so both sides are free of bank conflicts
+    // 64 contiguous bytes: stored straight from each thread, a warp's store instruction would
+    // touch 32 separate segments (measured: every format at 44% of copy). So each warp stages
+    // its groups in shared memory and writes them out as contiguous 16-byte vectors; the
+    // staging slots are rotated per pair of lanes so both sides are free of bank conflicts
     // (16-byte accesses go 8 lanes per 128-byte wavefront: lanes L and L + 4 of a rotation per
     // lane met in one bank group, 3.8M store conflicts in ncu on the H200 for Q5_K).
-    // (16-bit outputs: fp32 keeps the run loop below, its staging would not fit beside the chunk)
     constexpr int WS = ROCQ_WARP_SIZE;
     constexpr int GPU = C::kElems / 32;            // 32-element groups per unit
     constexpr int VPG = 32 * (int)sizeof(T) / 16;  // 16-byte vectors per group (4)
+    static_assert(VPG == 4, "16-bit outputs");
     __shared__ uint4 stage[kDqThreads / WS][WS * VPG];
     uint4* st = stage[threadIdx.x / WS];
     const int lane = threadIdx.x % WS;
+    const int ng = nu * GPU;  // groups in this chunk
 #pragma unroll
     for (int i = 0; i < kDqRuns / 4 / kDqThreads; ++i) {
       const int gi = i * kDqThreads + threadIdx.x;
-      const int u = gi / GPU;
-      const bool live = u0 + u < units;
-      if (live) {
-        const uint8_t scale = sc ? sc[u0 + u] : (uint8_t)0;
+      if (whole || gi < ng) {
+        const int u = gi / GPU;
         float v[32];
-        QgFast<C::kId>::dec32(sb + u * C::kBytes, scale, (gi % GPU) * 32, v);
-        T tmp[32];
+        QgFast<C::kId>::dec32(sb + u * C::kBytes, scu ? scu[u] : (uint8_t)0, (gi % GPU) * 32, v);
+        uint4 o[VPG];
+        dq_pack<OK, 32>(v, o);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) dq_store8<OK>(tmp + 8 * j, *reinterpret_cast<const float(*)[8]>(&v[8 * j]));
-#pragma unroll
-        for (int j = 0; j < VPG; ++j) st[lane * VPG + ((j + lane / 2) % VPG)] = reinterpret_cast<const uint4*>(tmp)[j];
+        for (int j = 0; j < VPG; ++j) st[lane * VPG + ((j + lane / 2) % VPG)] = o[j];
       }
       rq_warp_sync();
       // the warp's groups are consecutive: vector c of the warp's output is vector c % VPG of
       // group (c / VPG), staged at slot (c / VPG) * VPG + ((c % VPG + c / VPG / 2) % VPG)
       const int gw = gi - lane;  // the warp's first group
-      uint4* o = reinterpret_cast<uint4*>(out + (int64_t)gw * 32);
+      uint4* o = reinterpret_cast<uint4*>(out) + gw * VPG;
 #pragma unroll
       for (int r = 0; r < VPG; ++r) {
         const int c = r * WS + lane, L = c / VPG, j = c % VPG;
-        if (u0 + (gw + L) / GPU < units) o[c] = st[L * VPG + ((j + L / 2) % VPG)];
+        if (whole || gw + L < ng) o[c] = st[L * VPG + ((j + L / 2) % VPG)];
       }
       rq_warp_sync();
     }
   } else {
+    constexpr int VPR = 8 * (int)sizeof(T) / 16;  // 16-byte vectors per run (1, fp32 2)
+    const int nr = nu * Ch::RPU;                   // runs in this chunk
 #pragma unroll
     for (int i = 0; i < kDqRuns / kDqThreads; ++i) {
       const int r = i * kDqThreads + threadIdx.x;
+      if (!whole && r >= nr) break;
       const int u = r / Ch::RPU;
-      if (u0 + u >= units) break;
-      const uint8_t scale = sc ? sc[u0 + u] : (uint8_t)0;  // plane formats: one E8M0 byte per 32-element unit
       float v[8];
-      C::decode8(sb + u * C::kBytes, scale, r % Ch::RPU, v);
-      dq_store8<OK>(out + (int64_t)r * 8, v);
+      C::decode8(sb + u * C::kBytes, scu ? scu[u] : (uint8_t)0, r % Ch::RPU, v);
+      dq_pack<OK, 8>(v, reinterpret_cast<uint4*>(out) + r * VPR);
     }
   }
 }
@@ -151,7 +182,7 @@ __global__ void __launch_bounds__(kDqThreads)
     C::decode8(rowp + (e0 / C::kElems) * C::kBytes, scale, (int)((e0 % C::kElems) / 8), v);
   }
   if (k % 8 == 0) {  // 8-element runs are 16/32-byte aligned: vector stores
-    dq_store8<OK>(o, v);
+    dq_pack<OK, 8>(v, reinterpret_cast<uint4*>(o));
   } else {
 #pragma unroll
     for (int j = 0; j < 8; ++j) o[j] = rq_from_float<OK>(v[j]);
@@ -171,8 +202,8 @@ const char* launch_dq(int qtype, const uint8_t* qw, const uint8_t* sc, int64_t n
     if constexpr (C::kElems >= 32) {
       if (aligned && k % C::kElems == 0 && row_bytes == k / C::kElems * C::kBytes) {
         const int64_t units = n * (k / C::kElems);
-        dequant_stream_kernel<C, OK>
-            <<<(unsigned)rq_ceil_div(units, DqChunk<C>::kUnits), kDqThreads, 0, stream>>>(qw, sc, units, out);
+        const unsigned g = (unsigned)rq_ceil_div(units, DqChunk<C>::kUnits);
+        dequant_stream_kernel<C, OK, kDqWide<C, OK>><<<g, kDqThreads, 0, stream>>>(qw, sc, units, out);
         return;
       }
     }

@@ -76,22 +76,35 @@ class PathEnv:
             os.environ["ROCQ_QMATMUL_PATH"] = self.old
 
 
+def check_dequantize_bit_exact(fmt, dtype, n, k, rng):
+    qw, sc = valid_qweight(fmt, n, k, rng)
+    ref = rocq.dequantize(qw, sc, fmt.id, n, k, dtype)
+    qwd, scd = qw.cuda(), (sc.cuda() if sc is not None else None)
+    outs = []
+    for value in (0xFF, 0x00):
+        poison(n * k * ref.element_size(), value)
+        outs.append(rocq.dequantize(qwd, scd, fmt.id, n, k, dtype).cpu())
+    assert outs[0].dtype == dtype and outs[0].shape == (n, k)
+    # Same bits in both runs (an unwritten element would show the two poison values) ...
+    assert torch.equal(outs[0].view(-1).view(torch.uint8), outs[1].view(-1).view(torch.uint8))
+    # ... and the CPU op's values (NaN where the CPU has NaN: fp8 element codes).
+    torch.testing.assert_close(outs[0], ref, rtol=0, atol=0, equal_nan=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("fmt", all_formats(), ids=lambda f: f.name)
 def test_dequantize_bit_exact(fmt, dtype, rng):
     for n, k in shapes(fmt):
-        qw, sc = valid_qweight(fmt, n, k, rng)
-        ref = rocq.dequantize(qw, sc, fmt.id, n, k, dtype)
-        qwd, scd = qw.cuda(), (sc.cuda() if sc is not None else None)
-        outs = []
-        for value in (0xFF, 0x00):
-            poison(n * k * ref.element_size(), value)
-            outs.append(rocq.dequantize(qwd, scd, fmt.id, n, k, dtype).cpu())
-        assert outs[0].dtype == dtype and outs[0].shape == (n, k)
-        # Same bits in both runs (an unwritten element would show the two poison values) ...
-        assert torch.equal(outs[0].view(-1).view(torch.uint8), outs[1].view(-1).view(torch.uint8))
-        # ... and the CPU op's values (NaN where the CPU has NaN: fp8 element codes).
-        torch.testing.assert_close(outs[0], ref, rtol=0, atol=0, equal_nan=True)
+        check_dequantize_bit_exact(fmt, dtype, n, k, rng)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("fmt", [f for f in all_formats() if f.block_elems > 1], ids=lambda f: f.name)
+def test_dequantize_stream_chunks(fmt, dtype, rng):
+    """The streaming dequantize kernel over several whole chunks and a partial last one (a chunk
+    is 16384 elements: the test_dequantize_bit_exact shapes of the 32-element formats fit in
+    one partial chunk): 67 x 1280 is 5.2 chunks."""
+    check_dequantize_bit_exact(fmt, dtype, 67, 1280, rng)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
