@@ -11,9 +11,17 @@
 namespace rocq::gpu {
 
 // x in shared memory: the row's int16 values in 16-byte granules, granule g stored at
-// g ^ ((g >> 3) & 7) (an XOR swizzle inside each 128-byte line) so that lanes reading
-// neighbouring blocks' runs spread over the banks; then the row's k/32 block scales.
-ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7); }
+// g ^ ((g >> 3) & 7) ^ ((g >> 4) & 1) (an XOR swizzle inside each 128-byte line) so that the 8
+// lanes of a 16-byte access phase land on 8 different bank groups, both where they read
+// neighbouring blocks' runs (lanes 4 or 8 granules apart: the (g >> 3) term) and where four
+// lanes share a 256-element block at elements 0, 16, 128, 144 (Q2_K, Q3_K, Q6_K: granules 0,
+// 2, 16, 18 of a 32-granule block, which the (g >> 3) term alone put on two bank groups
+// each: ncu on the H200, Q2_K at M = 1, 41% of shared wavefronts excessive, the x reads 2-way
+// conflicted; the (g >> 4) bit separates them; H200, 70B FFN up, same run, us, before -> after:
+// Q6_K M = 1 52.6 -> 51.4, M = 2 71.6 -> 66.1; Q2_K 26.5 -> 26.3, 44.3 -> 43.3; the other
+// formats within 2%, benchmarks/results/bench_qmatmul_h200_s13d_{base,swz}.json). Then the row's
+// k/32 block scales.
+ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7) ^ ((g >> 4) & 1); }
 // N x granules (16 bytes each) from granule index g0, a multiple of N (2 or 4): w[4i..4i+3] =
 // granule g0 + i, stored at rq_xswz(g0) ^ i (the swizzle XORs bits that g0 + i shares with g0).
 template <int N>
