@@ -102,7 +102,8 @@ struct StreamPlan {
 // two stages where three did not fit); 8B FFN up (16-row groups in three stages already) level.
 template <int ID, int MT, int SHAPE>
 constexpr bool kTwoStages =
-    MT == 1 && (SHAPE == 0 || (SHAPE == 1 && kStreamFloat<ID>)) && QmvStreamCfg<ID, SHAPE>::kStages > 2;
+    MT == 1 && (SHAPE == 0 || (SHAPE == 1 && (kStreamFloat<ID> || QmvStreamCfg<ID, SHAPE>::kSpan16))) &&
+    QmvStreamCfg<ID, SHAPE>::kStages > 2;
 
 // f(std::integral_constant<int, NS>) with the stage count of an instance that exists: 2 where
 // `two` (only where kTwoStages), else Cfg::kStages.
@@ -183,6 +184,21 @@ StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
   }
 }
 
+// Whether the 16-row groups of the 32-element formats' whole-block pieces (QmvStreamCfg kSpan16)
+// take no more passes of the persistent CTAs, in 8-row units, than the 8-row groups: their gain
+// is small, and a last pass that is mostly empty costs more. H200, M = 1, us, 8-row / 16-row
+// groups in one run (benchmarks/results/bench_qmatmul_h200_s13g_{A,B,A2,B2}.json): 70B FFN up (7
+// passes of 16 rows, 14 of 8) MXFP4 43.9 / 42.4, IQ4_XS 42.0 / 40.3, Q4_1 38.1 / 37.0, Q4_0 35.0
+// / 34.4, Q5_0, Q5_1, IQ4_NL within 1%; 8B FFN up (4 passes of 16, 7 of 8) MXFP4 15.2 / 17.5,
+// IQ4_XS 14.5 / 16.7, Q4_1 11.6 / 12.1.
+template <int id, int XK>
+bool no_longer_tail(const StreamPlan& p16, int64_t n, int64_t k, int64_t row_bytes) {
+  const StreamPlan p8 = stream_grid<id, XK, 1, 0>(n, k, row_bytes);
+  if (p8.grid <= 0) return true;
+  const int64_t passes16 = rq_ceil_div(rq_ceil_div(n, 16), p16.grid), passes8 = rq_ceil_div(rq_ceil_div(n, 8), p8.grid);
+  return 2 * passes16 <= passes8;
+}
+
 template <int XK>
 StreamPlan stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t row_bytes) {
   StreamPlan plan;
@@ -195,7 +211,9 @@ StreamPlan stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t r
         using Big = QmvStreamCfg<id, S>;
         if (plan.grid == 0 && M == 1 && stream_rows_mode() != 8) {
           const StreamPlan p16 = stream_grid<id, XK, 1, S>(n, k, row_bytes);
-          if (p16.grid > 0 && bigger_rows(k / Big::UE, Big::CU)) plan = p16;
+          if (p16.grid > 0 && bigger_rows(k / Big::UE, Big::CU) &&
+              (!Big::kSpan16 || stream_rows_mode() == 16 || no_longer_tail<id, XK>(p16, n, k, row_bytes)))
+            plan = p16;
         }
       }
     };

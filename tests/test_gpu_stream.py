@@ -84,9 +84,10 @@ def test_qmatmul_stream_kernel_forced_and_off(mode):
     """_stream_case for every streaming format and M = 1, 2 with ROCQ_QMV_STREAM=3 (the
     streaming kernel for every call, ahead of the matrix-unit kernel too, and an error for a call
     it cannot take: so it really ran), with that and ROCQ_QMV_STREAM_ROWS=16 (the 16-row groups
-    of Q2_K .. Q5_K at M = 1 wherever they fit, which they do at these k: a partial last group of
-    5 rows, partial stages) and =0 (never), in child processes (the switches are read once per
-    process)."""
+    at M = 1 wherever they fit, which they do at these k for Q2_K .. Q6_K, OCP FP6/FP8 and the
+    32-element formats' whole-block pieces: a partial last group of 5 rows, partial stages;
+    MXFP4's and IQ4_XS's two-stage instance) and =0 (never), in child processes (the switches
+    are read once per process)."""
     stream, _, rows = mode.partition("/")
     _stream_cases_in_child([(name, dt, M, 0, 4) for name in STREAM_FORMATS for dt in ("float16", "bfloat16")
                             for M in (1, 2)],
