@@ -39,6 +39,37 @@ struct QgFast<QT_Q4_0> {
   }
 };
 
+// Q4_1, Q5_0, Q5_1 (Q4_0 nibble order; Q5: the fifth bit of element e is bit e of the
+// little-endian u32 qh): x = d * q + m (MIN), or d * (q - 16) (Q5_0).
+template <bool Q5, bool MIN>
+struct QgFastQ45 {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
+    const float d = qg_half(blk), m = MIN ? qg_half(blk + 2) : 0.f;
+    const uint8_t* qs = blk + (MIN ? 4 : 2) + (Q5 ? 4 : 0);
+    const uint32_t qh = Q5 ? rq_g32_any(blk + (MIN ? 4 : 2)) : 0u;
+    constexpr float kMinus = 8388608.0f + (Q5 && !MIN ? 16.0f : 0.0f);  // 2^23 (+ 16)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t w = rq_g32_any(qs + 4 * i);
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        uint32_t lo = (w >> (8 * b)) & 15u, hi = (w >> (8 * b + 4)) & 15u;
+        if constexpr (Q5) {
+          lo |= ((qh >> (4 * i + b)) & 1u) << 4;
+          hi |= ((qh >> (16 + 4 * i + b)) & 1u) << 4;
+        }
+        const float fl = rq_mul(d, qg_u2f(lo, kMinus)), fh = rq_mul(d, qg_u2f(hi, kMinus));
+        o[4 * i + b] = MIN ? rq_add(fl, m) : fl;
+        o[16 + 4 * i + b] = MIN ? rq_add(fh, m) : fh;
+      }
+    }
+  }
+};
+template <> struct QgFast<QT_Q4_1> : QgFastQ45<false, true> {};
+template <> struct QgFast<QT_Q5_0> : QgFastQ45<true, false> {};
+template <> struct QgFast<QT_Q5_1> : QgFastQ45<true, true> {};
+
 // Q8_0: x = q * d, q signed bytes.
 template <>
 struct QgFast<QT_Q8_0> {
@@ -138,6 +169,44 @@ struct QgFast<QT_Q6_K> {
     }
   }
 };
+
+// Q2_K / Q3_K: the 32 elements e32.. are bytes qs[32 (e32 / 128) + j] >> 2s, s = (e32 % 128) / 32,
+// in sub-blocks e32 / 16 (j < 16) and the next. Q2_K: x = (d * sc) * q - dmin * m; Q3_K:
+// x = (d * (scale - 32)) * (q - 4 + 4 * bit e32 / 32 of hmask[j]).
+template <bool Q3>
+struct QgFastK23 {
+  static constexpr bool kOn = true;
+  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int e32, float (&o)[32]) {
+    const int sb = e32 / 16;
+    float dl[2], ml[2] = {0.f, 0.f};
+    if constexpr (Q3) {
+      const float d = qg_half(blk + 108);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) dl[h] = rq_mul(d, (float)Codec<QT_Q3_K>::scale(blk + 96, sb + h));
+    } else {
+      const float d = qg_half(blk + 80), dmin = qg_half(blk + 82);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        dl[h] = rq_mul(d, (float)(blk[sb + h] & 15));
+        ml[h] = rq_mul(dmin, (float)(blk[sb + h] >> 4));
+      }
+    }
+    const uint8_t* qs = blk + (Q3 ? 32 : 16) + 32 * (e32 / 128);
+    const uint32_t sh = 2u * (uint32_t)((e32 % 128) / 32), hb = (uint32_t)(e32 / 32);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      uint32_t q = (rq_g32_any(qs + 4 * i) >> sh) & 0x03030303u;
+      if constexpr (Q3) q |= ((rq_g32_any(blk + 4 * i) >> hb) & 0x01010101u) << 2;
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        const float v = rq_mul(dl[i / 4], qg_u2f((q >> (8 * b)) & 7u, Q3 ? 8388612.0f : 8388608.0f));
+        o[4 * i + b] = Q3 ? v : rq_sub(v, ml[i / 4]);
+      }
+    }
+  }
+};
+template <> struct QgFast<QT_Q2_K> : QgFastK23<false> {};
+template <> struct QgFast<QT_Q3_K> : QgFastK23<true> {};
 
 // IQ4_XS: sub-block sb: dl = d * (6-bit scale - 32), x = dl * kvalues[nibble], Q4_0 order.
 template <>

@@ -5,8 +5,8 @@
 // contiguous [n, row_bytes] weight is one stream of units (blocks) whose decoded elements form
 // one contiguous stream of the [n, k] output, so rows do not matter. A CTA copies a chunk of
 // kDqRuns 8-element runs' worth of units into shared memory with coalesced 16-byte loads, then
-// the formats with a word-level decoder (decode32.h QgFast: Q4_0, Q8_0, IQ4_NL, MXFP4, Q4_K,
-// Q5_K, Q6_K, IQ4_XS) decode 32 elements per thread and step from shared memory, the rest
+// the formats with a word-level decoder (decode32.h QgFast: the GGUF block formats) decode 32
+// elements per thread and step from shared memory, the rest (OCP MX)
 // (and fp32 outputs) 8-element runs t, t + 256, ... (Codec::decode8), each stored as coalesced
 // 16-byte vectors. Everything else (dense formats, ragged k, unaligned pointers) takes the
 // simple kernel: one thread per run, decode8 straight from global memory.
@@ -21,7 +21,9 @@
 // bandwidth, 18 instructions an element for Q4_K, benchmarks/results/ncu_dequant_*_s13b.txt);
 // bf16 stores convert a whole run or group in hardware with one NaN test for it, not a branch
 // per pair (rq_pack_bf16_exact_n); Q4_0, Q8_0, IQ4_NL and MXFP4 moved to the 32-element
-// decoders (s13c_dq_w0 -> w1: IQ4_NL 166 -> 153, MXFP4 181 -> 151, Q4_0 155 -> 152).
+// decoders (s13c_dq_w0 -> w1: IQ4_NL 166 -> 153, MXFP4 181 -> 151, Q4_0 155 -> 152), then Q4_1,
+// Q5_0, Q5_1, Q2_K and Q3_K too (s13c_dq_w1 -> s13h_dq: Q3_K 203 -> 156, Q2_K 164 -> 147, Q5_1
+// 202 (s13b) -> 164, Q5_0 and Q4_1 within 2%).
 #include "decode32.h"
 
 namespace rocq::gpu {
