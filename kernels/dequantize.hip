@@ -5,11 +5,11 @@
 // contiguous [n, row_bytes] weight is one stream of units (blocks) whose decoded elements form
 // one contiguous stream of the [n, k] output, so rows do not matter. A CTA copies a chunk of
 // kDqRuns 8-element runs' worth of units into shared memory with coalesced 16-byte loads, then
-// the formats with a word-level decoder (decode32.h QgFast: the GGUF block formats) decode 32
-// elements per thread and step from shared memory, the rest (OCP MX)
-// (and fp32 outputs) 8-element runs t, t + 256, ... (Codec::decode8), each stored as coalesced
-// 16-byte vectors. Everything else (dense formats, ragged k, unaligned pointers) takes the
-// simple kernel: one thread per run, decode8 straight from global memory.
+// decodes it from shared memory: the formats with a word-level decoder (decode32.h QgFast: the
+// GGUF block formats) 32 elements per thread and step, the others (OCP MX) and every fp32
+// output 8-element runs t, t + 256, ... (Codec::decode8); either way the outputs leave as
+// coalesced 16-byte vectors. Everything else (dense formats, ragged k, unaligned pointers) takes
+// the simple kernel: one thread per run, decode8 straight from global memory.
 //
 // This kernel is half of the prefill path (dequantize + BLAS, M above the fused kernels' range),
 // so its time is that path's overhead over bf16 BLAS. H200, 70B FFN up to bf16, us, before ->
