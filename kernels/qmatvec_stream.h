@@ -53,10 +53,11 @@ ROCQ_HD constexpr int64_t qmv_stream_smem_of(int64_t stage_bytes, int ns, int64_
 // 4096 elements a row fill k = 4096 (shape 1's 8192 leave half the threads idle there). Q6_K's
 // stages (54 KB) do not fit twice. The launcher takes shape 1, else 2, where it fits in shared
 // memory and fills its stages. Since session 13 shape 1 also serves the 32-element formats'
-// whole-block pieces (kSpan16: Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4, and IQ4_XS's split pieces;
-// two row sets of eight rows, so x is read once per eight rows instead of four), 1-4% faster on
-// the 70B FFN up layer, where the 16-row groups add no pass of the persistent CTAs
-// (qmatvec_stream.hip no_longer_tail).
+// whole-block pieces (kSpan16: Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4, OCP MXFP4, and IQ4_XS's
+// split pieces; two row sets of eight rows, so x is read once per eight rows instead of four),
+// 1-4% faster on the 70B FFN up layer, where the 16-row groups add no pass of the persistent
+// CTAs (qmatvec_stream.hip no_longer_tail); OCP MXFP4 (two E8M0 copies a thread) 41.0 / 41.5 ->
+// 39.8 / 39.6 us in two alternations (benchmarks/results/bench_qmatmul_h200_s13j_{A,B,A2,B2}).
 template <int ID, int SHAPE = 0>
 struct QmvStreamCfg {
   using C = Codec<ID>;
@@ -137,8 +138,8 @@ struct QmvStreamCfg {
   static constexpr int kMinBlocksM1 = ID == QT_Q8_0 ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   // Shape 1 also for the 32-element block formats' whole-block pieces (StreamPiece kSpan, not
-  // the float pieces: those are kWide) where each row's E8M0 copies fit one per thread.
-  static constexpr bool kSpan16 = StreamPiece<ID, 1>::kSpan && !kWide && (R * (kScBytes ? CU / 4 : 1) <= kThreads);
+  // the float pieces: those are kWide).
+  static constexpr bool kSpan16 = StreamPiece<ID, 1>::kSpan && !kWide;
   static constexpr bool kOn = (PieceInt<ID>::kOn || kStreamFloat<ID>) && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
                               (SHAPE == 0 || ((kWide || kSpan16) && qmv_stream_smem_of(kStageBytes + kScBytes, kStages, 4096, 1,
@@ -237,17 +238,24 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   // on the loads: OCP MXFP4 43.3 -> 50.0 us, bench_qmatmul_h200_s11d.json. Read where they are
   // used, each stage waited on them.) sgi: this thread's copy source in the issue cursor's group,
   // moved a grid of groups at a time.
+  // (16-row groups of OCP MXFP4: two copies a thread, rows scr and scr + NT / SCPR)
   constexpr int SCPR = Cfg::kScBytes ? CU / 4 : 1;  // copies per row
-  static_assert(!kPlane || R * SCPR <= NT, "one E8M0 copy per thread at most");
-  const int scr = tid / SCPR, scj = 4 * (tid % SCPR);  // this thread's copy: row, byte
+  constexpr int SCN = (R * SCPR + NT - 1) / NT;     // copies per thread
+  static_assert(!kPlane || SCN == 1 || (NT % SCPR == 0 && R * SCPR == SCN * NT), "whole rows per pass of copies");
+  constexpr int SCRS = NT / SCPR;                   // rows apart of a thread's copies
+  const int scr = tid / SCPR, scj = 4 * (tid % SCPR);  // this thread's first copy: row, byte
   const bool sc_copy = kPlane && tid < R * SCPR;
   const uint8_t* sgi = sc_copy ? a.sc + ((int64_t)blockIdx.x * R + scr) * nb + scj : nullptr;
   const int64_t sstep = (int64_t)gridDim.x * R * nb;
   auto issue = [&]() {
     if (ig < groups) {
       if constexpr (kPlane) {
-        if (sc_copy && ic * CU + scj < nb && (ig < gfull || ig * R + scr < a.n))
-          rq_cp_async4(sstage + ist * Cfg::kScBytes + scr * CU + scj, sgi + ic * CU);
+#pragma unroll
+        for (int i = 0; i < SCN; ++i) {
+          const int row = scr + i * SCRS;
+          if (sc_copy && ic * CU + scj < nb && (ig < gfull || ig * R + row < a.n))
+            rq_cp_async4(sstage + ist * Cfg::kScBytes + row * CU + scj, sgi + (int64_t)i * SCRS * nb + ic * CU);
+        }
       }
       uint8_t* dst = stage + ist * Cfg::kStageBytes;
       const int off = ic * Cfg::kRowBytes;
