@@ -194,7 +194,7 @@ StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
 template <int id, int XK>
 bool no_longer_tail(const StreamPlan& p16, int64_t n, int64_t k, int64_t row_bytes) {
   const StreamPlan p8 = stream_grid<id, XK, 1, 0>(n, k, row_bytes);
-  if (p8.grid <= 0) return true;
+  if (p8.grid <= 0) return true;  // (no 8-row plan to compare with: the 16-row one stands)
   const int64_t passes16 = rq_ceil_div(rq_ceil_div(n, 16), p16.grid), passes8 = rq_ceil_div(rq_ceil_div(n, 8), p8.grid);
   return 2 * passes16 <= passes8;
 }

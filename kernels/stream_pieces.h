@@ -22,7 +22,7 @@ namespace rocq::gpu {
 // formats within 2%, benchmarks/results/bench_qmatmul_h200_s13d_{base,swz}.json). Then the row's
 // k/32 block scales.
 ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7) ^ ((g >> 4) & 1); }
-// N x granules (16 bytes each) from granule index g0, a multiple of N (2 or 4): w[4i..4i+3] =
+// N x granules (16 bytes each) from granule index g0, a multiple of N (1, 2 or 4): w[4i..4i+3] =
 // granule g0 + i, stored at rq_xswz(g0) ^ i (the swizzle XORs bits that g0 + i shares with g0).
 template <int N>
 ROCQ_DEVICE void rq_x_granules(const uint8_t* xg, int g0, uint32_t (&w)[4 * N]) {
