@@ -103,8 +103,11 @@ def test_dequantize_bit_exact(fmt, dtype, rng):
 def test_dequantize_stream_chunks(fmt, dtype, rng):
     """The streaming dequantize kernel over several whole chunks and a partial last one (a chunk
     is 16384 elements: the test_dequantize_bit_exact shapes of the 32-element formats fit in
-    one partial chunk): 67 x 1280 is 5.2 chunks."""
+    one partial chunk): 67 x 1280 is 5.2 chunks; then 61 rows of 41 blocks (32-element formats)
+    or 5 (256-element ones), whose weight ends inside a 16-byte vector where the block size
+    allows (the last chunk's byte-wise copy)."""
     check_dequantize_bit_exact(fmt, dtype, 67, 1280, rng)
+    check_dequantize_bit_exact(fmt, dtype, 61, fmt.block_elems * (41 if fmt.block_elems == 32 else 5), rng)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
