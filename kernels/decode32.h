@@ -21,26 +21,9 @@ struct QgFast {
   ROCQ_DEVICE static void dec32(const uint8_t*, uint8_t, int, float (&)[32]) {}
 };
 
-// Q4_0: x = d * (q - 8); elements j / j+16 = low / high nibble of qs[j].
-template <>
-struct QgFast<QT_Q4_0> {
-  static constexpr bool kOn = true;
-  ROCQ_DEVICE static void dec32(const uint8_t* blk, uint8_t, int, float (&o)[32]) {
-    const float d = qg_half(blk);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t w = rq_g32_any(blk + 2 + 4 * i);
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        o[4 * i + b] = rq_mul(d, qg_u2f((w >> (8 * b)) & 15u, 8388616.0f));
-        o[16 + 4 * i + b] = rq_mul(d, qg_u2f((w >> (8 * b + 4)) & 15u, 8388616.0f));
-      }
-    }
-  }
-};
-
-// Q4_1, Q5_0, Q5_1 (Q4_0 nibble order; Q5: the fifth bit of element e is bit e of the
-// little-endian u32 qh): x = d * q + m (MIN), or d * (q - 16) (Q5_0).
+// Q4_0, Q4_1, Q5_0, Q5_1: elements j / j + 16 = low / high nibble of qs[j] (Q5: the fifth bit
+// of element e is bit e of the little-endian u32 qh); x = d * q + m (MIN), else d * (q - 8)
+// (Q4_0) or d * (q - 16) (Q5_0).
 template <bool Q5, bool MIN>
 struct QgFastQ45 {
   static constexpr bool kOn = true;
@@ -48,7 +31,7 @@ struct QgFastQ45 {
     const float d = qg_half(blk), m = MIN ? qg_half(blk + 2) : 0.f;
     const uint8_t* qs = blk + (MIN ? 4 : 2) + (Q5 ? 4 : 0);
     const uint32_t qh = Q5 ? rq_g32_any(blk + (MIN ? 4 : 2)) : 0u;
-    constexpr float kMinus = 8388608.0f + (Q5 && !MIN ? 16.0f : 0.0f);  // 2^23 (+ 16)
+    constexpr float kMinus = 8388608.0f + (MIN ? 0.0f : Q5 ? 16.0f : 8.0f);  // 2^23 + the offset
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const uint32_t w = rq_g32_any(qs + 4 * i);
@@ -66,6 +49,7 @@ struct QgFastQ45 {
     }
   }
 };
+template <> struct QgFast<QT_Q4_0> : QgFastQ45<false, false> {};
 template <> struct QgFast<QT_Q4_1> : QgFastQ45<false, true> {};
 template <> struct QgFast<QT_Q5_0> : QgFastQ45<true, false> {};
 template <> struct QgFast<QT_Q5_1> : QgFastQ45<true, true> {};

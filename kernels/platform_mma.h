@@ -177,32 +177,6 @@ struct RqMma {
 };
 #endif
 
-// 2N floats -> N words of bf16 pairs lo | hi << 16, bit-exact with rq_float_to_bf16_bits (round
-// to nearest even, NaN payloads kept): the hardware conversion where the target has one (NVIDIA
-// sm_80+), which would canonicalise NaNs, so the pairs holding a NaN take the bit recipe. One
-// test and one branch for the lot, not per pair (the dequantize kernels' stores, where values are
-// NaN only for broken scales or fp8 NaN codes).
-template <int N>
-ROCQ_DEVICE void rq_pack_bf16_exact_n(const float* v, uint32_t* h) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  bool nan = false;
-#pragma unroll
-  for (int i = 0; i < N; ++i) {
-    nan |= !(v[2 * i] == v[2 * i] && v[2 * i + 1] == v[2 * i + 1]);
-    const __nv_bfloat162 b = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-    h[i] = *reinterpret_cast<const uint32_t*>(&b);
-  }
-  if (!nan) return;
-#endif
-#pragma unroll
-  for (int i = 0; i < N; ++i) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    if (v[2 * i] == v[2 * i] && v[2 * i + 1] == v[2 * i + 1]) continue;  // (converted above)
-#endif
-    h[i] = (uint32_t)rq_float_to_bf16_bits(v[2 * i]) | ((uint32_t)rq_float_to_bf16_bits(v[2 * i + 1]) << 16);
-  }
-}
-
 // Two floats -> two operand values, round to nearest even, packed low | high << 16.
 template <RqOp OP>
 ROCQ_DEVICE uint32_t rq_pack2_op(float lo, float hi) {
@@ -220,6 +194,31 @@ ROCQ_DEVICE uint32_t rq_pack2_op(float lo, float hi) {
   else
     return (uint32_t)__half_as_ushort(__float2half_rn(lo)) | ((uint32_t)__half_as_ushort(__float2half_rn(hi)) << 16);
 #endif
+}
+
+// 2N floats -> N words of bf16 pairs lo | hi << 16, bit-exact with rq_float_to_bf16_bits (round
+// to nearest even, NaN payloads kept): the hardware conversion where the target has one (NVIDIA
+// sm_80+), which would canonicalise NaNs, so the pairs holding a NaN take the bit recipe. One
+// test and one branch for the lot, not per pair (the dequantize kernels' stores, where values are
+// NaN only for broken scales or fp8 NaN codes).
+template <int N>
+ROCQ_DEVICE void rq_pack_bf16_exact_n(const float* v, uint32_t* h) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  bool nan = false;
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    nan |= !(v[2 * i] == v[2 * i] && v[2 * i + 1] == v[2 * i + 1]);
+    h[i] = rq_pack2_op<RqOp::BF16>(v[2 * i], v[2 * i + 1]);
+  }
+  if (!nan) return;
+#endif
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if (v[2 * i] == v[2 * i] && v[2 * i + 1] == v[2 * i + 1]) continue;  // (converted above)
+#endif
+    h[i] = (uint32_t)rq_float_to_bf16_bits(v[2 * i]) | ((uint32_t)rq_float_to_bf16_bits(v[2 * i + 1]) << 16);
+  }
 }
 
 template <RqOp OP>

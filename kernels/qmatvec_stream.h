@@ -107,9 +107,10 @@ struct QmvStreamCfg {
   static constexpr int kStageBytes = R * kRowBytes;
   // the scale-plane formats' E8M0 bytes of a stage (R rows of CU), a 16-byte multiple
   static constexpr int kScBytes = rq_has_scale_plane(ID) ? (R * CU + 15) / 16 * 16 : 0;
+  static constexpr int kStageSmem = kStageBytes + kScBytes;  // a stage's shared memory, both parts
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
   static constexpr int kStages =
-      SHAPE ? (qmv_stream_smem_of(kStageBytes + kScBytes, 3, 4096, 1, qmv_stream_xe(ID, 1, 3)) <= kQmvStreamMaxSmem ? 3 : 2)
+      SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3)) <= kQmvStreamMaxSmem ? 3 : 2)
             : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
@@ -142,7 +143,7 @@ struct QmvStreamCfg {
   static constexpr bool kSpan16 = StreamPiece<ID, 1>::kSpan && !kWide;
   static constexpr bool kOn = (PieceInt<ID>::kOn || kStreamFloat<ID>) && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
-                              (SHAPE == 0 || ((kWide || kSpan16) && qmv_stream_smem_of(kStageBytes + kScBytes, kStages, 4096, 1,
+                              (SHAPE == 0 || ((kWide || kSpan16) && qmv_stream_smem_of(kStageSmem, kStages, 4096, 1,
                                                                           qmv_stream_xe(ID, 1, kStages)) <= kQmvStreamMaxSmem)) &&
                               (SHAPE != 2 || ID == QT_Q2_K);
 };
@@ -365,7 +366,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 template <int ID, int SHAPE>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
   using Cfg = QmvStreamCfg<ID, SHAPE>;
-  return qmv_stream_smem_of(Cfg::kStageBytes + Cfg::kScBytes, ns, k, mt, qmv_stream_xe(ID, mt, ns));
+  return qmv_stream_smem_of(Cfg::kStageSmem, ns, k, mt, qmv_stream_xe(ID, mt, ns));
 }
 
 }  // namespace rocq::gpu

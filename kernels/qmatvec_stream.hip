@@ -193,6 +193,7 @@ StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
 // IQ4_XS 14.5 / 16.7, Q4_1 11.6 / 12.1.
 template <int id, int XK>
 bool no_longer_tail(const StreamPlan& p16, int64_t n, int64_t k, int64_t row_bytes) {
+  if (stream_rows_mode() == 16) return true;  // (forced: tests, benchmarks)
   const StreamPlan p8 = stream_grid<id, XK, 1, 0>(n, k, row_bytes);
   if (p8.grid <= 0) return true;  // (no 8-row plan to compare with: the 16-row one stands)
   const int64_t passes16 = rq_ceil_div(rq_ceil_div(n, 16), p16.grid), passes8 = rq_ceil_div(rq_ceil_div(n, 8), p8.grid);
@@ -212,7 +213,7 @@ StreamPlan stream_plan_any(int qtype, int64_t M, int64_t n, int64_t k, int64_t r
         if (plan.grid == 0 && M == 1 && stream_rows_mode() != 8) {
           const StreamPlan p16 = stream_grid<id, XK, 1, S>(n, k, row_bytes);
           if (p16.grid > 0 && bigger_rows(k / Big::UE, Big::CU) &&
-              (!Big::kSpan16 || stream_rows_mode() == 16 || no_longer_tail<id, XK>(p16, n, k, row_bytes)))
+              (!Big::kSpan16 || no_longer_tail<id, XK>(p16, n, k, row_bytes)))
             plan = p16;
         }
       }
