@@ -33,11 +33,12 @@ namespace rocq::gpu {
 // another kernel runs instead.
 constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 
-// Dynamic shared memory of ns stages of stage_bytes each (weights and E8M0 bytes) and mt x rows of
-// k elements of xe bytes (qmv_stream_xe) with their block scales: the launcher's size
-// (qmv_stream_smem) and the configurations' fit checks (QmvStreamCfg) alike.
-ROCQ_HD constexpr int64_t qmv_stream_smem_of(int64_t stage_bytes, int ns, int64_t k, int mt, int xe) {
-  return ns * stage_bytes + qmv_stream_xbytes(k, mt, xe);
+// Dynamic shared memory of ns stages of stage_bytes each (weights and E8M0 bytes), mt x rows of
+// k elements of xe bytes (qmv_stream_xe) with their block scales, and e8 bytes of E8M0 table
+// (StreamPiece kE8: 1024, else 0): the launcher's size (qmv_stream_smem) and the
+// configurations' fit checks (QmvStreamCfg) alike.
+ROCQ_HD constexpr int64_t qmv_stream_smem_of(int64_t stage_bytes, int ns, int64_t k, int mt, int xe, int e8) {
+  return ns * stage_bytes + qmv_stream_xbytes(k, mt, xe) + e8;
 }
 
 // Shape, measured on the H200 (bf16 x, M = 1, same run; benchmarks/results/
@@ -108,9 +109,11 @@ struct QmvStreamCfg {
   // the scale-plane formats' E8M0 bytes of a stage (R rows of CU), a 16-byte multiple
   static constexpr int kScBytes = rq_has_scale_plane(ID) ? (R * CU + 15) / 16 * 16 : 0;
   static constexpr int kStageSmem = kStageBytes + kScBytes;  // a stage's shared memory, both parts
+  // the E8M0 table's bytes (either row count's pieces decode E8M0 bytes through it: StreamPiece kE8)
+  static constexpr int kE8Bytes = StreamPiece<ID, 1>::kE8 || StreamPiece<ID, 2>::kE8 ? 256 * 4 : 0;
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
   static constexpr int kStages =
-      SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3)) <= kQmvStreamMaxSmem ? 3 : 2)
+      SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3), kE8Bytes) <= kQmvStreamMaxSmem ? 3 : 2)
             : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
@@ -144,7 +147,7 @@ struct QmvStreamCfg {
   static constexpr bool kOn = (PieceInt<ID>::kOn || kStreamFloat<ID>) && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
                               (SHAPE == 0 || ((kWide || kSpan16) && qmv_stream_smem_of(kStageSmem, kStages, 4096, 1,
-                                                                          qmv_stream_xe(ID, 1, kStages)) <= kQmvStreamMaxSmem)) &&
+                                                                          qmv_stream_xe(ID, 1, kStages), kE8Bytes) <= kQmvStreamMaxSmem)) &&
                               (SHAPE != 2 || ID == QT_Q2_K);
 };
 
@@ -178,6 +181,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   const int u = pc / PPB, Q0 = (pc % PPB) * NQ;  // this thread's unit in a stage and first quad
   const int units = (int)(a.k / UE);         // per row
   const int nb = (int)(a.k / 32);            // 32-element blocks per row (x scales, E8M0 bytes)
+  float* const e8 = xsc + MT * nb;           // (P::kE8) the E8M0 table: e8[e] = P::e8(e), after x
   const int nc = (units + CU - 1) / CU;      // stages per row group
   const int64_t groups = rq_ceil_div(a.n, R);
 
@@ -204,6 +208,9 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
         for (int j = 0; j < 4; ++j) *reinterpret_cast<uint4*>(xg + 16 * rq_xswz(m * (kx / 8) + 4 * blk + j)) = q[j];
       }
     }
+  }
+  if constexpr (P::kE8) {
+    for (int i = tid; i < 256; i += NT) e8[i] = P::e8((uint8_t)i);  // (read after the first stage's __syncthreads)
   }
   uint32_t tab[2] = {0u, 0u};  // the piece's table words (StreamPiece kTab), in registers
   if constexpr (P::kTab) {
@@ -248,20 +255,25 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   const bool sc_copy = kPlane && tid < R * SCPR;
   const uint8_t* sgi = sc_copy ? a.sc + ((int64_t)blockIdx.x * R + scr) * nb + scj : nullptr;
   const int64_t sstep = (int64_t)gridDim.x * R * nb;
+  // (E8M0 copies of a whole stage need no bounds: its CU units per row are inside the row, as a
+  // scale-plane format's units are its 32-element blocks, and its R rows inside n. The bounds,
+  // 64-bit, cost ~10 instructions a stage: sm_90 SASS of the OCP FP6 loop.)
+  static_assert(!kPlane || UE == 32, "a scale-plane format's unit is one 32-element block");
   auto issue = [&]() {
     if (ig < groups) {
+      const bool whole = ic < ncf && ig < gfull;  // a whole stage of R rows inside n
       if constexpr (kPlane) {
 #pragma unroll
         for (int i = 0; i < SCN; ++i) {
           const int row = scr + i * SCRS;
-          if (sc_copy && ic * CU + scj < nb && (ig < gfull || ig * R + row < a.n))
+          if (sc_copy && (whole || (ic * CU + scj < nb && (ig < gfull || ig * R + row < a.n))))
             rq_cp_async4(sstage + ist * Cfg::kScBytes + row * CU + scj, sgi + (int64_t)i * SCRS * nb + ic * CU);
         }
       }
       uint8_t* dst = stage + ist * Cfg::kStageBytes;
       const int off = ic * Cfg::kRowBytes;
       const uint8_t* src = gsrc + off;
-      if (ic < ncf && ig < gfull) cp.whole(dst, src);
+      if (whole) cp.whole(dst, src);
       else cp.part(dst, src, tid, a, ig, off);
       rq_stage_next<NS>(ic, ist, ig, gsrc, nc, gstep);
       if (kPlane && ic == 0) sgi += sstep;  // (past the end: not read)
@@ -283,16 +295,21 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       rq_cp_async_wait<NS - 2>();
       __syncthreads();  // this stage landed for every thread; the previous one is free to refill
       issue();
-      uint8_t scs[RT] = {};
-      if constexpr (kPlane) {
-#pragma unroll
-        for (int r = 0; r < RT; ++r) scs[r] = sstage[st * Cfg::kScBytes + (rs * RT + r) * CU + u];
-      }
       const int b = c * CU + u;  // unit within the row
       // this thread's unit in the stage, its first row
       const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
+      // its rows' E8M0 bytes (the scale plane's, else MXFP4's first block byte) and, kE8, their scales
+      uint8_t scs[RT] = {};
+      float scf[RT] = {};
+      if constexpr (kPlane || P::kE8) {
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+          scs[r] = kPlane ? sstage[st * Cfg::kScBytes + (rs * RT + r) * CU + u] : sb[r * Cfg::kRowBytes];
+          if constexpr (P::kE8) scf[r] = e8[scs[r]];
+        }
+      }
       if constexpr (P::kOwnRows) {
-        if (b < units) P::template rows<MT, RT, XE>(xg, kx, xsc, nb, b * UE, Q0, sb, Cfg::kRowBytes, scs, acc);
+        if (b < units) P::template rows<MT, RT, XE>(xg, kx, xsc, nb, b * UE, Q0, sb, Cfg::kRowBytes, scf, acc);
       } else if (b < units) {
         const int e0 = b * UE;
         XIPiece<MT, NQ> x;
@@ -331,7 +348,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
         }
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
-          P::template dot<NQ>(tab, sb + r * Cfg::kRowBytes, Q0, kPlane ? scs[r] : (uint8_t)0, x, acc[r]);
+          P::template dot<NQ>(tab, sb + r * Cfg::kRowBytes, Q0, scs[r], scf[r], x, acc[r]);
         }
       }
       st = st + 1 == NS ? 0 : st + 1;
@@ -366,7 +383,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 template <int ID, int SHAPE>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
   using Cfg = QmvStreamCfg<ID, SHAPE>;
-  return qmv_stream_smem_of(Cfg::kStageSmem, ns, k, mt, qmv_stream_xe(ID, mt, ns));
+  return qmv_stream_smem_of(Cfg::kStageSmem, ns, k, mt, qmv_stream_xe(ID, mt, ns), Cfg::kE8Bytes);
 }
 
 }  // namespace rocq::gpu

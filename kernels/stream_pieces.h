@@ -22,19 +22,26 @@ namespace rocq::gpu {
 // formats within 2%, benchmarks/results/bench_qmatmul_h200_s13d_{base,swz}.json). Then the row's
 // k/32 block scales.
 ROCQ_DEVICE int rq_xswz(int g) { return g ^ ((g >> 3) & 7) ^ ((g >> 4) & 1); }
-// N x granules (16 bytes each) from granule index g0, a multiple of N (1, 2 or 4): w[4i..4i+3] =
-// granule g0 + i, stored at rq_xswz(g0) ^ i (the swizzle XORs bits that g0 + i shares with g0).
+// N x granules (16 bytes each) from the one whose swizzled byte offset is o = 16 * rq_xswz(g0),
+// g0 a multiple of N (1, 2 or 4): w[4i..4i+3] = granule g0 + i, stored at o ^ 16 i (the swizzle
+// XORs bits that g0 + i shares with g0). rq_xswz is linear over XOR, so a piece whose runs lie at
+// granules g + d (g & d == 0: g + d == g ^ d) computes o for g once and reaches each run at
+// o ^ 16 * rq_xswz(d), one XOR with a constant where d is (the swizzle recomputed per run was
+// ~5 instructions a run: sm_90 SASS of the OCP FP6 loop).
 template <int N>
-ROCQ_DEVICE void rq_x_granules(const uint8_t* xg, int g0, uint32_t (&w)[4 * N]) {
-  const int o0 = 16 * rq_xswz(g0);
+ROCQ_DEVICE void rq_x_granules_at(const uint8_t* xg, int o, uint32_t (&w)[4 * N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) {
-    const uint4 t = *reinterpret_cast<const uint4*>(xg + (o0 ^ (16 * i)));
+    const uint4 t = *reinterpret_cast<const uint4*>(xg + (o ^ (16 * i)));
     w[4 * i] = t.x;
     w[4 * i + 1] = t.y;
     w[4 * i + 2] = t.z;
     w[4 * i + 3] = t.w;
   }
+}
+template <int N>
+ROCQ_DEVICE void rq_x_granules(const uint8_t* xg, int g0, uint32_t (&w)[4 * N]) {
+  rq_x_granules_at<N>(xg, 16 * rq_xswz(g0), w);
 }
 // The two int16 x values of word w (low, high half) as floats (exact).
 ROCQ_DEVICE void rq_xi16x2_to_f32(uint32_t w, float& lo, float& hi) {
@@ -58,7 +65,10 @@ ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
   for (int j = 0; j < 4; ++j) q[j] = make_uint4(o[4 * j], o[4 * j + 1], o[4 * j + 2], o[4 * j + 3]);
 }
 // The x rows' stride in shared memory (elements): k rounded up to 64, whole 128-byte lines (the
-// swizzle's span), so that each row's swizzle stays inside the row.
+// swizzle's span), so that each row's swizzle stays inside the row. (Rounding to 256 would put
+// every row at a multiple of 32 granules for any k, but costs shared memory that decides, at
+// the margin, whether the kernel fits: Q5_1 at M = 2, k = 9600 did not. The 256-element formats,
+// whose pieces rely on that alignment, have k % 256 == 0 anyway.)
 ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
 // Shared memory of mt rows of x: the rows (xe bytes an element: 2, int16; 4, the float pieces'
 // fp32 copies of the same fixed-point values, StreamPieceMxF) and their k / 32 block scales.
@@ -86,6 +96,11 @@ template <int ID, int MT, bool SPLIT = (MT == 1 && (ID == QT_IQ4_NL || ID == QT_
                                                      ID == QT_OCP_MXFP4))>
 struct StreamPiece {
   static constexpr bool kPairX = false, kTab = false, kOwnRows = false;
+  // kE8: the piece takes its unit's E8M0 scale decoded (e8(byte)), from a 256-entry table the
+  // kernel builds in shared memory (rq_e8m0 and its kind cost 5-6 instructions a row and unit:
+  // two compares, a shift, two selects)
+  static constexpr bool kE8 = false;
+  ROCQ_HD static float e8(uint8_t) { return 0.f; }
   // the 32-element formats' pieces take a whole block (QmvStreamCfg: NQ = 4 quads, one piece per unit)
   static constexpr bool kSpan = Codec<ID>::kElems == 32;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
@@ -95,19 +110,20 @@ struct StreamPiece {
   ROCQ_DEVICE static constexpr int span_a(int q) { return Piece<ID>::xa(q); }
   ROCQ_DEVICE static constexpr int span_b(int q) { return Piece<ID>::xb(q); }
   template <int NQ>
-  ROCQ_DEVICE static void dot(const uint32_t (&)[2], const uint8_t* blk, int Q0, uint8_t sc, const XIPiece<MT, NQ>& x,
-                              float (&acc)[MT]) {
+  ROCQ_DEVICE static void dot(const uint32_t (&)[2], const uint8_t* blk, int Q0, uint8_t sc, float,
+                              const XIPiece<MT, NQ>& x, float (&acc)[MT]) {
     PieceInt<ID>::template dot<MT, NQ>(blk, Q0, sc, x, acc);
   }
 };
 // Q2_K, Q3_K, Q6_K: 8-quad pieces of 4 sub-blocks of 16 elements (qdot_int_stream.h PieceIntK23Wide,
 // PieceIntQ6Wide: W), both row counts, which run the rows of a piece themselves (kOwnRows:
 // rows()), x one 16-element sub-block at a time, so that x for the piece's 64 elements is never
-// live at once. (rows() also gets the RT rows' E8M0 bytes of the scale-plane formats, sc, and XE,
+// live at once. (rows() also gets the RT rows' E8M0 scales, sc, decoded where the piece has kE8, and XE,
 // the bytes of an x element, qmv_stream_xe: 2 for every piece but StreamPieceMxF's.)
 struct StreamOwnRows {  // the flags of the pieces that run their rows themselves
-  static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true;
+  static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true, kE8 = false;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
+  ROCQ_HD static float e8(uint8_t) { return 0.f; }
 };
 template <typename W>
 struct StreamPieceSubs : StreamOwnRows {
@@ -115,7 +131,7 @@ struct StreamPieceSubs : StreamOwnRows {
   // piece's unit starts at element e0; its RT rows' bytes at blk, row_bytes apart.
   template <int MT, int RT, int XE>
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
-                               int row_bytes, const uint8_t (&)[RT], float (&acc)[RT][MT]) {
+                               int row_bytes, const float (&)[RT], float (&acc)[RT][MT]) {
     static_assert(XE == 2, "int16 x");
     typename W::Row rw[RT];
     float part[RT][MT], part2[RT][MT];  // W::kSplitSums: the piece's two sums per row (W::finish)
@@ -126,6 +142,12 @@ struct StreamPieceSubs : StreamOwnRows {
       for (int m = 0; m < MT; ++m) part[r][m] = part2[r][m] = 0.f;
     }
     const int ef = e0 + W::elem0(Q0);
+    // run j's granules at (m kx + ef) / 8 + 4 j: ef / 8 is 0, 2, 16 or 18 past a multiple of 32
+    // (e0, a unit's start, and m kx are multiples of 256 elements: these formats' k is, and so
+    // their x stride, qmv_stream_xstride), so bits 2-3 are free for 4 j
+    int xo[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) xo[m] = 16 * rq_xswz((m * kx + ef) >> 3);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       uint32_t xw[MT][8];
@@ -134,7 +156,7 @@ struct StreamPieceSubs : StreamOwnRows {
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         const int e = ef + 32 * j;  // 16 elements from a multiple of 16
-        rq_x_granules<2>(xg, (m * kx + e) >> 3, xw[m]);
+        rq_x_granules_at<2>(xg, xo[m] ^ (16 * rq_xswz(4 * j)), xw[m]);
         X[m] = rq_xi_sum(xw[m]);
         f[m] = xs[m * nb + e / 32];
       }
@@ -160,7 +182,7 @@ template <bool Q5>
 struct StreamPieceK45 : StreamOwnRows {
   template <int MT, int RT, int XE>
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
-                               int row_bytes, const uint8_t (&)[RT], float (&acc)[RT][MT]) {
+                               int row_bytes, const float (&)[RT], float (&acc)[RT][MT]) {
     static_assert(XE == 2, "int16 x");
     const int g = Q0 / 8;
     uint32_t xa[MT][16], xb[MT][16];
@@ -169,10 +191,11 @@ struct StreamPieceK45 : StreamOwnRows {
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
       const int e = e0 + 64 * g;  // sub-block A: 32 elements from a multiple of 32, B the next 32
+      const int xo = 16 * rq_xswz((m * kx + e) >> 3);  // (a multiple of 8 granules; B 4 past it)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         uint32_t (&xw)[16] = h ? xb[m] : xa[m];
-        rq_x_granules<4>(xg, (m * kx + e + 32 * h) >> 3, xw);
+        rq_x_granules_at<4>(xg, xo ^ (16 * rq_xswz(4 * h)), xw);
         (h ? XB : XA)[m] = rq_xi_sum(xw);
         (h ? fb : fa)[m] = xs[m * nb + (e + 32 * h) / 32];
       }
@@ -257,9 +280,11 @@ template <> struct MxFloatRun<QT_OCP_MXFP6_E3M2> : MxFloatRunFp6<2, 3> {};
 
 template <int ID>
 struct StreamPieceMxF : StreamOwnRows {
-  template <int MT, int RT, int XE>  // XE: bytes an x element (qmv_stream_xe)
+  static constexpr bool kE8 = true;
+  ROCQ_HD static float e8(uint8_t e) { return rq_e8m0(e); }
+  template <int MT, int RT, int XE>  // XE: bytes an x element (qmv_stream_xe); sc: the rows' e8()
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int, const uint8_t* blk,
-                               int row_bytes, const uint8_t (&sc)[RT], float (&acc)[RT][MT]) {
+                               int row_bytes, const float (&sc)[RT], float (&acc)[RT][MT]) {
     using D = MxFloatRun<ID>;
     uint32_t w[RT][D::kWords];
     float s[RT][MT][2];
@@ -269,6 +294,11 @@ struct StreamPieceMxF : StreamOwnRows {
 #pragma unroll
       for (int m = 0; m < MT; ++m) s[r][m][0] = s[r][m][1] = 0.f;
     }
+    // the block's x granules: fp32 (m kx + e0) / 4 + 2 h, int16 (m kx + e0) / 8 + h, from a
+    // multiple of 8 / 4 (rq_x_granules_at)
+    int xo[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) xo[m] = 16 * rq_xswz((m * kx + e0) / (XE == 4 ? 4 : 8));
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       float xf[MT][8];
@@ -276,12 +306,12 @@ struct StreamPieceMxF : StreamOwnRows {
       for (int m = 0; m < MT; ++m) {
         if constexpr (XE == 4) {
           uint32_t xw[8];
-          rq_x_granules<2>(xg, (m * kx + e0 + 8 * h) >> 2, xw);
+          rq_x_granules_at<2>(xg, xo[m] ^ (16 * rq_xswz(2 * h)), xw);
 #pragma unroll
           for (int j = 0; j < 8; ++j) xf[m][j] = rq_bits_to_float(xw[j]);
         } else {
           uint32_t xw[4];
-          rq_x_granules<1>(xg, (m * kx + e0 + 8 * h) >> 3, xw);
+          rq_x_granules_at<1>(xg, xo[m] ^ (16 * rq_xswz(h)), xw);
 #pragma unroll
           for (int j = 0; j < 4; ++j) rq_xi16x2_to_f32(xw[j], xf[m][2 * j], xf[m][2 * j + 1]);
         }
@@ -298,9 +328,8 @@ struct StreamPieceMxF : StreamOwnRows {
     }
 #pragma unroll
     for (int r = 0; r < RT; ++r) {
-      const float d = rq_e8m0(sc[r]);
 #pragma unroll
-      for (int m = 0; m < MT; ++m) acc[r][m] = fmaf(d, (s[r][m][0] + s[r][m][1]) * D::kFold * xs[m * nb + e0 / 32], acc[r][m]);
+      for (int m = 0; m < MT; ++m) acc[r][m] = fmaf(sc[r], (s[r][m][0] + s[r][m][1]) * D::kFold * xs[m * nb + e0 / 32], acc[r][m]);
     }
   }
 };
@@ -311,7 +340,8 @@ template <int MT> struct StreamPiece<QT_OCP_MXFP6_E3M2, MT, false> : StreamPiece
 
 template <int ID, int MT>
 struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_int_stream.h)
-  static constexpr bool kSpan = true, kOwnRows = false;
+  static constexpr bool kSpan = true, kOwnRows = false, kE8 = false;
+  ROCQ_HD static float e8(uint8_t) { return 0.f; }
   ROCQ_DEVICE static int xspan(int Q0) { return 32 * (Q0 / 4); }  // 4 quads per 32 elements
   ROCQ_DEVICE static constexpr int span_a(int q) { return 8 * q; }
   ROCQ_DEVICE static constexpr int span_b(int q) { return 8 * q + 4; }
