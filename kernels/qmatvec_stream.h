@@ -298,13 +298,14 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       const int b = c * CU + u;  // unit within the row
       // this thread's unit in the stage, its first row
       const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
-      // its rows' E8M0 bytes (the scale plane's, else MXFP4's first block byte) and, kE8, their scales
+      // its rows' E8M0 bytes (scale-plane formats) and, kE8, their scales
+      static_assert(!P::kE8 || kPlane, "the E8M0 table serves the scale-plane formats");
       uint8_t scs[RT] = {};
       float scf[RT] = {};
-      if constexpr (kPlane || P::kE8) {
+      if constexpr (kPlane) {
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
-          scs[r] = kPlane ? sstage[st * Cfg::kScBytes + (rs * RT + r) * CU + u] : sb[r * Cfg::kRowBytes];
+          scs[r] = sstage[st * Cfg::kScBytes + (rs * RT + r) * CU + u];
           if constexpr (P::kE8) scf[r] = e8[scs[r]];
         }
       }
