@@ -30,6 +30,12 @@ struct QmvArgs : QmatArgs {
 // round half to even and clamp to +-32767. A block holding inf/NaN gets a NaN scale (its
 // products become NaN) and zero values; a block whose max is below 2^-100, or zero, becomes
 // zeros with scale 0. Used by qmv_xquant_kernel (qmatvec.hip) and the streaming kernel.
+// (Measured and not kept: the same values with frexpf / ldexpf replaced by exponent bits and a
+// multiply by 2^e, 487 -> 348 instructions a block in the streaming kernel's prologue, made that
+// kernel no faster: H200, M = 1, 70B FFN up Q2_K 25.9 -> 26.0 / 26.1 us, E2M3 52.8 -> 53.4 / 53.5,
+// Q4_0 34.4 -> 34.3; 8B FFN up 1-3% slower, e.g. IQ4_XS 14.5 -> 14.9; benchmarks/results/
+// bench_qmatmul_h200_s14h_{A,B,A2,B2,A3,B3}.json. As with issuing the first copies before the
+// rounding (qmatvec_stream.h), a shorter prologue does not help the stream that follows it.)
 template <int XK>
 ROCQ_DEVICE float rq_xquant_block(const typename XStore<XK>::T* src, uint4 (&q)[4]) {
   const uint4* s4 = reinterpret_cast<const uint4*>(src);
