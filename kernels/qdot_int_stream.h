@@ -251,13 +251,13 @@ struct PieceIntLut16Split {
   // permute: 1 extra instruction per 4 codes.)
   static constexpr bool kTab = true;
   ROCQ_HD static constexpr uint32_t tab_word(int j) { return Lut16Split<ID>::mags(j, 0); }
-  // (the kernel's call: NQ given, MT deduced. The float, StreamPiece kE8's decoded E8M0 scale, is
-  // not used here: the scale from the kernel's shared-memory table, as the float pieces take it,
-  // measured slower for these pieces on the H200, M = 1, us, without / with it in one run:
-  // MXFP4 8B FFN up 15.3 / 15.6 and 15.5 / 15.9 (70B FFN up 0.5-2% faster); OCP MXFP4 70B FFN up
-  // 39.4 / 39.8, 8B 14.5 / 15.1; benchmarks/results/bench_qmatmul_h200_s14{a,c}_{A,B,A3,B3}.json.)
+  // (the kernel's call: NQ given, MT deduced. Measured and not kept: MXFP4's and OCP MXFP4's
+  // block scale from the kernel's shared-memory E8M0 table, as the float pieces take it
+  // (stream_pieces.h StreamPiece kE8): H200, M = 1, us, without / with it in one run, MXFP4 8B
+  // FFN up 15.3 / 15.6 and 15.5 / 15.9 (70B FFN up 0.5-2% faster); OCP MXFP4 70B FFN up 39.4 /
+  // 39.8, 8B 14.5 / 15.1; benchmarks/results/bench_qmatmul_h200_s14{a,c}_{A,B,A3,B3}.json.)
   template <int NQ, int MT>
-  ROCQ_DEVICE static void dot(const uint32_t (&tab)[2], const uint8_t* blk, int Q0, uint8_t sc, float,
+  ROCQ_DEVICE static void dot(const uint32_t (&tab)[2], const uint8_t* blk, int Q0, uint8_t sc,
                               const XIPiece<MT, NQ>& x, float (&acc)[MT]) {
     using L = Lut16Split<ID>;
     int s0[MT] = {}, s1[MT] = {};

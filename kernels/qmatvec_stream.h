@@ -109,8 +109,8 @@ struct QmvStreamCfg {
   // the scale-plane formats' E8M0 bytes of a stage (R rows of CU), a 16-byte multiple
   static constexpr int kScBytes = rq_has_scale_plane(ID) ? (R * CU + 15) / 16 * 16 : 0;
   static constexpr int kStageSmem = kStageBytes + kScBytes;  // a stage's shared memory, both parts
-  // the E8M0 table's bytes (either row count's pieces decode E8M0 bytes through it: StreamPiece kE8)
-  static constexpr int kE8Bytes = StreamPiece<ID, 1>::kE8 || StreamPiece<ID, 2>::kE8 ? 256 * 4 : 0;
+  // the E8M0 table's bytes (StreamPiece kE8: the float pieces, both row counts)
+  static constexpr int kE8Bytes = StreamPiece<ID, 1>::kE8 ? 256 * 4 : 0;
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
   static constexpr int kStages =
       SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3), kE8Bytes) <= kQmvStreamMaxSmem ? 3 : 2)
@@ -182,6 +182,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   const int units = (int)(a.k / UE);         // per row
   const int nb = (int)(a.k / 32);            // 32-element blocks per row (x scales, E8M0 bytes)
   float* const e8 = xsc + MT * nb;           // (P::kE8) the E8M0 table: e8[e] = P::e8(e), after x
+  static_assert(!P::kE8 || (kPlane && Cfg::kE8Bytes), "the E8M0 table serves scale-plane formats, counted in the smem");
   const int nc = (units + CU - 1) / CU;      // stages per row group
   const int64_t groups = rq_ceil_div(a.n, R);
 
@@ -299,7 +300,6 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       // this thread's unit in the stage, its first row
       const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
       // its rows' E8M0 bytes (scale-plane formats) and, kE8, their scales
-      static_assert(!P::kE8 || kPlane, "the E8M0 table serves the scale-plane formats");
       uint8_t scs[RT] = {};
       float scf[RT] = {};
       if constexpr (kPlane) {
@@ -349,7 +349,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
         }
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
-          P::template dot<NQ>(tab, sb + r * Cfg::kRowBytes, Q0, scs[r], scf[r], x, acc[r]);
+          P::template dot<NQ>(tab, sb + r * Cfg::kRowBytes, Q0, scs[r], x, acc[r]);
         }
       }
       st = st + 1 == NS ? 0 : st + 1;

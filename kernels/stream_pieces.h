@@ -96,11 +96,10 @@ template <int ID, int MT, bool SPLIT = (MT == 1 && (ID == QT_IQ4_NL || ID == QT_
                                                      ID == QT_OCP_MXFP4))>
 struct StreamPiece {
   static constexpr bool kPairX = false, kTab = false, kOwnRows = false;
-  // kE8: the piece takes its unit's E8M0 scale decoded (e8(byte)), from a 256-entry table the
-  // kernel builds in shared memory (rq_e8m0 and its kind cost 5-6 instructions a row and unit:
-  // two compares, a shift, two selects)
+  // kE8: the piece's rows() takes its rows' E8M0 scales decoded, e8(byte), from a 256-entry table
+  // the kernel builds in shared memory (rq_e8m0 costs 5-6 instructions a row and unit: two
+  // compares, a shift, two selects); only the float pieces (StreamPieceMxF) have it
   static constexpr bool kE8 = false;
-  ROCQ_HD static float e8(uint8_t) { return 0.f; }
   // the 32-element formats' pieces take a whole block (QmvStreamCfg: NQ = 4 quads, one piece per unit)
   static constexpr bool kSpan = Codec<ID>::kElems == 32;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
@@ -110,8 +109,8 @@ struct StreamPiece {
   ROCQ_DEVICE static constexpr int span_a(int q) { return Piece<ID>::xa(q); }
   ROCQ_DEVICE static constexpr int span_b(int q) { return Piece<ID>::xb(q); }
   template <int NQ>
-  ROCQ_DEVICE static void dot(const uint32_t (&)[2], const uint8_t* blk, int Q0, uint8_t sc, float,
-                              const XIPiece<MT, NQ>& x, float (&acc)[MT]) {
+  ROCQ_DEVICE static void dot(const uint32_t (&)[2], const uint8_t* blk, int Q0, uint8_t sc, const XIPiece<MT, NQ>& x,
+                              float (&acc)[MT]) {
     PieceInt<ID>::template dot<MT, NQ>(blk, Q0, sc, x, acc);
   }
 };
@@ -123,7 +122,6 @@ struct StreamPiece {
 struct StreamOwnRows {  // the flags of the pieces that run their rows themselves
   static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true, kE8 = false;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
-  ROCQ_HD static float e8(uint8_t) { return 0.f; }
 };
 template <typename W>
 struct StreamPieceSubs : StreamOwnRows {
@@ -376,7 +374,6 @@ template <int MT> struct StreamPiece<QT_OCP_MXFP6_E3M2, MT, false> : StreamPiece
 template <int ID, int MT>
 struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_int_stream.h)
   static constexpr bool kSpan = true, kOwnRows = false, kE8 = false;
-  ROCQ_HD static float e8(uint8_t) { return 0.f; }
   ROCQ_DEVICE static int xspan(int Q0) { return 32 * (Q0 / 4); }  // 4 quads per 32 elements
   ROCQ_DEVICE static constexpr int span_a(int q) { return 8 * q; }
   ROCQ_DEVICE static constexpr int span_b(int q) { return 8 * q + 4; }
