@@ -122,6 +122,18 @@ ROCQ_DEVICE void rq_g32n_any(const uint8_t* p, uint32_t (&o)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) o[i] = rq_funnel(a[i], a[i + 1], sh);
 }
+// rq_g32n_any where the caller knows the misalignment: p = a + lo (a 4-byte aligned), sh = 8 lo,
+// one value for many calls, so computed once (per call, rq_g32n_any's mask, shift, select and
+// predicated load are ~4 instructions). Reads a[N] even when sh == 0: callers keep the word
+// a[N] inside their buffer (the streaming kernel's stages: shared memory follows every stage).
+template <int N>
+ROCQ_DEVICE void rq_g32n_sh(const uint32_t* a, uint32_t sh, uint32_t (&o)[N]) {
+  uint32_t w[N + 1];
+#pragma unroll
+  for (int i = 0; i <= N; ++i) w[i] = a[i];
+#pragma unroll
+  for (int i = 0; i < N; ++i) o[i] = rq_funnel(w[i], w[i + 1], sh);
+}
 ROCQ_DEVICE uint32_t rq_g32_any(const uint8_t* p) {
   uint32_t o[1];
   rq_g32n_any<1>(p, o);

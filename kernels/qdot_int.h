@@ -324,6 +324,18 @@ struct Lut16Block {
       rq_g32n_any<NQ>(blk + kCodes + 4 * Q0, ws);
     }
   }
+  // The same where the caller knows blk's offset past a 4-byte boundary, lo (the streaming
+  // kernel: one per thread; rq_g32n_sh, whose extra word may lie up to 3 bytes past the block).
+  template <int NQ>
+  ROCQ_DEVICE static void words_at(const uint8_t* blk, int lo, int Q0, uint32_t (&ws)[NQ]) {
+    constexpr int kCodes = ID == QT_IQ4_NL ? 2 : ID == QT_MXFP4 ? 1 : ID == QT_IQ4_XS ? 8 : 0;
+    if constexpr (ID == QT_IQ4_XS || ID == QT_OCP_MXFP4) {
+      words<NQ>(blk, Q0, ws);
+    } else {
+      const int plo = (lo + kCodes) & 3;
+      rq_g32n_sh<NQ>(reinterpret_cast<const uint32_t*>(blk + kCodes + 4 * Q0 - plo), 8u * (uint32_t)plo, ws);
+    }
+  }
 };
 template <int ID>
 struct PieceIntLut16 {

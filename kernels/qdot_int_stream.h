@@ -33,12 +33,15 @@ struct PieceInt64Runs {
 template <int ID>
 struct PieceIntK23Wide : PieceInt64Runs {
   static constexpr bool kSplitSums = ID == QT_Q2_K;
+  static constexpr bool kXSums = true;  // X from the kernel's x sums (stream_pieces.h qmv_stream_xs)
   struct Row {
     uint32_t w[4], hm[4];  // qs words (fields j = 0..3); Q3_K: hmask words (bit j: load())
     uint32_t sc4;          // Q3_K: the 6-bit scales of sub-blocks j = 0..3, byte j (unsigned: + 32)
     float d, dmin;
   };
-  ROCQ_DEVICE static Row load(const uint8_t* blk, int Q0) {
+  // lo: blk's byte offset past a 4-byte boundary (the same for every row of the piece: the caller
+  // computes it once)
+  ROCQ_DEVICE static Row load(const uint8_t* blk, int lo, int Q0) {
     const int c = Q0 / 16, lh = (Q0 / 8) % 2;
     Row r;
     if constexpr (ID == QT_Q2_K) {  // 84-byte blocks: 4-byte aligned
@@ -47,15 +50,17 @@ struct PieceIntK23Wide : PieceInt64Runs {
       const uint32_t dd = rq_g32(blk + 80);
       r.d = rq_f16_to_f32((uint16_t)dd);
       r.dmin = rq_f16_to_f32((uint16_t)(dd >> 16));
-    } else {  // 110-byte blocks: 2-byte aligned
-      rq_g32n_any<4>(blk + 32 + 32 * c + 16 * lh, r.w);
-      rq_g32n_any<4>(blk + 16 * lh, r.hm);
+    } else {  // 110-byte blocks: 2-byte aligned (the scales' extra word ends 2 bytes past the block)
+      const uint32_t* a = reinterpret_cast<const uint32_t*>(blk - lo);
+      const uint32_t sh = 8u * (uint32_t)lo;
+      rq_g32n_sh<4>(a + 8 + 8 * c + 4 * lh, sh, r.w);
+      rq_g32n_sh<4>(a + 4 * lh, sh, r.hm);
 #pragma unroll
       for (int i = 0; i < 4; ++i) r.hm[i] >>= 4 * c;  // the piece's high bits j = 0..3 at bit j of each byte
       // The four sub-blocks' scales (sb = 8c + 2j + lh, Codec<QT_Q3_K>::scale) at once: low
       // nibbles c of bytes lh + 2j, high pairs at bits 4c + 2 (j / 2) of bytes 8 + (lh + 2j) % 4.
       uint32_t sw[3];
-      rq_g32n_any<3>(blk + 96, sw);
+      rq_g32n_sh<3>(a + 24, sh, sw);
       const uint32_t lo = (rq_byte_perm(sw[0], sw[1], 0x6420u + 0x1111u * lh) >> (4 * c)) & 0x0F0F0F0Fu;
       const uint32_t hb = rq_byte_perm(sw[2], sw[2], 0x2020u + 0x1111u * lh) >> (4 * c);
       const uint32_t hi = (hb & 0x00000303u) | ((hb >> 2) & 0x03030000u);
@@ -76,7 +81,8 @@ struct PieceIntK23Wide : PieceInt64Runs {
     if constexpr (ID == QT_Q2_K) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) rq_idot4_at<MT, 8, true>(r.w[i] & (0x03030303u << (2 * j)), xw, i, s);
-      const int sc = blk[sb] & 15, mn = blk[sb] >> 4;
+      const uint32_t b = blk[sb];
+      const int sc = (int)(b & 15u), mn = (int)(b >> 4);
       const float p = 1.f / (float)(1 << (2 * j));  // the codes' 4^j
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
@@ -116,21 +122,25 @@ struct PieceIntK23Wide : PieceInt64Runs {
 // (PieceInt<QT_Q6_K>: 4-quad pieces, scales per 16 but x read 4 elements at a time and every
 // piece's words re-aligned). Used like PieceIntK23Wide (load once per row, sub() per sub-block).
 struct PieceIntQ6Wide : PieceInt64Runs {
+  static constexpr bool kXSums = false;  // (X summed here: stream_pieces.h qmv_stream_xs)
   struct Row {
     uint32_t ql[8], qh[4];  // ql runs 0, 1 (4 words each), qh
     float d;
   };
-  ROCQ_DEVICE static Row load(const uint8_t* blk, int Q0) {  // 210-byte blocks: 2-byte aligned
+  // 210-byte blocks: 2-byte aligned; lo as PieceIntK23Wide::load
+  ROCQ_DEVICE static Row load(const uint8_t* blk, int lo, int Q0) {
     const int h = Q0 / 16, lh = (Q0 / 8) % 2;
+    const uint32_t* a = reinterpret_cast<const uint32_t*>(blk - lo);
+    const uint32_t sh = 8u * (uint32_t)lo;
     Row w;
     uint32_t t[4];
 #pragma unroll
     for (int run = 0; run < 2; ++run) {
-      rq_g32n_any<4>(blk + 64 * h + 32 * run + 16 * lh, t);
+      rq_g32n_sh<4>(a + 16 * h + 8 * run + 4 * lh, sh, t);
 #pragma unroll
       for (int i = 0; i < 4; ++i) w.ql[4 * run + i] = t[i];
     }
-    rq_g32n_any<4>(blk + 128 + 32 * h + 16 * lh, w.qh);
+    rq_g32n_sh<4>(a + 32 + 8 * h + 4 * lh, sh, w.qh);
     w.d = rq_gf16(blk + 208);
     return w;
   }
@@ -256,14 +266,15 @@ struct PieceIntLut16Split {
   // (stream_pieces.h StreamPiece kE8): H200, M = 1, us, without / with it in one run, MXFP4 8B
   // FFN up 15.3 / 15.6 and 15.5 / 15.9 (70B FFN up 0.5-2% faster); OCP MXFP4 70B FFN up 39.4 /
   // 39.8, 8B 14.5 / 15.1; benchmarks/results/bench_qmatmul_h200_s14{a,c}_{A,B,A3,B3}.json.)
+  // lo: blk's offset past a 4-byte boundary, which the kernel knows per thread (Lut16Block words_at).
   template <int NQ, int MT>
-  ROCQ_DEVICE static void dot(const uint32_t (&tab)[2], const uint8_t* blk, int Q0, uint8_t sc,
+  ROCQ_DEVICE static void dot(const uint32_t (&tab)[2], const uint8_t* blk, int lo, int Q0, uint8_t sc,
                               const XIPiece<MT, NQ>& x, float (&acc)[MT]) {
     using L = Lut16Split<ID>;
     int s0[MT] = {}, s1[MT] = {};
     const float d = Lut16Block<ID>::scale(blk, Q0, sc);
     uint32_t ws[NQ];
-    Lut16Block<ID>::template words<NQ>(blk, Q0, ws);
+    Lut16Block<ID>::template words_at<NQ>(blk, lo, Q0, ws);
     const uint32_t t0 = tab[0], t1 = tab[1];
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {

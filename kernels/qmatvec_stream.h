@@ -34,11 +34,12 @@ namespace rocq::gpu {
 constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 
 // Dynamic shared memory of ns stages of stage_bytes each (weights and E8M0 bytes), mt x rows of
-// k elements of xe bytes (qmv_stream_xe) with their block scales, and e8 bytes of E8M0 table
+// k elements of xe bytes (qmv_stream_xe) with their block scales and xs bytes of sums per 16
+// elements (qmv_stream_xs), and e8 bytes of E8M0 table
 // (StreamPiece kE8: 1024, else 0): the launcher's size (qmv_stream_smem) and the
 // configurations' fit checks (QmvStreamCfg) alike.
-ROCQ_HD constexpr int64_t qmv_stream_smem_of(int64_t stage_bytes, int ns, int64_t k, int mt, int xe, int e8) {
-  return ns * stage_bytes + qmv_stream_xbytes(k, mt, xe) + e8;
+ROCQ_HD constexpr int64_t qmv_stream_smem_of(int64_t stage_bytes, int ns, int64_t k, int mt, int xe, int xs, int e8) {
+  return ns * stage_bytes + qmv_stream_xbytes(k, mt, xe, xs) + e8;
 }
 
 // Shape, measured on the H200 (bf16 x, M = 1, same run; benchmarks/results/
@@ -113,7 +114,7 @@ struct QmvStreamCfg {
   static constexpr int kE8Bytes = StreamPiece<ID, 1>::kE8 ? 256 * 4 : 0;
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2)
   static constexpr int kStages =
-      SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3), kE8Bytes) <= kQmvStreamMaxSmem ? 3 : 2)
+      SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3), qmv_stream_xs(ID), kE8Bytes) <= kQmvStreamMaxSmem ? 3 : 2)
             : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
@@ -147,7 +148,7 @@ struct QmvStreamCfg {
   static constexpr bool kOn = (PieceInt<ID>::kOn || kStreamFloat<ID>) && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
                               (SHAPE == 0 || ((kWide || kSpan16) && qmv_stream_smem_of(kStageSmem, kStages, 4096, 1,
-                                                                          qmv_stream_xe(ID, 1, kStages), kE8Bytes) <= kQmvStreamMaxSmem)) &&
+                                                                          qmv_stream_xe(ID, 1, kStages), qmv_stream_xs(ID), kE8Bytes) <= kQmvStreamMaxSmem)) &&
                               (SHAPE != 2 || ID == QT_Q2_K);
 };
 
@@ -181,7 +182,10 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   const int u = pc / PPB, Q0 = (pc % PPB) * NQ;  // this thread's unit in a stage and first quad
   const int units = (int)(a.k / UE);         // per row
   const int nb = (int)(a.k / 32);            // 32-element blocks per row (x scales, E8M0 bytes)
-  float* const e8 = xsc + MT * nb;           // (P::kE8) the E8M0 table: e8[e] = P::e8(e), after x
+  constexpr int XS = qmv_stream_xs(ID);     // the x sums per 16 elements, after the scales
+  static_assert(P::kXSums == (XS != 0), "the pieces that read the x sums are those they are stored for");
+  int* const xsm = qmv_stream_xsums(xsc, MT, nb);
+  float* const e8 = reinterpret_cast<float*>(xsm + (XS ? MT * 2 * nb : 0));  // (P::kE8) the E8M0 table: e8[e] = P::e8(e)
   static_assert(!P::kE8 || (kPlane && Cfg::kE8Bytes), "the E8M0 table serves scale-plane formats, counted in the smem");
   const int nc = (units + CU - 1) / CU;      // stages per row group
   const int64_t groups = rq_ceil_div(a.n, R);
@@ -195,6 +199,14 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       const int m = i / nb, blk = i % nb;
       uint4 q[4];
       xsc[i] = rq_xquant_block<XK>(xs16 + (int64_t)m * a.k + 32 * blk, q);
+      if constexpr (XS != 0) {  // (i = m * nb + blk: sums 2 i, 2 i + 1)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const uint32_t w[8] = {q[2 * h].x, q[2 * h].y, q[2 * h].z, q[2 * h].w,
+                                 q[2 * h + 1].x, q[2 * h + 1].y, q[2 * h + 1].z, q[2 * h + 1].w};
+          xsm[2 * i + h] = rq_xi_sum(w);
+        }
+      }
       if constexpr (P::kPairX) rq_x_pairs(q);
       if constexpr (XE == 4) {  // fp32: granule g of row m (4 elements) at m * kx / 4 + g, swizzled
 #pragma unroll
@@ -310,6 +322,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
         }
       }
       if constexpr (P::kOwnRows) {
+        static_assert(Cfg::kRowBytes % 4 == 0, "rows of a stage at one offset past a 4-byte boundary (StreamPieceSubs)");
         if (b < units) P::template rows<MT, RT, XE>(xg, kx, xsc, nb, b * UE, Q0, sb, Cfg::kRowBytes, scf, acc);
       } else if (b < units) {
         const int e0 = b * UE;
@@ -347,9 +360,12 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
             }
           }
         }
+        // sb's offset past a 4-byte boundary: u * UB's (stages and rows are 16-byte multiples)
+        static_assert(Cfg::kStageBytes % 4 == 0 && Cfg::kRowBytes % 4 == 0, "rows at their unit's offset mod 4");
+        const int lo = (u * UB) & 3;
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
-          P::template dot<NQ>(tab, sb + r * Cfg::kRowBytes, Q0, scs[r], x, acc[r]);
+          P::template dot<NQ>(tab, sb + r * Cfg::kRowBytes, lo, Q0, scs[r], x, acc[r]);
         }
       }
       st = st + 1 == NS ? 0 : st + 1;
@@ -388,7 +404,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 template <int ID, int SHAPE>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
   using Cfg = QmvStreamCfg<ID, SHAPE>;
-  return qmv_stream_smem_of(Cfg::kStageSmem, ns, k, mt, qmv_stream_xe(ID, mt, ns), Cfg::kE8Bytes);
+  return qmv_stream_smem_of(Cfg::kStageSmem, ns, k, mt, qmv_stream_xe(ID, mt, ns), qmv_stream_xs(ID), Cfg::kE8Bytes);
 }
 
 }  // namespace rocq::gpu

@@ -72,8 +72,9 @@ ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
 ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
 // Shared memory of mt rows of x: the rows (xe bytes an element: 2, int16; 4, the float pieces'
 // fp32 copies of the same fixed-point values, StreamPieceMxF) and their k / 32 block scales.
-ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt, int xe) {
-  return mt * (xe * qmv_stream_xstride(k) + 4 * (k / 32));
+// xs: bytes of x sums per 16 elements after the scales (qmv_stream_xs).
+ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt, int xe, int xs) {
+  return mt * (xe * qmv_stream_xstride(k) + 4 * (k / 32) + xs * (k / 16));
 }
 // Bytes an x element of an instance (format id, mt rows of x, ns stages): 4 for OCP FP6's float
 // pieces at one row of x in three stages, 2 (int16) for the rest. FP6 is bound by integer-ALU
@@ -83,6 +84,26 @@ ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt, int xe) {
 // instance (long k, e.g. the 70B FFN down layer's 28672) keep int16, which fits.
 ROCQ_HD constexpr int qmv_stream_xe(int id, int mt, int ns) {
   return (id == QT_OCP_MXFP6_E2M3 || id == QT_OCP_MXFP6_E3M2) && mt == 1 && ns == 3 ? 4 : 2;
+}
+
+// Bytes of x sums per 16 elements an instance stores (the kernel's prologue, int32 after the block
+// scales): 4 for Q2_K and Q3_K, whose pieces take a 16-element sub-block's sum X from there
+// (StreamPieceSubs kXSums) instead of summing the sub-block's x (8 DP2A a thread and sub-block,
+// where each x run serves 8 or 4 rows). Not Q6_K: its two stages and x fill kQmvStreamMaxSmem
+// exactly on the 70B FFN down layer (k = 28672). With the loads at a known misalignment
+// (rq_g32n_sh: Q3_K, Q6_K, MXFP4, IQ4_NL) and Q2_K's min nibble without a stray 16-bit mask, in
+// one change (sm_90 SASS, a stage's loop: Q2_K 1164 -> 1104 instructions, Q3_K 962 -> 844, MXFP4
+// 973 -> 920): H200, 70B FFN up, us, before / after, two alternations in one run
+// (benchmarks/results/bench_qmatmul_h200_s15a_{A,B,A2,B2}): Q2_K M = 1 26.1 / 26.2 -> 25.4 / 25.4
+// (70% -> 71.5% of copy), M = 2 42.3 / 42.5 -> 39.2 / 39.3; Q3_K M = 2 62.3 -> 56.9 / 57.5 but
+// M = 1 level (40.4 / 40.3 -> 40.5 / 41.0: not bound by its instructions there); MXFP4 M = 1
+// 42.3 / 42.4 -> 41.7 / 42.0, IQ4_NL 42.8 / 42.6 -> 42.1 / 42.5; Q6_K, Q4_0 level.
+ROCQ_HD constexpr int qmv_stream_xs(int id) { return id == QT_Q2_K || id == QT_Q3_K ? 4 : 0; }
+// Where they are: right after the mt rows' nb block scales xs, row m's sum of elements
+// [16 j, 16 j + 16) at [m * 2 nb + j] (the kernel writes them, StreamPieceSubs reads them).
+ROCQ_DEVICE int* qmv_stream_xsums(float* xs, int mt, int nb) { return reinterpret_cast<int*>(xs + mt * nb); }
+ROCQ_DEVICE const int* qmv_stream_xsums(const float* xs, int mt, int nb) {
+  return reinterpret_cast<const int*>(xs + mt * nb);
 }
 
 // The pieces the streaming kernel runs (StreamPiece<ID, MT>): the integer pieces (qdot_int.h),
@@ -96,6 +117,8 @@ template <int ID, int MT, bool SPLIT = (MT == 1 && (ID == QT_IQ4_NL || ID == QT_
                                                      ID == QT_OCP_MXFP4))>
 struct StreamPiece {
   static constexpr bool kPairX = false, kTab = false, kOwnRows = false;
+  // kXSums: the piece reads the x sums per 16 elements the kernel stores (qmv_stream_xs)
+  static constexpr bool kXSums = false;
   // kE8: the piece's rows() takes its rows' E8M0 scales decoded, e8(byte), from a 256-entry table
   // the kernel builds in shared memory (rq_e8m0 costs 5-6 instructions a row and unit: two
   // compares, a shift, two selects); only the float pieces (StreamPieceMxF) have it
@@ -108,8 +131,10 @@ struct StreamPiece {
   ROCQ_DEVICE static int xspan(int) { return 0; }
   ROCQ_DEVICE static constexpr int span_a(int q) { return Piece<ID>::xa(q); }
   ROCQ_DEVICE static constexpr int span_b(int q) { return Piece<ID>::xb(q); }
+  // (lo: blk's offset past a 4-byte boundary, the same for the thread's every piece; the
+  // split-table pieces use it)
   template <int NQ>
-  ROCQ_DEVICE static void dot(const uint32_t (&)[2], const uint8_t* blk, int Q0, uint8_t sc, const XIPiece<MT, NQ>& x,
+  ROCQ_DEVICE static void dot(const uint32_t (&)[2], const uint8_t* blk, int, int Q0, uint8_t sc, const XIPiece<MT, NQ>& x,
                               float (&acc)[MT]) {
     PieceInt<ID>::template dot<MT, NQ>(blk, Q0, sc, x, acc);
   }
@@ -120,11 +145,12 @@ struct StreamPiece {
 // live at once. (rows() also gets the RT rows' E8M0 scales, sc, decoded where the piece has kE8, and XE,
 // the bytes of an x element, qmv_stream_xe: 2 for every piece but StreamPieceMxF's.)
 struct StreamOwnRows {  // the flags of the pieces that run their rows themselves
-  static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true, kE8 = false;
+  static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true, kE8 = false, kXSums = false;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
 };
 template <typename W>
 struct StreamPieceSubs : StreamOwnRows {
+  static constexpr bool kXSums = W::kXSums;  // X of a sub-block from the kernel's sums (qmv_stream_xs)
   // x: xg the swizzled int16 granules (rows kx apart), xs the block scales (rows nb apart); the
   // piece's unit starts at element e0; its RT rows' bytes at blk, row_bytes apart.
   template <int MT, int RT, int XE>
@@ -133,9 +159,13 @@ struct StreamPieceSubs : StreamOwnRows {
     static_assert(XE == 2, "int16 x");
     typename W::Row rw[RT];
     float part[RT][MT], part2[RT][MT];  // W::kSplitSums: the piece's two sums per row (W::finish)
+    // blk's offset past a 4-byte boundary, the same for all rows (row_bytes % 4 == 0: the kernel's
+    // static_assert) and, per thread, every stage: Q3_K's and Q6_K's 2-byte aligned blocks read
+    // their words with it computed once (rq_g32n_sh; per call, rq_g32n_any's ~4 instructions)
+    const int lo = (int)(reinterpret_cast<uintptr_t>(blk) & 3u);
 #pragma unroll
     for (int r = 0; r < RT; ++r) {
-      rw[r] = W::load(blk + r * row_bytes, Q0);
+      rw[r] = W::load(blk + r * row_bytes, lo, Q0);
 #pragma unroll
       for (int m = 0; m < MT; ++m) part[r][m] = part2[r][m] = 0.f;
     }
@@ -146,6 +176,7 @@ struct StreamPieceSubs : StreamOwnRows {
     int xo[MT];
 #pragma unroll
     for (int m = 0; m < MT; ++m) xo[m] = 16 * rq_xswz((m * kx + ef) >> 3);
+    const int* xsum = qmv_stream_xsums(xs, MT, nb) + (ef >> 4);  // (kXSums) sub-block j of row m: [m * 2 nb + 2 j]
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       uint32_t xw[MT][8];
@@ -155,7 +186,8 @@ struct StreamPieceSubs : StreamOwnRows {
       for (int m = 0; m < MT; ++m) {
         const int e = ef + 32 * j;  // 16 elements from a multiple of 16
         rq_x_granules_at<2>(xg, xo[m] ^ (16 * rq_xswz(4 * j)), xw[m]);
-        X[m] = rq_xi_sum(xw[m]);
+        if constexpr (kXSums) X[m] = xsum[m * 2 * nb + 2 * j];
+        else X[m] = rq_xi_sum(xw[m]);
         f[m] = xs[m * nb + e / 32];
       }
 #pragma unroll
@@ -373,7 +405,7 @@ template <int MT> struct StreamPiece<QT_OCP_MXFP6_E3M2, MT, false> : StreamPiece
 
 template <int ID, int MT>
 struct StreamPiece<ID, MT, true> : PieceIntLut16Split<ID> {  // (its dot: qdot_int_stream.h)
-  static constexpr bool kSpan = true, kOwnRows = false, kE8 = false;
+  static constexpr bool kSpan = true, kOwnRows = false, kE8 = false, kXSums = false;
   ROCQ_DEVICE static int xspan(int Q0) { return 32 * (Q0 / 4); }  // 4 quads per 32 elements
   ROCQ_DEVICE static constexpr int span_a(int q) { return 8 * q; }
   ROCQ_DEVICE static constexpr int span_b(int q) { return 8 * q + 4; }
