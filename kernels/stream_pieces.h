@@ -90,7 +90,11 @@ ROCQ_HD constexpr int qmv_stream_xe(int id, int mt, int ns) {
 // scales): 4 for Q2_K and Q3_K, whose pieces take a 16-element sub-block's sum X from there
 // (StreamPieceSubs kXSums) instead of summing the sub-block's x (8 DP2A a thread and sub-block,
 // where each x run serves 8 or 4 rows). Not Q6_K: its two stages and x fill kQmvStreamMaxSmem
-// exactly on the 70B FFN down layer (k = 28672). With the loads at a known misalignment
+// exactly on the 70B FFN down layer (k = 28672). Measured and not kept: Q4_K, Q5_K
+// (StreamPieceK45: two sums per 32-element sub-block instead of 16 DP2A; a stage's loop 600 -> 593
+// instructions at M = 2, 639 -> 614 at M = 1): H200, 70B FFN up, us, before / after in one run,
+// M = 1 level, M = 2 slower, Q4_K 54.4 / 53.7 -> 56.8 / 56.5, Q5_K 62.0 / 61.0 -> 66.4 / 66.3
+// (benchmarks/results/bench_qmatmul_h200_s15c_{A,B,A2,B2}). With the loads at a known misalignment
 // (rq_g32n_sh: Q3_K, Q6_K, MXFP4, IQ4_NL) and Q2_K's min nibble without a stray 16-bit mask, in
 // one change (sm_90 SASS, a stage's loop: Q2_K 1164 -> 1104 instructions, Q3_K 962 -> 844, MXFP4
 // 973 -> 920): H200, 70B FFN up, us, before / after, two alternations in one run
