@@ -113,9 +113,9 @@ struct QmvStreamCfg {
   // the E8M0 table's bytes (StreamPiece kE8: the float pieces, both row counts)
   static constexpr int kE8Bytes = StreamPiece<ID, 1>::kE8 ? 256 * 4 : 0;
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2;
-  // Q3_K's shape 1: 2, for three CTAs a multiprocessor, kMinBlocksM1)
+  // Q3_K's and MXFP4's shape 1: 2, for three CTAs a multiprocessor, kMinBlocksM1)
   static constexpr int kStages =
-      SHAPE == 1 && ID == QT_Q3_K ? 2
+      SHAPE == 1 && (ID == QT_Q3_K || ID == QT_MXFP4) ? 2
       : SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3), qmv_stream_xs(ID), kE8Bytes) <= kQmvStreamMaxSmem ? 3 : 2)
               : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
@@ -142,13 +142,16 @@ struct QmvStreamCfg {
   // bytes copied along with the stages, 3 is the slower: E4M3 70B FFN up 75.3 us at 3, 67.2 at 2,
   // same run (bench_qmatmul_h200_s11f_{A,B}.json; ncu at 3: 40% of warp samples waiting at the
   // stage barrier, on the stage's copies or on other warps).
-  // Q3_K's 16-row groups: 3, in 2 stages (74 KB at k = 8192; 3 stages do not fit three times),
-  // since session 15 (its pieces' instructions cut: it was bound by latency, ncu on the H200 at
+  // Q3_K's and MXFP4's 16-row groups: 3, in 2 stages (74 / 52 KB at k = 8192; 3 stages do not
+  // fit three times), since session 15. Q3_K (its pieces' instructions cut: it was bound by latency, ncu on the H200 at
   // M = 1: issue 61%, integer-ALU 54%, shared-memory wavefronts 50%; 80 registers, 4 bytes
   // spilled): H200, M = 1, us, before / after in one run, 70B FFN up 41.0 / 41.5 -> 39.5 / 39.8,
   // 8B FFN up 15.1 -> 13.3; M = 2 level (benchmarks/results/bench_qmatmul_h200_s15d_*,
-  // ncu_q3_k_m1_h200_s15b.txt).
-  static constexpr int kMinBlocksM1 = ID == QT_Q8_0 || (ID == QT_Q3_K && SHAPE == 1) ? 3 : 2;
+  // ncu_q3_k_m1_h200_s15b.txt). MXFP4 (116 -> 80 registers, no spills): 70B FFN up 42.1 / 41.7
+  // -> 40.9 / 41.0, 8B FFN up and M = 2 level; the same for OCP MXFP4 was slower (70B FFN up
+  // 39.6 / 39.5 -> 46.4 / 46.4: its E8M0 copies want the third stage), IQ4_NL mixed (42.4 / 41.8
+  // -> 41.8 / 42.0), so not kept (benchmarks/results/bench_qmatmul_h200_s15e_*).
+  static constexpr int kMinBlocksM1 = ID == QT_Q8_0 || (SHAPE == 1 && (ID == QT_Q3_K || ID == QT_MXFP4)) ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   // Shape 1 also for the 32-element block formats' whole-block pieces (StreamPiece kSpan, not
   // the float pieces: those are kWide).
