@@ -113,9 +113,9 @@ struct QmvStreamCfg {
   // the E8M0 table's bytes (StreamPiece kE8: the float pieces, both row counts)
   static constexpr int kE8Bytes = StreamPiece<ID, 1>::kE8 ? 256 * 4 : 0;
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2;
-  // Q3_K's and MXFP4's shape 1: 2, for three CTAs a multiprocessor, kMinBlocksM1)
+  // Q3_K's and MXFP4's shape 1, Q2_K's shape 2: 2, for three CTAs a multiprocessor, kMinBlocksM1)
   static constexpr int kStages =
-      SHAPE == 1 && (ID == QT_Q3_K || ID == QT_MXFP4) ? 2
+      (SHAPE == 1 && (ID == QT_Q3_K || ID == QT_MXFP4)) || SHAPE == 2 ? 2
       : SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3), qmv_stream_xs(ID), kE8Bytes) <= kQmvStreamMaxSmem ? 3 : 2)
               : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
@@ -150,8 +150,13 @@ struct QmvStreamCfg {
   // ncu_q3_k_m1_h200_s15b.txt). MXFP4 (116 -> 80 registers, no spills): 70B FFN up 42.1 / 41.7
   // -> 40.9 / 41.0, 8B FFN up and M = 2 level; the same for OCP MXFP4 was slower (70B FFN up
   // 39.6 / 39.5 -> 46.4 / 46.4: its E8M0 copies want the third stage), IQ4_NL mixed (42.4 / 41.8
-  // -> 41.8 / 42.0), so not kept (benchmarks/results/bench_qmatmul_h200_s15e_*).
-  static constexpr int kMinBlocksM1 = ID == QT_Q8_0 || (SHAPE == 1 && (ID == QT_Q3_K || ID == QT_MXFP4)) ? 3 : 2;
+  // -> 41.8 / 42.0), so not kept (benchmarks/results/bench_qmatmul_h200_s15e_*). Q2_K's shape 2
+  // (four sets of four rows; no spills at 80 registers) at 3 in 2 stages, where it now also fits
+  // k = 28672 under kQmvStreamMaxSmem (shape 0 ran there): 8B FFN up 10.5 / 10.6 -> 9.9, 70B FFN
+  // down 31.5 / 31.7 -> 29.4, 4096 x 4096 5.2 -> 5.3 / 5.4, 8B FFN down and 70B FFN up (shape 1)
+  // level (s15g_q2_*). (Tried and not kept: shape 2 in place of shape 1 on the 70B FFN up layer,
+  // 25.4 -> 27.4; Q3_K's 8-row groups at 4 CTAs, 64 registers: 70B FFN down 44.9 -> 48.4, s15f_*.)
+  static constexpr int kMinBlocksM1 = ID == QT_Q8_0 || (SHAPE == 1 && (ID == QT_Q3_K || ID == QT_MXFP4)) || SHAPE == 2 ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   // Shape 1 also for the 32-element block formats' whole-block pieces (StreamPiece kSpan, not
   // the float pieces: those are kWide).
