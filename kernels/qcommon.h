@@ -125,7 +125,9 @@ ROCQ_DEVICE void rq_g32n_any(const uint8_t* p, uint32_t (&o)[N]) {
 // rq_g32n_any where the caller knows the misalignment: p = a + lo (a 4-byte aligned), sh = 8 lo,
 // one value for many calls, so computed once (per call, rq_g32n_any's mask, shift, select and
 // predicated load are ~4 instructions). Reads a[N] even when sh == 0: callers keep the word
-// a[N] inside their buffer (the streaming kernel's stages: shared memory follows every stage).
+// a[N] inside their buffer (the streaming kernel's stages: shared memory follows every stage,
+// the next stage or the x rows; where an asynchronous copy is filling it, the bytes read there
+// are shifted out, sh == 0).
 template <int N>
 ROCQ_DEVICE void rq_g32n_sh(const uint32_t* a, uint32_t sh, uint32_t (&o)[N]) {
   uint32_t w[N + 1];

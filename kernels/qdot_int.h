@@ -325,7 +325,8 @@ struct Lut16Block {
     }
   }
   // The same where the caller knows blk's offset past a 4-byte boundary, lo (the streaming
-  // kernel: one per thread; rq_g32n_sh, whose extra word may lie up to 3 bytes past the block).
+  // kernel: one per thread; rq_g32n_sh, whose extra word may lie up to 4 bytes past the block:
+  // past a stage's last row, in the next stage or the x rows that follow the stages).
   template <int NQ>
   ROCQ_DEVICE static void words_at(const uint8_t* blk, int lo, int Q0, uint32_t (&ws)[NQ]) {
     constexpr int kCodes = ID == QT_IQ4_NL ? 2 : ID == QT_MXFP4 ? 1 : ID == QT_IQ4_XS ? 8 : 0;

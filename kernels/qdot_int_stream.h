@@ -61,10 +61,10 @@ struct PieceIntK23Wide : PieceInt64Runs {
       // nibbles c of bytes lh + 2j, high pairs at bits 4c + 2 (j / 2) of bytes 8 + (lh + 2j) % 4.
       uint32_t sw[3];
       rq_g32n_sh<3>(a + 24, sh, sw);
-      const uint32_t lo = (rq_byte_perm(sw[0], sw[1], 0x6420u + 0x1111u * lh) >> (4 * c)) & 0x0F0F0F0Fu;
+      const uint32_t slo = (rq_byte_perm(sw[0], sw[1], 0x6420u + 0x1111u * lh) >> (4 * c)) & 0x0F0F0F0Fu;
       const uint32_t hb = rq_byte_perm(sw[2], sw[2], 0x2020u + 0x1111u * lh) >> (4 * c);
       const uint32_t hi = (hb & 0x00000303u) | ((hb >> 2) & 0x03030000u);
-      r.sc4 = lo | (hi << 4);
+      r.sc4 = slo | (hi << 4);
       r.d = rq_gf16(blk + 108);
       r.dmin = 0.f;
     }

@@ -187,7 +187,9 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   uint8_t* stage = smem;                                    // NS stages of kStageBytes
   uint8_t* sstage = smem + NS * Cfg::kStageBytes;           // NS stages' E8M0 bytes (kScBytes each)
   const int kx = (int)qmv_stream_xstride(a.k);
-  uint8_t* xg = sstage + NS * Cfg::kScBytes;                // MT rows of kx int16 (swizzled granules)
+  // MT rows of kx int16 (swizzled granules); never empty (kx >= 64), so the pieces' loads that
+  // reach a few bytes past the last stage's last row (rq_g32n_sh) stay inside this allocation
+  uint8_t* xg = sstage + NS * Cfg::kScBytes;
   constexpr int XE = qmv_stream_xe(ID, MT, NS);             // bytes an x element
   float* xsc = reinterpret_cast<float*>(xg + XE * MT * kx);  // MT rows of k / 32 scales
   __shared__ float red[NWARP][RT * MT];
