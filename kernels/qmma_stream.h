@@ -59,6 +59,10 @@ struct QmmaStreamCfg {
   static constexpr bool kChosen = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q6_K || ID == QT_OCP_MXFP4 ||
                                   ID == QT_OCP_MXFP8_E4M3 || ID == QT_OCP_MXFP8_E5M2;
   static bool takes(int64_t k, int64_t M) { return kChosen || (k <= 4096 && M <= 4); }
+  // (Measured and not kept: Q4_0 at three CTAs a multiprocessor, 80 registers, no spills, as the
+  // latency-bound streaming decode kernel's Q3_K and MXFP4 gained: H200, us, two CTAs / three in
+  // one run, 70B FFN up M = 3 / 4 / 8 52.9 / 57.2 / 65.4 -> 57.0 / 58.2 / 71.5, 8B FFN up 18.1 /
+  // 18.9 / 22.3 -> 18.7 / 19.7 / 22.1; benchmarks/results/bench_qmatmul_h200_s15i_*.)
   static constexpr int64_t smem(int ns) { return (int64_t)ns * kStageBytes; }
 };
 
