@@ -314,9 +314,9 @@ struct Lut16Block {
     else if constexpr (ID == QT_IQ4_XS) return Piece<QT_IQ4_XS>::scale(blk, Q0 / 4);
     else return rq_e8m0(sc) * 0.5f;
   }
+  static constexpr int kCodes = ID == QT_IQ4_NL ? 2 : ID == QT_MXFP4 ? 1 : ID == QT_IQ4_XS ? 8 : 0;  // code bytes' offset
   template <int NQ>
   ROCQ_DEVICE static void words(const uint8_t* blk, int Q0, uint32_t (&ws)[NQ]) {
-    constexpr int kCodes = ID == QT_IQ4_NL ? 2 : ID == QT_MXFP4 ? 1 : ID == QT_IQ4_XS ? 8 : 0;
     if constexpr (ID == QT_IQ4_XS || ID == QT_OCP_MXFP4) {
 #pragma unroll
       for (int q = 0; q < NQ; ++q) ws[q] = rq_g32(blk + kCodes + 4 * (Q0 + q));
@@ -329,7 +329,6 @@ struct Lut16Block {
   // past a stage's last row, in the next stage or the x rows that follow the stages).
   template <int NQ>
   ROCQ_DEVICE static void words_at(const uint8_t* blk, int lo, int Q0, uint32_t (&ws)[NQ]) {
-    constexpr int kCodes = ID == QT_IQ4_NL ? 2 : ID == QT_MXFP4 ? 1 : ID == QT_IQ4_XS ? 8 : 0;
     if constexpr (ID == QT_IQ4_XS || ID == QT_OCP_MXFP4) {
       words<NQ>(blk, Q0, ws);
     } else {

@@ -33,7 +33,7 @@ struct PieceInt64Runs {
 template <int ID>
 struct PieceIntK23Wide : PieceInt64Runs {
   static constexpr bool kSplitSums = ID == QT_Q2_K;
-  static constexpr bool kXSums = true;  // X from the kernel's x sums (stream_pieces.h qmv_stream_xs)
+  static constexpr bool kXSums = true;  // X from the kernel's x sums (stream_pieces.h qmv_stream_xsums)
   struct Row {
     uint32_t w[4], hm[4];  // qs words (fields j = 0..3); Q3_K: hmask words (bit j: load())
     uint32_t sc4;          // Q3_K: the 6-bit scales of sub-blocks j = 0..3, byte j (unsigned: + 32)
@@ -122,7 +122,7 @@ struct PieceIntK23Wide : PieceInt64Runs {
 // (PieceInt<QT_Q6_K>: 4-quad pieces, scales per 16 but x read 4 elements at a time and every
 // piece's words re-aligned). Used like PieceIntK23Wide (load once per row, sub() per sub-block).
 struct PieceIntQ6Wide : PieceInt64Runs {
-  static constexpr bool kXSums = false;  // (X summed here: stream_pieces.h qmv_stream_xs)
+  static constexpr bool kXSums = false;  // (X summed here: stream_pieces.h qmv_stream_xsums)
   struct Row {
     uint32_t ql[8], qh[4];  // ql runs 0, 1 (4 words each), qh
     float d;

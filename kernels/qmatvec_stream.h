@@ -35,7 +35,7 @@ constexpr int64_t kQmvStreamMaxSmem = 112 * 1024;
 
 // Dynamic shared memory of ns stages of stage_bytes each (weights and E8M0 bytes), mt x rows of
 // k elements of xe bytes (qmv_stream_xe) with their block scales and xs bytes of sums per 16
-// elements (qmv_stream_xs), and e8 bytes of E8M0 table
+// elements (kXsBytes), and e8 bytes of E8M0 table
 // (StreamPiece kE8: 1024, else 0): the launcher's size (qmv_stream_smem) and the
 // configurations' fit checks (QmvStreamCfg) alike.
 ROCQ_HD constexpr int64_t qmv_stream_smem_of(int64_t stage_bytes, int ns, int64_t k, int mt, int xe, int xs, int e8) {
@@ -112,11 +112,16 @@ struct QmvStreamCfg {
   static constexpr int kStageSmem = kStageBytes + kScBytes;  // a stage's shared memory, both parts
   // the E8M0 table's bytes (StreamPiece kE8: the float pieces, both row counts)
   static constexpr int kE8Bytes = StreamPiece<ID, 1>::kE8 ? 256 * 4 : 0;
+  // the x sums' bytes per 16 elements (StreamPiece kXSums, both row counts: stream_pieces.h qmv_stream_xsums)
+  static constexpr int kXsBytes = StreamPiece<ID, 1>::kXSums ? 4 : 0;
+  // two stages at three CTAs a multiprocessor (kStages, kMinBlocksM1): Q3_K's and MXFP4's shape 1,
+  // Q2_K's shape 2
+  static constexpr bool kThreeCtas = (SHAPE == 1 && (ID == QT_Q3_K || ID == QT_MXFP4)) || SHAPE == 2;
   // (shapes 1, 2: 3 where that fits the 4096-element rows' x under kQmvStreamMaxSmem, else 2;
-  // Q3_K's and MXFP4's shape 1, Q2_K's shape 2: 2, for three CTAs a multiprocessor, kMinBlocksM1)
+  // kThreeCtas: 2)
   static constexpr int kStages =
-      (SHAPE == 1 && (ID == QT_Q3_K || ID == QT_MXFP4)) || SHAPE == 2 ? 2
-      : SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3), qmv_stream_xs(ID), kE8Bytes) <= kQmvStreamMaxSmem ? 3 : 2)
+      kThreeCtas ? 2
+      : SHAPE ? (qmv_stream_smem_of(kStageSmem, 3, 4096, 1, qmv_stream_xe(ID, 1, 3), kXsBytes, kE8Bytes) <= kQmvStreamMaxSmem ? 3 : 2)
               : (ID == QT_Q6_K || ID == QT_Q2_K ? 2 : 3);
   // CTAs per multiprocessor the one-row kernel is compiled for (__launch_bounds__; registers
   // 65536 / (256 * blocks), so 80 at 3 and 128 at 2): 2, where the pieces at 80 registers
@@ -156,7 +161,7 @@ struct QmvStreamCfg {
   // down 31.5 / 31.7 -> 29.4, 4096 x 4096 5.2 -> 5.3 / 5.4, 8B FFN down and 70B FFN up (shape 1)
   // level (s15g_q2_*). (Tried and not kept: shape 2 in place of shape 1 on the 70B FFN up layer,
   // 25.4 -> 27.4; Q3_K's 8-row groups at 4 CTAs, 64 registers: 70B FFN down 44.9 -> 48.4, s15f_*.)
-  static constexpr int kMinBlocksM1 = ID == QT_Q8_0 || (SHAPE == 1 && (ID == QT_Q3_K || ID == QT_MXFP4)) || SHAPE == 2 ? 3 : 2;
+  static constexpr int kMinBlocksM1 = ID == QT_Q8_0 || kThreeCtas ? 3 : 2;
   // Whole 16-byte copies per row and stage; one piece per thread.
   // Shape 1 also for the 32-element block formats' whole-block pieces (StreamPiece kSpan, not
   // the float pieces: those are kWide).
@@ -164,7 +169,7 @@ struct QmvStreamCfg {
   static constexpr bool kOn = (PieceInt<ID>::kOn || kStreamFloat<ID>) && C::kElems > 1 && NPc % PPB == 0 && kRowBytes % 16 == 0 &&
                               NPc % ROCQ_WARP_SIZE == 0 &&
                               (SHAPE == 0 || ((kWide || kSpan16) && qmv_stream_smem_of(kStageSmem, kStages, 4096, 1,
-                                                                          qmv_stream_xe(ID, 1, kStages), qmv_stream_xs(ID), kE8Bytes) <= kQmvStreamMaxSmem)) &&
+                                                                          qmv_stream_xe(ID, 1, kStages), kXsBytes, kE8Bytes) <= kQmvStreamMaxSmem)) &&
                               (SHAPE != 2 || ID == QT_Q2_K);
 };
 
@@ -200,10 +205,9 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
   const int u = pc / PPB, Q0 = (pc % PPB) * NQ;  // this thread's unit in a stage and first quad
   const int units = (int)(a.k / UE);         // per row
   const int nb = (int)(a.k / 32);            // 32-element blocks per row (x scales, E8M0 bytes)
-  constexpr int XS = qmv_stream_xs(ID);     // the x sums per 16 elements, after the scales
-  static_assert(P::kXSums == (XS != 0), "the pieces that read the x sums are those they are stored for");
-  int* const xsm = qmv_stream_xsums(xsc, MT, nb);
-  float* const e8 = reinterpret_cast<float*>(xsm + (XS ? MT * 2 * nb : 0));  // (P::kE8) the E8M0 table: e8[e] = P::e8(e)
+  static_assert(P::kXSums == (Cfg::kXsBytes != 0), "x sums stored for the pieces that read them, both row counts");
+  int* const xsm = qmv_stream_xsums(xsc, MT, nb);  // (P::kXSums) the x sums per 16 elements, after the scales
+  float* const e8 = reinterpret_cast<float*>(xsm + (P::kXSums ? MT * 2 * nb : 0));  // (P::kE8) the E8M0 table: e8[e] = P::e8(e)
   static_assert(!P::kE8 || (kPlane && Cfg::kE8Bytes), "the E8M0 table serves scale-plane formats, counted in the smem");
   const int nc = (units + CU - 1) / CU;      // stages per row group
   const int64_t groups = rq_ceil_div(a.n, R);
@@ -217,7 +221,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       const int m = i / nb, blk = i % nb;
       uint4 q[4];
       xsc[i] = rq_xquant_block<XK>(xs16 + (int64_t)m * a.k + 32 * blk, q);
-      if constexpr (XS != 0) {  // (i = m * nb + blk: sums 2 i, 2 i + 1)
+      if constexpr (P::kXSums) {  // (i = m * nb + blk: sums 2 i, 2 i + 1)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const uint32_t w[8] = {q[2 * h].x, q[2 * h].y, q[2 * h].z, q[2 * h].w,
@@ -329,6 +333,9 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
       const int b = c * CU + u;  // unit within the row
       // this thread's unit in the stage, its first row
       const uint8_t* sb = stage + st * Cfg::kStageBytes + (rs * RT) * Cfg::kRowBytes + u * UB;
+      // its offset past a 4-byte boundary, u * UB's in every row and stage (the pieces' lo)
+      static_assert(Cfg::kStageBytes % 4 == 0 && Cfg::kRowBytes % 4 == 0, "rows at their unit's offset mod 4");
+      const int lo = (u * UB) & 3;
       // its rows' E8M0 bytes (scale-plane formats) and, kE8, their scales
       uint8_t scs[RT] = {};
       float scf[RT] = {};
@@ -340,8 +347,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
         }
       }
       if constexpr (P::kOwnRows) {
-        static_assert(Cfg::kRowBytes % 4 == 0, "rows of a stage at one offset past a 4-byte boundary (StreamPieceSubs)");
-        if (b < units) P::template rows<MT, RT, XE>(xg, kx, xsc, nb, b * UE, Q0, sb, Cfg::kRowBytes, scf, acc);
+        if (b < units) P::template rows<MT, RT, XE>(xg, kx, xsc, nb, b * UE, Q0, sb, lo, Cfg::kRowBytes, scf, acc);
       } else if (b < units) {
         const int e0 = b * UE;
         XIPiece<MT, NQ> x;
@@ -378,9 +384,6 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
             }
           }
         }
-        // sb's offset past a 4-byte boundary: u * UB's (stages and rows are 16-byte multiples)
-        static_assert(Cfg::kStageBytes % 4 == 0 && Cfg::kRowBytes % 4 == 0, "rows at their unit's offset mod 4");
-        const int lo = (u * UB) & 3;
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
           P::template dot<NQ>(tab, sb + r * Cfg::kRowBytes, lo, Q0, scs[r], x, acc[r]);
@@ -422,7 +425,7 @@ __global__ void __launch_bounds__((QmvStreamCfg<ID, SHAPE>::kThreads),
 template <int ID, int SHAPE>
 constexpr int64_t qmv_stream_smem(int64_t k, int mt, int ns) {
   using Cfg = QmvStreamCfg<ID, SHAPE>;
-  return qmv_stream_smem_of(Cfg::kStageSmem, ns, k, mt, qmv_stream_xe(ID, mt, ns), qmv_stream_xs(ID), Cfg::kE8Bytes);
+  return qmv_stream_smem_of(Cfg::kStageSmem, ns, k, mt, qmv_stream_xe(ID, mt, ns), Cfg::kXsBytes, Cfg::kE8Bytes);
 }
 
 }  // namespace rocq::gpu

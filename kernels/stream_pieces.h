@@ -8,6 +8,8 @@
 #include "qdot_int_stream.h"
 #include "qmatvec_impl.h"
 
+#include <type_traits>
+
 namespace rocq::gpu {
 
 // x in shared memory: the row's int16 values in 16-byte granules, granule g stored at
@@ -72,7 +74,7 @@ ROCQ_DEVICE void rq_x_pairs(uint4 (&q)[4]) {
 ROCQ_HD constexpr int64_t qmv_stream_xstride(int64_t k) { return (k + 63) / 64 * 64; }
 // Shared memory of mt rows of x: the rows (xe bytes an element: 2, int16; 4, the float pieces'
 // fp32 copies of the same fixed-point values, StreamPieceMxF) and their k / 32 block scales.
-// xs: bytes of x sums per 16 elements after the scales (qmv_stream_xs).
+// xs: bytes of x sums per 16 elements after the scales (QmvStreamCfg kXsBytes).
 ROCQ_HD constexpr int64_t qmv_stream_xbytes(int64_t k, int mt, int xe, int xs) {
   return mt * (xe * qmv_stream_xstride(k) + 4 * (k / 32) + xs * (k / 16));
 }
@@ -86,10 +88,10 @@ ROCQ_HD constexpr int qmv_stream_xe(int id, int mt, int ns) {
   return (id == QT_OCP_MXFP6_E2M3 || id == QT_OCP_MXFP6_E3M2) && mt == 1 && ns == 3 ? 4 : 2;
 }
 
-// Bytes of x sums per 16 elements an instance stores (the kernel's prologue, int32 after the block
-// scales): 4 for Q2_K and Q3_K, whose pieces take a 16-element sub-block's sum X from there
-// (StreamPieceSubs kXSums) instead of summing the sub-block's x (8 DP2A a thread and sub-block,
-// where each x run serves 8 or 4 rows). Not Q6_K: its two stages and x fill kQmvStreamMaxSmem
+// x sums per 16 elements (int32), which the kernel's prologue stores after the block scales where
+// the piece has kXSums (QmvStreamCfg kXsBytes): Q2_K and Q3_K, whose pieces take a 16-element
+// sub-block's sum X from there (StreamPieceSubs) instead of summing the sub-block's x (8 DP2A a
+// thread and sub-block, where each x run serves 8 or 4 rows). Not Q6_K: its two stages and x fill kQmvStreamMaxSmem
 // exactly on the 70B FFN down layer (k = 28672). Measured and not kept: Q4_K, Q5_K
 // (StreamPieceK45: two sums per 32-element sub-block instead of 16 DP2A; a stage's loop 600 -> 593
 // instructions at M = 2, 639 -> 614 at M = 1): H200, 70B FFN up, us, before / after in one run,
@@ -102,12 +104,12 @@ ROCQ_HD constexpr int qmv_stream_xe(int id, int mt, int ns) {
 // (70% -> 71.5% of copy), M = 2 42.3 / 42.5 -> 39.2 / 39.3; Q3_K M = 2 62.3 -> 56.9 / 57.5 but
 // M = 1 level (40.4 / 40.3 -> 40.5 / 41.0: not bound by its instructions there); MXFP4 M = 1
 // 42.3 / 42.4 -> 41.7 / 42.0, IQ4_NL 42.8 / 42.6 -> 42.1 / 42.5; Q6_K, Q4_0 level.
-ROCQ_HD constexpr int qmv_stream_xs(int id) { return id == QT_Q2_K || id == QT_Q3_K ? 4 : 0; }
 // Where they are: right after the mt rows' nb block scales xs, row m's sum of elements
 // [16 j, 16 j + 16) at [m * 2 nb + j] (the kernel writes them, StreamPieceSubs reads them).
-ROCQ_DEVICE int* qmv_stream_xsums(float* xs, int mt, int nb) { return reinterpret_cast<int*>(xs + mt * nb); }
-ROCQ_DEVICE const int* qmv_stream_xsums(const float* xs, int mt, int nb) {
-  return reinterpret_cast<const int*>(xs + mt * nb);
+template <typename F>
+ROCQ_DEVICE auto qmv_stream_xsums(F* xs, int mt, int nb) {
+  using I = typename std::conditional<std::is_const<F>::value, const int, int>::type;
+  return reinterpret_cast<I*>(xs + mt * nb);
 }
 
 // The pieces the streaming kernel runs (StreamPiece<ID, MT>): the integer pieces (qdot_int.h),
@@ -121,7 +123,7 @@ template <int ID, int MT, bool SPLIT = (MT == 1 && (ID == QT_IQ4_NL || ID == QT_
                                                      ID == QT_OCP_MXFP4))>
 struct StreamPiece {
   static constexpr bool kPairX = false, kTab = false, kOwnRows = false;
-  // kXSums: the piece reads the x sums per 16 elements the kernel stores (qmv_stream_xs)
+  // kXSums: the piece reads the x sums per 16 elements the kernel stores (qmv_stream_xsums)
   static constexpr bool kXSums = false;
   // kE8: the piece's rows() takes its rows' E8M0 scales decoded, e8(byte), from a 256-entry table
   // the kernel builds in shared memory (rq_e8m0 costs 5-6 instructions a row and unit: two
@@ -135,8 +137,7 @@ struct StreamPiece {
   ROCQ_DEVICE static int xspan(int) { return 0; }
   ROCQ_DEVICE static constexpr int span_a(int q) { return Piece<ID>::xa(q); }
   ROCQ_DEVICE static constexpr int span_b(int q) { return Piece<ID>::xb(q); }
-  // (lo: blk's offset past a 4-byte boundary, the same for the thread's every piece; the
-  // split-table pieces use it)
+  // (lo: as rows(); the split-table pieces use it)
   template <int NQ>
   ROCQ_DEVICE static void dot(const uint32_t (&)[2], const uint8_t* blk, int, int Q0, uint8_t sc, const XIPiece<MT, NQ>& x,
                               float (&acc)[MT]) {
@@ -146,27 +147,25 @@ struct StreamPiece {
 // Q2_K, Q3_K, Q6_K: 8-quad pieces of 4 sub-blocks of 16 elements (qdot_int_stream.h PieceIntK23Wide,
 // PieceIntQ6Wide: W), both row counts, which run the rows of a piece themselves (kOwnRows:
 // rows()), x one 16-element sub-block at a time, so that x for the piece's 64 elements is never
-// live at once. (rows() also gets the RT rows' E8M0 scales, sc, decoded where the piece has kE8, and XE,
-// the bytes of an x element, qmv_stream_xe: 2 for every piece but StreamPieceMxF's.)
+// live at once. (rows() also gets the RT rows' E8M0 scales, sc, decoded where the piece has kE8; XE,
+// the bytes of an x element, qmv_stream_xe: 2 for every piece but StreamPieceMxF's; and lo, blk's
+// offset past a 4-byte boundary, the same for the thread's every row and stage, with which
+// Q3_K's and Q6_K's 2-byte aligned blocks read their words, rq_g32n_sh.)
 struct StreamOwnRows {  // the flags of the pieces that run their rows themselves
   static constexpr bool kPairX = false, kTab = false, kSpan = false, kOwnRows = true, kE8 = false, kXSums = false;
   ROCQ_HD static constexpr uint32_t tab_word(int) { return 0; }
 };
 template <typename W>
 struct StreamPieceSubs : StreamOwnRows {
-  static constexpr bool kXSums = W::kXSums;  // X of a sub-block from the kernel's sums (qmv_stream_xs)
+  static constexpr bool kXSums = W::kXSums;  // X of a sub-block from the kernel's sums (qmv_stream_xsums)
   // x: xg the swizzled int16 granules (rows kx apart), xs the block scales (rows nb apart); the
   // piece's unit starts at element e0; its RT rows' bytes at blk, row_bytes apart.
   template <int MT, int RT, int XE>
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
-                               int row_bytes, const float (&)[RT], float (&acc)[RT][MT]) {
+                               int lo, int row_bytes, const float (&)[RT], float (&acc)[RT][MT]) {
     static_assert(XE == 2, "int16 x");
     typename W::Row rw[RT];
     float part[RT][MT], part2[RT][MT];  // W::kSplitSums: the piece's two sums per row (W::finish)
-    // blk's offset past a 4-byte boundary, the same for all rows (row_bytes % 4 == 0: the kernel's
-    // static_assert) and, per thread, every stage: Q3_K's and Q6_K's 2-byte aligned blocks read
-    // their words with it computed once (rq_g32n_sh; per call, rq_g32n_any's ~4 instructions)
-    const int lo = (int)(reinterpret_cast<uintptr_t>(blk) & 3u);
 #pragma unroll
     for (int r = 0; r < RT; ++r) {
       rw[r] = W::load(blk + r * row_bytes, lo, Q0);
@@ -216,7 +215,7 @@ template <bool Q5>
 struct StreamPieceK45 : StreamOwnRows {
   template <int MT, int RT, int XE>
   ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int Q0, const uint8_t* blk,
-                               int row_bytes, const float (&)[RT], float (&acc)[RT][MT]) {
+                               int, int row_bytes, const float (&)[RT], float (&acc)[RT][MT]) {
     static_assert(XE == 2, "int16 x");
     const int g = Q0 / 8;
     uint32_t xa[MT][16], xb[MT][16];
@@ -352,7 +351,7 @@ struct StreamPieceMxF : StreamOwnRows {
   static constexpr bool kE8 = true;
   ROCQ_HD static float e8(uint8_t e) { return rq_e8m0(e); }
   template <int MT, int RT, int XE>  // XE: bytes an x element (qmv_stream_xe); sc: the rows' e8()
-  ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int, const uint8_t* blk,
+  ROCQ_DEVICE static void rows(const uint8_t* xg, int kx, const float* xs, int nb, int e0, int, const uint8_t* blk, int,
                                int row_bytes, const float (&sc)[RT], float (&acc)[RT][MT]) {
     using D = MxFloatRun<ID>;
     uint32_t w[RT][D::kWords];
