@@ -29,7 +29,7 @@ if [ "$what" = test ] || [ "$what" = all ]; then
   echo "tests done: $(( $(date +%s) - t0 )) s"
 fi
 if [ "$what" = suite ]; then
-  python3 -m pytest -q -p no:cacheprovider -o faulthandler_timeout=300 tests/test_gpu.py tests/test_gpu_stream.py tests/test_gpu_qgemm.py \
+  python3 -m pytest -q -p no:cacheprovider -o faulthandler_timeout=300 tests/test_gpu.py tests/test_gpu_stream.py tests/test_gpu_qimma.py tests/test_gpu_qgemm.py \
     tests/test_gpu_quantize.py tests/test_nn.py tests/test_mx.py tests/test_quantize.py 2>&1 | tee "$OUT/test_suite_gpu.log" | tail -25
   python3 -m pytest -q -p no:cacheprovider tests/test_ops.py -k cuda 2>&1 | tee "$OUT/test_ops_cuda.log" | tail -5
   echo "suite done: $(( $(date +%s) - t0 )) s"

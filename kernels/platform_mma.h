@@ -282,6 +282,26 @@ ROCQ_DEVICE void rq_mma_frag(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// rq_imma_frag<AS>(c, a, b0, b1): c[4] = A[16x32] * B[32x8] in int32, from zero (one product per
+// call: the integer matrix-unit kernel scales each 32-element block's sums itself, qimma_stream.h).
+// A holds bytes, unsigned (AS false: codes 0..255) or signed (AS true), B signed bytes. Lane l (g =
+// l/4, t = l%4): a[0] = A[g][4t..4t+3], a[1] = the same of row g+8, a[2] = A[g][16+4t..16+4t+3],
+// a[3] = row g+8 (bytes low to high); b0 = B[4t..4t+3][g], b1 = B[16+4t..16+4t+3][g]; c[0], c[1] =
+// C[g][2t], C[g][2t+1], c[2], c[3] = C[g+8][2t], C[g+8][2t+1] (mma.sync m16n8k32).
+template <bool AS>
+ROCQ_DEVICE void rq_imma_frag(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  const int z = 0;
+  if constexpr (AS)
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%10,%10,%10};\n"
+        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(z));
+  else
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%10,%10,%10};\n"
+        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(z));
+}
 // a - b on two packed operand values (round to nearest even; exact for the small integers the
 // decoders subtract).
 template <RqOp OP>

@@ -124,8 +124,9 @@ const char* qmatvec_dtype(int qtype, const void* x, int64_t M, const uint8_t* qw
 int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
                                 const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes) {
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
-  // (the streaming kernel rounds x itself)
-  if (M <= 0 || stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales) != 0 || mma_path(qtype, dtype, M, fast) ||
+  // (the streaming kernels round x themselves)
+  if (M <= 0 || (fast && qimma_stream_plan(qtype, x, dtype, M, qweight, n, k, row_bytes) != 0) ||
+      stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales) != 0 || mma_path(qtype, dtype, M, fast) ||
       !int_path(qtype, dtype, fast))
     return 0;
   return M * k * 2 + M * (k / 32) * 4;
@@ -137,6 +138,10 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
+  if (fast) {
+    if (const int64_t grid = qimma_stream_plan(qtype, x, dtype, M, qweight, n, k, row_bytes); grid != 0)
+      return qimma_stream_launch(qtype, x, dtype, M, qweight, n, k, row_bytes, bias, y, grid, stream);
+  }
   if (const int64_t plan = stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales); plan != 0) {
     if (M <= 2)
       return qmv_stream_launch(qtype, dtype, {{x, y, qweight, scales, bias, (int)M, n, k, row_bytes}, 0, nullptr, nullptr},

@@ -26,8 +26,9 @@ struct QmvArgs : QmatArgs {
 
 // x in fixed point for the integer pieces (qdot_int.h), one 32-element block of 16-bit x at src
 // (16-byte aligned): q = the block's values as int16 (4 x 16 bytes, element order), returns the
-// block's scale 2^-e, e chosen so that the block's max |x| * 2^e lies in [2^14, 2^15); values
-// round half to even and clamp to +-32767. A block holding inf/NaN gets a NaN scale (its
+// block's scale 2^-e, e chosen so that the block's max |x| * 2^e lies in [2^(BITS-1), 2^BITS);
+// values round half to even and clamp to +-(2^BITS - 1). BITS = 15, but 14 for the integer
+// matrix-unit kernel (qimma_stream.h), whose x bytes hi * 256 + lo need |hi| <= 127. A block holding inf/NaN gets a NaN scale (its
 // products become NaN) and zero values; a block whose max is below 2^-100, or zero, becomes
 // zeros with scale 0. Used by qmv_xquant_kernel (qmatvec.hip) and the streaming kernel.
 // (Measured and not kept: the same values with frexpf / ldexpf replaced by exponent bits and a
@@ -36,7 +37,7 @@ struct QmvArgs : QmatArgs {
 // Q4_0 34.4 -> 34.3; 8B FFN up 1-3% slower, e.g. IQ4_XS 14.5 -> 14.9; benchmarks/results/
 // bench_qmatmul_h200_s14h_{A,B,A2,B2,A3,B3}.json. As with issuing the first copies before the
 // rounding (qmatvec_stream.h), a shorter prologue does not help the stream that follows it.)
-template <int XK>
+template <int XK, int BITS = 15>
 ROCQ_DEVICE float rq_xquant_block(const typename XStore<XK>::T* src, uint4 (&q)[4]) {
   const uint4* s4 = reinterpret_cast<const uint4*>(src);
   float v[32];
@@ -58,7 +59,7 @@ ROCQ_DEVICE float rq_xquant_block(const typename XStore<XK>::T* src, uint4 (&q)[
   int ex = 0;
   frexpf(amax, &ex);
   const bool zero = amax == 0.f || ex < -100;
-  const int e = zero ? 0 : 15 - ex;
+  const int e = zero ? 0 : BITS - ex;
   uint32_t w[16];
 #pragma unroll
   for (int j = 0; j < 16; ++j) {
@@ -66,7 +67,8 @@ ROCQ_DEVICE float rq_xquant_block(const typename XStore<XK>::T* src, uint4 (&q)[
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int r = (zero || nonfinite) ? 0 : __float2int_rn(ldexpf(v[2 * j + h], e));
-      r2[h] = r > 32767 ? 32767 : (r < -32767 ? -32767 : r);
+      constexpr int kMax = (1 << BITS) - 1;
+      r2[h] = r > kMax ? kMax : (r < -kMax ? -kMax : r);
     }
     w[j] = ((uint32_t)r2[0] & 0xFFFFu) | ((uint32_t)r2[1] << 16);
   }

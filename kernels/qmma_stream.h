@@ -244,26 +244,15 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
   // x row of this lane's B column (rows past M repeat the last: computed, never stored)
   const T* xrow = static_cast<const T*>(a.x) + (int64_t)(g < a.M ? g : a.M - 1) * a.k;
 
-  const StageCopies<R, SRB, SRS, NT> cp(tid, (int)a.row_bytes);  // (stage_copy.h)
-  int64_t ig = blockIdx.x;
-  int ic = 0, ist = 0;
-  const uint8_t* gsrc = a.qw + ig * R * a.row_bytes;
-  const int64_t gstep = (int64_t)gridDim.x * R * a.row_bytes;
-  const int ncf = (int)(a.row_bytes / SRB);  // whole stages per row
-  const int64_t gfull = a.n / R;             // groups of R rows
+  StageRing<R, SRB, SRS, NT, NS> ring(tid, a, nc);  // (stage_copy.h)
   auto issue = [&]() {
-    if (ig < groups) {
-      uint8_t* dst = smem + ist * Cfg::kStageBytes;
-      const int off = ic * SRB;
-      const uint8_t* src = gsrc + off;
-      if (ic < ncf && ig < gfull) cp.whole(dst, src);
-      else cp.part(dst, src, tid, a, ig, off);
+    ring.issue(smem, Cfg::kStageBytes, tid, a, [&](uint8_t* dst, int64_t ig, int ic) {
       if constexpr (kPlane) {
         if (sc_staged) qmma_stage_plane<R, W * WC, NT>(dst + Cfg::kWBytes, a, ig * R, (int64_t)ic * W * WC, tid);
+      } else {
+        (void)dst, (void)ig, (void)ic;
       }
-      rq_stage_next<NS>(ic, ist, ig, gsrc, nc, gstep);
-    }
-    rq_cp_async_commit();  // (empty groups past the end keep the wait count uniform)
+    });
   };
 #pragma unroll
   for (int i = 0; i < NS - 1; ++i) issue();
@@ -321,14 +310,7 @@ __global__ void __launch_bounds__(QmmaStreamCfg<ID>::kThreads, 2) qmma_stream_ke
         if constexpr (F::kMin) qmma_xsums<ID, OP>(xw[i], xsum);
         qmma_tile_products<ID, OP>(af, sc, mn, xw[i], xsum, acc);
       };
-      if (wc == WC) {
-#pragma unroll
-        for (int i = 0; i < WC; ++i) one(i);
-      } else {
-#pragma unroll
-        for (int i = 0; i < WC; ++i)
-          if (i < wc) one(i);
-      }
+      rq_window_each<WC>(wc, one);
       st = st + 1 == NS ? 0 : st + 1;
     }
     // The group is complete: each warp's tile into shared memory, then the 8 sums per output in

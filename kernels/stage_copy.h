@@ -56,4 +56,58 @@ ROCQ_DEVICE void rq_stage_next(int& ic, int& ist, int64_t& ig, const uint8_t*& g
   ist = ist + 1 == NS ? 0 : ist + 1;
 }
 
+// one(i) for chunks i < wc of a warp's window of WC (qmma_stream.h, qimma_stream.h): unrolled
+// without tests where the window is whole (every window but a row's last), else each under its
+// test.
+template <int WC, typename F>
+ROCQ_DEVICE void rq_window_each(int wc, F&& one) {
+  if (wc == WC) {
+#pragma unroll
+    for (int i = 0; i < WC; ++i) one(i);
+  } else {
+#pragma unroll
+    for (int i = 0; i < WC; ++i)
+      if (i < wc) one(i);
+  }
+}
+
+// The issue cursor of the matrix-unit streaming kernels' stage ring (qmma_stream.h,
+// qimma_stream.h): items in order (row group ig = blockIdx.x, + gridDim.x, ...; stage ic = 0..nc-1
+// of the group), item i into shared stage i mod NS of `stage_bytes` each. issue() copies the next
+// item's R rows (the whole-stage copy where it is one, else the bounded one), then extra(dst, ig,
+// ic) (a kernel's own copies for the item, e.g. its E8M0 bytes), and commits a copy group, empty
+// past the last item (which keeps the kernels' wait count uniform).
+template <int R, int RB, int STRIDE, int NT, int NS>
+struct StageRing {
+  StageCopies<R, RB, STRIDE, NT> cp;
+  int64_t ig;                // the next item's row group
+  int ic = 0, ist = 0;       // its stage in the group, its shared stage
+  const uint8_t* gsrc;       // row group ig's first row
+  const int64_t gstep;       // a grid of row groups, in bytes
+  const int nc, ncf;         // stages per row group; whole stages per row (below: every row's RB bytes)
+  const int64_t groups, gfull;  // row groups; groups of R rows (below: no row past n)
+  ROCQ_DEVICE StageRing(int tid, const QmatArgs& a, int nc_)
+      : cp(tid, (int)a.row_bytes),
+        ig(blockIdx.x),
+        gsrc(a.qw + (int64_t)blockIdx.x * R * a.row_bytes),
+        gstep((int64_t)gridDim.x * R * a.row_bytes),
+        nc(nc_),
+        ncf((int)(a.row_bytes / RB)),
+        groups(rq_ceil_div(a.n, (int64_t)R)),
+        gfull(a.n / R) {}
+  template <typename Extra>
+  ROCQ_DEVICE void issue(uint8_t* stages, int stage_bytes, int tid, const QmatArgs& a, Extra&& extra) {
+    if (ig < groups) {
+      uint8_t* dst = stages + ist * stage_bytes;
+      const int off = ic * RB;
+      const uint8_t* src = gsrc + off;
+      if (ic < ncf && ig < gfull) cp.whole(dst, src);
+      else cp.part(dst, src, tid, a, ig, off);
+      extra(dst, ig, ic);
+      rq_stage_next<NS>(ic, ist, ig, gsrc, nc, gstep);
+    }
+    rq_cp_async_commit();
+  }
+};
+
 }  // namespace rocq::gpu

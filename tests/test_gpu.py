@@ -325,6 +325,45 @@ def _child(args, **env):
                           timeout=600, cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
+def _check_fused_call(f, qw, sc, n: int, k: int, x: torch.Tensor, bias: torch.Tensor, bits: int = 15) -> None:
+    """qmatmul on the fused path (ROCQ_QMATMUL_PATH=fused) of CPU x [M, k] (16-bit) and bias
+    against fp64 references on the GPU: the output poisoned first; two calls agree bit for bit;
+    y matches x rounded to `bits`-bit fixed point (_fixed_point_x) up to the output rounding
+    (fp16 1e-3, bf16 6e-3), and exact x within TOL; inf in the last row of x makes that row
+    non-finite and leaves the others finite."""
+    M, dtype = x.shape[0], x.dtype
+    w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double()
+    with PathEnv("fused"):
+        poison(M * n * 2)
+        y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
+        y2 = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
+    assert torch.equal(y, y2), (f.name, M)
+    b64 = bias.double().cuda()
+    err = rel_err(y, _fixed_point_x(x, bits).cuda() @ w64.T + b64)
+    assert err < {torch.float16: 1e-3, torch.bfloat16: 6e-3}[dtype], (f.name, dtype, M, err)
+    assert rel_err(y, x.double().cuda() @ w64.T + b64) < TOL[dtype], (f.name, dtype, M)
+    xi = x.clone()
+    xi[M - 1, k - 3] = float("inf")
+    with PathEnv("fused"):
+        yi = rocq.qmatmul(xi.cuda(), qw, sc, f.id, n, k)
+    assert not torch.isfinite(yi[M - 1]).all(), f.name  # (inf times a zero weight is NaN: not all are inf)
+    assert torch.isfinite(yi[:M - 1]).all(), f.name
+
+
+def _cases_in_child(module: str, func: str, cases, **env) -> None:
+    """module.func(*case) for each case in `cases` (plain values: dtypes by name), in a child
+    process with the environment variables env (the switches rocq reads once per process)."""
+    code = (
+        "import torch\n"
+        f"from {module} import {func}\n"
+        f"for case in {list(cases)!r}:\n"
+        f"    {func}(*case)\n"
+        "print('ok')\n"
+    )
+    r = _child(["-c", code], **env)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+
+
 # Formats with integer pieces (kernels/qdot_int.h PieceInt).
 INT_FORMATS = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs",
                "mxfp4", "ocp_mxfp4", "ocp_mxint8"]
@@ -357,15 +396,17 @@ def test_piece_kernels_when_matrix_units_off():
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
-def _fixed_point_x(x: torch.Tensor) -> torch.Tensor:
+def _fixed_point_x(x: torch.Tensor, bits: int = 15) -> torch.Tensor:
     """x as the integer decode path rounds it (kernels/qdot_int.h): per 32-element block,
-    xq = round-half-even(x * 2^e) clamped to +-32767 with e = 15 - frexp(max |x|).exponent;
-    returns xq * 2^-e in fp64 (zero blocks stay zero)."""
+    xq = round-half-even(x * 2^e) clamped to +-(2^bits - 1) with e = bits - frexp(max |x|).exponent;
+    returns xq * 2^-e in fp64 (zero blocks stay zero). bits = 14: the integer matrix-unit kernel's
+    rounding (kernels/qimma_stream.h)."""
     xb = x.double().cpu().reshape(x.shape[0], -1, 32)
     amax = xb.abs().amax(-1, keepdim=True)
     _, ex = torch.frexp(amax)
-    e = torch.where(amax > 0, 15 - ex, torch.zeros_like(ex)).double()
-    q = torch.round(xb * torch.exp2(e)).clamp(-32767, 32767)  # torch.round: half to even
+    e = torch.where(amax > 0, bits - ex, torch.zeros_like(ex)).double()
+    lim = 2 ** bits - 1
+    q = torch.round(xb * torch.exp2(e)).clamp(-lim, lim)  # torch.round: half to even
     return (q * torch.exp2(-e)).reshape(x.shape)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rocq
-from test_gpu import STREAM_FORMATS, TOL, PathEnv, _child, _fast_blocks, _fixed_point_x, poison, rel_err
+from test_gpu import STREAM_FORMATS, TOL, PathEnv, _cases_in_child, _check_fused_call, _child, _fast_blocks, rel_err
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 
@@ -23,6 +23,7 @@ def _stream_case(fmt: str, dtype, M: int = 1, units: int = 0, groups_per_cta: in
     bias, an outlier and a zero block in x. y matches the fixed-point reference up to the output rounding, two calls
     agree bit for bit, and inf in one row of x leaves the other row finite. Which kernel runs
     depends on ROCQ_QMV_STREAM (kernels/qmatvec_stream.hip; =3 makes it an error if not this one)."""
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     f = rocq.format_info(fmt)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     n = 8 * groups_per_cta * 3 * sms + 5
@@ -36,29 +37,11 @@ def _stream_case(fmt: str, dtype, M: int = 1, units: int = 0, groups_per_cta: in
     gc = torch.Generator(device="cuda").manual_seed(13)
     qw, sc = rocq.quantize(torch.randn(n, k, generator=gc, device="cuda"), f.id)
     sc = sc if f.scale_plane else None
-    w64 = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double()
     g = torch.Generator(device="cpu").manual_seed(13)
     x = torch.randn(M, k, generator=g)
     x[0, 37] = 700.0
     x[M - 1, 64:96] = 0.0
-    x = x.to(dtype)
-    bias = torch.randn(n, generator=g)
-    with PathEnv("fused"):
-        poison(M * n * 2)
-        y = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
-        y2 = rocq.qmatmul(x.cuda(), qw, sc, f.id, n, k, bias.cuda())
-    assert torch.equal(y, y2), fmt
-    b64 = bias.double().cuda()
-    ref_fixed = _fixed_point_x(x).cuda() @ w64.T + b64
-    err = rel_err(y, ref_fixed)
-    assert err < {torch.float16: 1e-3, torch.bfloat16: 6e-3}[dtype], (fmt, dtype, M, err)
-    assert rel_err(y, x.double().cuda() @ w64.T + b64) < TOL[dtype], (fmt, dtype, M)
-    xi = x.clone()
-    xi[M - 1, k - 3] = float("inf")
-    with PathEnv("fused"):
-        yi = rocq.qmatmul(xi.cuda(), qw, sc, f.id, n, k)
-    assert not torch.isfinite(yi[M - 1]).all(), fmt  # (inf times a zero weight is NaN: not all are inf)
-    assert torch.isfinite(yi[:M - 1]).all(), fmt
+    _check_fused_call(f, qw, sc, n, k, x.to(dtype), torch.randn(n, generator=g))
 
 
 @pytest.mark.parametrize("M", [1, 2])
@@ -95,18 +78,9 @@ def test_qmatmul_stream_kernel_forced_and_off(mode):
 
 
 def _stream_cases_in_child(cases, **env) -> None:
-    """_stream_case(name, torch.<dtype>, M, units=units, groups_per_cta=g) for each (name, dtype,
-    M, units, g) in cases, in a child process with the environment variables env (the switches
-    rocq reads once per process)."""
-    code = (
-        "import torch\n"
-        "from test_gpu_stream import _stream_case\n"
-        f"for name, dt, M, units, g in {cases!r}:\n"
-        "    _stream_case(name, getattr(torch, dt), M, units=units, groups_per_cta=g)\n"
-        "print('ok')\n"
-    )
-    r = _child(["-c", code], **env)
-    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+    """_stream_case(name, dtype name, M, units, groups_per_cta) for each case, in a child process
+    with the environment variables env."""
+    _cases_in_child("test_gpu_stream", "_stream_case", cases, **env)
 
 
 def test_qmatmul_stream_kernel_q2k_k4096():
