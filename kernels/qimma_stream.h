@@ -1,29 +1,33 @@
 // The streaming integer matrix-unit kernel: 1..8 rows of 16-bit x multiplied on the int8 matrix
-// units (platform_mma.h rq_imma_frag: one 16 x 8 x 32 product per 32-element block), with the
-// weights fed by the streaming matrix-unit kernel's pipeline and stage layout (qmma_stream.h: a
-// persistent CTA of 8 warps walks 16-row groups; each stage holds 8 windows of every row of the
-// group, one per warp, copied by the whole CTA NS - 1 stages ahead). Included by qimma_stream.hip.
+// units (platform_mma.h rq_imma_frag: one 16 x 8 x 32 product per 32-element (sub-)block), with
+// the weights fed by the streaming matrix-unit kernel's pipeline and stage layout (qmma_stream.h:
+// a persistent CTA of 8 warps walks 16-row groups; each stage holds 8 windows of every row of the
+// group, one per warp, copied by the whole CTA NS - 1 stages ahead). Formats: Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, Q4_K, Q5_K, IQ4_NL, IQ4_XS, MXFP4 (kQiFragOn). NVIDIA sm_80+ only for now (as the
+// other matrix-unit kernels; AMD's int8 MFMA / WMMA mappings are not written). Included by
+// qimma_stream.hip.
 //
 // Why: the bf16 matrix-unit kernel (qmma_stream.h) turns every code into a 16-bit operand (a
-// permute and a packed subtraction per two codes), needs two products per 32-element block and
-// reads its x fragments from global memory per block; the integer pieces of the streaming decode
+// permute and a packed subtraction per two codes), needs two products per 32 elements and reads
+// its x fragments from global memory per block; the integer pieces of the streaming decode
 // kernel (qmatvec_stream.h) cost one dot-product instruction per two codes and row of x, so their
-// time grows with M. Here a block's codes go to the matrix unit as bytes (Q4_0: a mask and a
-// shift per 8 codes), one product serves 4 rows of x, and x sits in shared memory in the order
-// the matrix unit takes it.
+// time grows with M. Here the codes go to the matrix unit as bytes (Q4_0: a mask and a shift per
+// 8 codes; the table formats: three byte permutes per 4), one product serves 4 rows of x, and x
+// sits in shared memory in the order the matrix unit takes it. (Session 16 wrote it with no GPU
+// to run it on: not yet measured, so launch_qmatvec takes it only when asked, ROCQ_QIMMA.)
 //
 // x: each CTA rounds x to 14-bit fixed point per 32-element block (rq_xquant_block<XK, 14>: no
 // separate launch, no workspace) and splits each value into signed bytes, v = 256 hi + lo (|hi|
 // <= 64, lo in -128..127). The products' B columns are 2j: the hi bytes of x row j, 2j + 1: its
-// lo bytes (4 rows of x a product; M = 5..8 two products, CT = 2). With the block's codes of 16
+// lo bytes (4 rows of x a product; M = 5..8 two products, CT = 2). With a sub-block's codes of 16
 // weight rows as A, lane (g, t) gets C[g][2t] and C[g][2t + 1], the hi and lo sums of x row t
-// against weight row g (and row g + 8): 256 hi + lo is the block's exact integer dot product,
-// minus kOff times the block's x sum for codes stored with an offset, then scaled in fp32 by the
-// weight block's scale and the x block's.
+// against weight row g (and row g + 8): 256 hi + lo is the sub-block's exact integer dot product,
+// minus kOff times the x block's sum for codes stored with an offset, then scaled in fp32 by the
+// weight sub-block's scale and the x block's (plus min times the x sum for Q4_1, Q5_1, Q4_K, Q5_K).
 //
 // Shared memory: NS stages (QmmaStreamCfg::kStageBytes each), then x as [block][x row] records of
-// 64 bytes (hi bytes, lo bytes; in each, lane quarter t's 8 bytes at 8t: elements 4t..4t+3 and
-// 16 + 4t..16 + 4t + 3, its b0 and b1), then [block][x row] pairs (scale bits, sum of the 32
+// 64 bytes (hi bytes, lo bytes; in each, lane quarter t's 8 bytes at 8t, its b0 and b1, in the
+// decoder's element order: qimma_x_slot), then [block][x row] pairs (scale bits, sum of the 32
 // fixed-point values). A warp's 8-byte B loads of one block cover 4 consecutive records: 256
 // contiguous bytes, no bank conflicts.
 #pragma once
@@ -35,7 +39,8 @@ namespace rocq::gpu {
 
 // The formats with a byte decoder below (every pass sees it; the decoders are NVIDIA sm_80+ code).
 template <int ID>
-inline constexpr bool kQiFragOn = ID == QT_Q4_0;
+inline constexpr bool kQiFragOn = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q5_0 || ID == QT_Q5_1 || ID == QT_Q8_0 ||
+                                  ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_IQ4_NL || ID == QT_IQ4_XS || ID == QT_MXFP4;
 
 // Bytes of shared memory per row of x and 32-element block: 64 of hi and lo bytes, 8 of scale
 // and sum.
@@ -53,29 +58,147 @@ struct QimmaCfg {
   static constexpr bool kOn = qimma_on<ID>();
   using G = QmmaStreamCfg<ID>;  // the stage geometry (windows, row stride, copies)
   static constexpr int kThreads = G::kThreads, kStages = 3;
+  // dynamic shared memory: ns stages, M rows of x; static: the kernel's reduction tile (red)
   static constexpr int64_t smem(int ns, int64_t k, int64_t M) { return ns * G::kStageBytes + M * (k / 32) * kQimmaXBytes; }
+  static constexpr int64_t static_smem(int ct) { return G::kWarps * G::kRows * 4 * ct * 4; }
 };
 
+// Where element e (0..31) of a block sits in lane quarter t's 8 bytes of B (b0: bytes 0-3, b1:
+// 4-7): returns t * 8 + byte. Natural order (b0 = elements 4t..4t+3, b1 = 16 + 4t..): the codes
+// of a qs word's low nibbles are then a[0], its high nibbles a[2] after a mask and a shift. Pair
+// order (PAIR: b0 = elements 4t, 16 + 4t, 4t + 1, 17 + 4t; b1 = 4t + 2, 18 + 4t, 4t + 3, 19 +
+// 4t): the nibbles of a qs word's low and high halves in place, as a byte permute's selector
+// takes them (the table formats).
+template <bool PAIR>
+ROCQ_HD constexpr int qimma_x_slot(int e) {
+  const int j = e % 16, t = j / 4;
+  return PAIR ? t * 8 + (j % 4 >= 2 ? 4 : 0) + 2 * (j % 2) + e / 16 : t * 8 + (e / 16) * 4 + e % 4;
+}
+
 #if defined(ROCQ_MMA_NV)
+// Byte decoders, on top of the fragment loads of qfrag.h (a chunk of kP 32-element sub-blocks;
+// lane quarter t's code words at bytes 4t.. of each). decode(raw, lo, hi, sc, mn): for product p
+// of the chunk, lo[p], hi[p] the A operand bytes of this row (a[0] / a[1] and a[2] / a[3]) in the
+// order qimma_x_slot<kPair> gives x, unsigned codes (kSigned false) or signed values; that
+// sub-block's weights are W = sc[p] * (code - kOff) + mn[p] (mn: kMin only).
 template <int ID>
 struct QiFrag;
 
-// Q4_0: the fragment load of qfrag.h (lane quarter t: qs word t, elements 4t..4t+3 in its low
-// nibbles, 16 + 4t.. in its high ones: b0's and b1's elements), codes as unsigned bytes, W = d *
-// (code - 8).
-template <>
-struct QiFrag<QT_Q4_0> {
-  static constexpr bool kSigned = false;
-  static constexpr int kOff = 8;
-  using Raw = QFrag<QT_Q4_0>::Raw;
-  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return QFrag<QT_Q4_0>::load(win, i, t); }
-  // lo: the codes of elements 4t..4t+3 (A's a[0] / a[1]), hi: 16 + 4t.. (a[2] / a[3])
-  ROCQ_DEVICE static void decode(const Raw& r, uint32_t& lo, uint32_t& hi, float& sc) {
-    lo = r.w & 0x0F0F0F0Fu;
-    hi = (r.w >> 4) & 0x0F0F0F0Fu;
-    sc = rq_f16_to_f32((uint16_t)r.d);
+// Q4_0, Q4_1, Q5_0, Q5_1 (qfrag.h QFragLegacy's loads; Q4_0's own): codes as unsigned bytes, the
+// fifth bit of Q5_0 / Q5_1 at bit 4; W = d * (q - 8), d * q + m, d * (q - 16), d * q + m.
+template <int ID>
+struct QiFragLegacy {
+  using L = QFrag<ID>;
+  static constexpr bool kSigned = false, kPair = false, kMin = ID == QT_Q4_1 || ID == QT_Q5_1;
+  static constexpr int kP = 1, kOff = ID == QT_Q4_0 ? 8 : ID == QT_Q5_0 ? 16 : 0;
+  using Raw = typename L::Raw;
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return L::load(win, i, t); }
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP], float (&mn)[kP]) {
+    lo[0] = r.w & 0x0F0F0F0Fu;
+    hi[0] = (r.w >> 4) & 0x0F0F0F0Fu;
+    if constexpr (ID == QT_Q4_0) {
+      sc[0] = rq_f16_to_f32((uint16_t)r.d);
+    } else {
+      if constexpr (ID != QT_Q4_1) lo[0] |= r.h0, hi[0] |= r.h1;
+      sc[0] = rq_lo_half(r.dm);
+      if constexpr (kMin) mn[0] = rq_hi_half(r.dm);
+    }
   }
 };
+template <> struct QiFrag<QT_Q4_0> : QiFragLegacy<QT_Q4_0> {};
+template <> struct QiFrag<QT_Q4_1> : QiFragLegacy<QT_Q4_1> {};
+template <> struct QiFrag<QT_Q5_0> : QiFragLegacy<QT_Q5_0> {};
+template <> struct QiFrag<QT_Q5_1> : QiFragLegacy<QT_Q5_1> {};
+
+// Q8_0: the signed bytes as they are (w0: elements 4t.., w1: 16 + 4t..); W = d * q.
+template <>
+struct QiFrag<QT_Q8_0> {
+  static constexpr bool kSigned = true, kPair = false, kMin = false;
+  static constexpr int kP = 1, kOff = 0;
+  using Raw = QFrag<QT_Q8_0>::Raw;
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return QFrag<QT_Q8_0>::load(win, i, t); }
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP], float (&)[kP]) {
+    lo[0] = r.w0;
+    hi[0] = r.w1;
+    sc[0] = rq_f16_to_f32((uint16_t)r.d);
+  }
+};
+
+// Q4_K, Q5_K (qfrag.h QFragK45's loads: chunk p = sub-blocks 2p, 2p + 1, the low and high
+// nibbles of qs words w0 (elements 4t..) and w1 (16 + 4t..); Q5_K's fifth bits in h0, h1):
+// W = (d * sc) * q - dmin * m per sub-block (mn = -dmin * m).
+template <int ID>
+struct QiFragK45 {
+  using L = QFrag<ID>;
+  static constexpr bool kSigned = false, kPair = false, kMin = true, kQ5 = ID == QT_Q5_K;
+  static constexpr int kP = 2, kOff = 0;
+  using Raw = typename L::Raw;
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return L::load(win, i, t); }
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP], float (&mn)[kP]) {
+    lo[0] = r.w0 & 0x0F0F0F0Fu;
+    hi[0] = r.w1 & 0x0F0F0F0Fu;
+    lo[1] = (r.w0 >> 4) & 0x0F0F0F0Fu;
+    hi[1] = (r.w1 >> 4) & 0x0F0F0F0Fu;
+    if constexpr (kQ5) {
+      const int j = 2 * r.p;
+      lo[0] |= ((r.h0 >> j) & 0x01010101u) << 4;
+      hi[0] |= ((r.h1 >> j) & 0x01010101u) << 4;
+      lo[1] |= ((r.h0 >> (j + 1)) & 0x01010101u) << 4;
+      hi[1] |= ((r.h1 >> (j + 1)) & 0x01010101u) << 4;
+    }
+    uint32_t scp, mnp;
+    rq_k4_pair(r.s0, r.s1, r.s2, r.p, scp, mnp);
+    const float d = rq_f16_to_f32((uint16_t)r.dm), dmin = rq_f16_to_f32((uint16_t)(r.dm >> 16));
+    sc[0] = rq_mul(d, (float)(scp & 0xFFu));
+    sc[1] = rq_mul(d, (float)(scp >> 8));
+    mn[0] = -rq_mul(dmin, (float)(mnp & 0xFFu));
+    mn[1] = -rq_mul(dmin, (float)(mnp >> 8));
+  }
+};
+template <> struct QiFrag<QT_Q4_K> : QiFragK45<QT_Q4_K> {};
+template <> struct QiFrag<QT_Q5_K> : QiFragK45<QT_Q5_K> {};
+
+// IQ4_NL, MXFP4, IQ4_XS (qfrag.h's loads: QFragQ40Lut's; IQ4_XS's chunk = one sub-block): a
+// nibble's value is an int8 of a 16-entry table (the IQ4 levels; MXFP4's doubled E2M1 values),
+// looked up four at a time with byte permutes on the table's halves (entries 0-7, 8-15), which
+// take a qs word's half as their selector: the pair order. Bit 3 of each selector nibble would
+// switch the permute to sign replication, so it is masked off for the two lookups and picks
+// between their results in a third. W = d * value (IQ4_NL, d f16), 2^(e - 128) * value (MXFP4,
+// e the E8M0 byte), d * (6-bit sub-block scale - 32) * value (IQ4_XS).
+template <int ID>
+ROCQ_HD constexpr uint32_t qi_tab_word(int j) {
+  uint32_t w = 0;
+  for (int b = 0; b < 4; ++b) {
+    const int v = ID == QT_MXFP4 ? rq_e2m1x2_value(4 * j + b) : rq_iq4nl_value(4 * j + b);
+    w |= (uint32_t)(v & 0xFF) << (8 * b);
+  }
+  return w;
+}
+template <int ID>
+struct QiFragTable {
+  using L = QFrag<ID>;
+  static constexpr bool kSigned = true, kPair = true, kMin = false;
+  static constexpr int kP = 1, kOff = 0;
+  using Raw = typename L::Raw;
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return L::load(win, i, t); }
+  // the values of the four nibbles of sel7's low half (nibble i -> byte i; pick: the half each is in)
+  ROCQ_DEVICE static uint32_t values4(uint32_t sel7, uint32_t pick) {
+    constexpr uint32_t t0 = qi_tab_word<ID>(0), t1 = qi_tab_word<ID>(1), t2 = qi_tab_word<ID>(2), t3 = qi_tab_word<ID>(3);
+    return __byte_perm(__byte_perm(t0, t1, sel7), __byte_perm(t2, t3, sel7), pick);
+  }
+  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP], float (&)[kP]) {
+    const uint32_t sel7 = r.w & 0x77777777u;                          // entry within a half
+    const uint32_t pick = ((r.w >> 1) & 0x44444444u) | 0x32103210u;  // byte i of the low or high half
+    lo[0] = values4(sel7, pick);
+    hi[0] = values4(sel7 >> 16, pick >> 16);
+    if constexpr (ID == QT_MXFP4) sc[0] = rq_e8m0_half((uint8_t)r.d);
+    else if constexpr (ID == QT_IQ4_XS) sc[0] = rq_mul(rq_lo_half(r.h), (float)rq_iq4xs_subscale(r.h, r.l, r.sb));
+    else sc[0] = rq_lo_half(r.d);
+  }
+};
+template <> struct QiFrag<QT_IQ4_NL> : QiFragTable<QT_IQ4_NL> {};
+template <> struct QiFrag<QT_MXFP4> : QiFragTable<QT_MXFP4> {};
+template <> struct QiFrag<QT_IQ4_XS> : QiFragTable<QT_IQ4_XS> {};
 #endif
 
 template <int ID, int XK, int CT, int NS>
@@ -85,11 +208,12 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
   using F = QFrag<ID>;
   using D = QiFrag<ID>;
   using T = typename XStore<XK>::T;
-  static_assert(F::kC == 32, "one 32-element block a product");
+  constexpr int P = D::kP;  // products (32-element sub-blocks) a chunk
+  static_assert(F::kC == 32 * P, "whole 32-element sub-blocks a chunk");
   constexpr int WC = F::kWC, W = Cfg::kWarps, R = Cfg::kRows, NT = Cfg::kThreads;
   constexpr int WB = Cfg::kWinBytes, SRB = Cfg::kRowBytes, SRS = Cfg::kRowStride;
   extern __shared__ __align__(16) uint8_t smem[];
-  __shared__ float red[W][R][4 * CT];
+  __shared__ float red[W][R][4 * CT];  // (QimmaCfg::static_smem)
 
   const int tid = threadIdx.x, warp = tid / kRqMmaLanes, lane = tid % kRqMmaLanes;
   const int g = lane / 4, t = lane % 4;
@@ -112,7 +236,7 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
       for (int e = 0; e < 32; ++e) {
         const int v = (int)(int16_t)(w[e / 2] >> (16 * (e % 2)));
         const int lo = (int)(int8_t)v, hi = (v - lo) >> 8;
-        const int word = 2 * ((e % 16) / 4) + e / 16, sh = 8 * (e % 4);  // quarter (e % 16) / 4, b0 / b1
+        const int slot = qimma_x_slot<D::kPair>(e), word = slot / 4, sh = 8 * (slot % 4);
         hb[word] |= (uint32_t)(hi & 0xFF) << sh;
         lb[word] |= (uint32_t)(lo & 0xFF) << sh;
         sum += v;
@@ -127,7 +251,7 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
     // (read after the first stage's __syncthreads)
   }
 
-  const int64_t nch = nb;                                  // chunks (blocks) per row
+  const int64_t nch = nb / P;                              // chunks per row
   const int nc = (int)rq_ceil_div(nch, (int64_t)W * WC);  // stages per row group
   const int64_t groups = rq_ceil_div(a.n, (int64_t)R);
   StageRing<R, SRB, SRS, NT, NS> ring(tid, a, nc);  // (stage_copy.h)
@@ -151,7 +275,7 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
 #pragma unroll
     for (int ct = 0; ct < CT; ++ct) acc[ct][0] = acc[ct][1] = 0.f;
     for (int c = 0; c < nc; ++c) {
-      const int64_t cb = ((int64_t)c * W + warp) * WC;  // this warp's first block in the row
+      const int64_t cb = ((int64_t)c * W + warp) * WC;  // this warp's first chunk in the row
       const int wc = nch - cb >= WC ? WC : (nch - cb > 0 ? (int)(nch - cb) : 0);
       rq_cp_async_wait<NS - 2>();
       __syncthreads();  // this stage landed for every thread; the previous one is free to refill
@@ -159,25 +283,33 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
       const uint8_t* sb = smem + st * Cfg::kStageBytes + warp * WB;
       const uint8_t* win[2] = {sb + g * SRS, sb + (g + 8) * SRS};
       auto one = [&](int i) {
-        const int blk = (int)cb + i;
-        uint32_t af[4];
-        float sc[2];
+        uint32_t lo[2][P], hi[2][P];
+        float sc[2][P], mn[2][P];
 #pragma unroll
-        for (int h = 0; h < 2; ++h) D::decode(D::load(win[h], i, t), af[h], af[2 + h], sc[h]);
-        const uint8_t* xr = xb + blk * M * 64;  // (32-bit: the launcher caps M * k)
-        const int2* xs = xa + blk * M;
+        for (int h = 0; h < 2; ++h) D::decode(D::load(win[h], i, t), lo[h], hi[h], sc[h], mn[h]);
 #pragma unroll
-        for (int ct = 0; ct < CT; ++ct) {
-          const uint2 b = *reinterpret_cast<const uint2*>(xr + xoff[ct]);
-          int cc[4];
-          rq_imma_frag<D::kSigned>(cc, af, b.x, b.y);
-          const int2 xv = xs[aoff[ct]];
-          const float fx = __int_as_float(xv.x);
+        for (int p = 0; p < P; ++p) {
+          const uint32_t af[4] = {lo[0][p], lo[1][p], hi[0][p], hi[1][p]};
+          const int blk = ((int)cb + i) * P + p;  // the x block
+          const uint8_t* xr = xb + blk * M * 64;  // (32-bit: the launcher caps M * k)
+          const int2* xs = xa + blk * M;
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            int v = cc[2 * h] * 256 + cc[2 * h + 1];
-            if constexpr (D::kOff != 0) v -= D::kOff * xv.y;
-            acc[ct][h] = fmaf((float)v, sc[h] * fx, acc[ct][h]);
+          for (int ct = 0; ct < CT; ++ct) {
+            const uint2 b = *reinterpret_cast<const uint2*>(xr + xoff[ct]);
+            int cc[4];
+            rq_imma_frag<D::kSigned>(cc, af, b.x, b.y);
+            const int2 xv = xs[aoff[ct]];
+            const float fx = __int_as_float(xv.x);
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+              int v = cc[2 * h] * 256 + cc[2 * h + 1];
+              if constexpr (D::kOff != 0) v -= D::kOff * xv.y;
+              if constexpr (D::kMin) {
+                acc[ct][h] = fmaf(fmaf((float)v, sc[h][p], mn[h][p] * (float)xv.y), fx, acc[ct][h]);
+              } else {
+                acc[ct][h] = fmaf((float)v, sc[h][p] * fx, acc[ct][h]);
+              }
+            }
           }
         }
       };

@@ -29,55 +29,72 @@ constexpr bool qimma_chosen(int id, int64_t M) { return (void)id, (void)M, false
 // Per-(kernel instance, device) launch state behind one lock: the opt-in to the device's shared
 // memory (once) and the occupancy per dynamic shared-memory size (it depends on M and k).
 struct QimmaState {
-  bool opted = false, failed = false;
+  int64_t opted = 48 * 1024;  // dynamic shared memory opted in so far
   std::map<int64_t, int> occ;
 };
 std::mutex g_qimma_mu;
 constexpr int kMaxDevices = 64;
 
-template <int ID, int XK, int CT>
-const void* qimma_kernel_ptr() {
-  return reinterpret_cast<const void*>(&qimma_stream_kernel<ID, XK, CT, QimmaCfg<ID>::kStages>);
+// A launch plan in one positive integer (qimma_stream_plan's value): grid * 2 + (two stages
+// instead of QimmaCfg::kStages, where x leaves too little shared memory for three).
+struct QimmaPlan {
+  int64_t grid = 0;
+  bool two = false;
+  int64_t code() const { return grid > 0 ? grid * 2 + (two ? 1 : 0) : 0; }
+  static QimmaPlan of(int64_t code) { return {code / 2, (code & 1) != 0}; }
+};
+
+// f(instance) for this call's instance: CT = 1 up to 4 rows of x, else 2; NS = 2 where `two`,
+// else QimmaCfg::kStages.
+template <int ID, int XK, typename F>
+void with_instance(int64_t M, bool two, F&& f) {
+  constexpr int NS = QimmaCfg<ID>::kStages;
+  if (M <= 4) {
+    if (two) f(qimma_stream_kernel<ID, XK, 1, 2>, 2);
+    else f(qimma_stream_kernel<ID, XK, 1, NS>, NS);
+  } else {
+    if (two) f(qimma_stream_kernel<ID, XK, 2, 2>, 2);
+    else f(qimma_stream_kernel<ID, XK, 2, NS>, NS);
+  }
 }
 
-// The persistent grid for this call on the current device, 0 where the kernel does not run:
-// rows not whole 16-byte copies or weights/x not 16-byte aligned, fewer row groups than
-// multiprocessors (the other kernels split k finer), x and the stages over the device's shared
-// memory, or offsets past 32 bits.
-template <int ID, int XK, int CT>
-int64_t qimma_grid(const QmatArgs& a) {
+// The plan for this call on the current device, grid 0 where the kernel does not run: rows not
+// whole 16-byte copies or weights/x not 16-byte aligned, fewer row groups than multiprocessors
+// (the other kernels split k finer), x and two stages over the device's shared memory, or
+// offsets past 32 bits.
+template <int ID, int XK>
+QimmaPlan qimma_grid(const QmatArgs& a) {
   using Cfg = QimmaCfg<ID>;
   const int dev = rq_current_device();
-  if (dev < 0 || dev >= kMaxDevices) return 0;
+  if (dev < 0 || dev >= kMaxDevices) return {};
   const RqDeviceFacts d = rq_device_facts(dev);
-  const int64_t groups = rq_ceil_div(a.n, (int64_t)Cfg::G::kRows), smem = Cfg::smem(Cfg::kStages, a.k, a.M);
+  const int64_t cap = d.optin - Cfg::static_smem(a.M <= 4 ? 1 : 2);  // (the opt-in limit counts both)
+  const bool two = Cfg::smem(Cfg::kStages, a.k, a.M) > cap;
+  const int64_t groups = rq_ceil_div(a.n, (int64_t)Cfg::G::kRows), smem = Cfg::smem(two ? 2 : Cfg::kStages, a.k, a.M);
   if (a.row_bytes % 16 != 0 || (reinterpret_cast<uintptr_t>(a.qw) & 15) != 0 ||
-      (reinterpret_cast<uintptr_t>(a.x) & 15) != 0 || a.k % 32 != 0 || smem > d.optin || d.sms <= 0 ||
+      (reinterpret_cast<uintptr_t>(a.x) & 15) != 0 || a.k % 32 != 0 || smem > cap || d.sms <= 0 ||
       groups < d.sms || Cfg::G::kRows * a.row_bytes >= ((int64_t)1 << 31))
-    return 0;
+    return {};
   std::lock_guard<std::mutex> lock(g_qimma_mu);
-  static QimmaState state[kMaxDevices];
-  QimmaState& s = state[dev];
-  const void* kern = qimma_kernel_ptr<ID, XK, CT>();
-  if (s.failed) return 0;
-  if (!s.opted) {
-    if (rq_func_set_max_dynamic_smem(kern, d.optin) != ROCQ_GPU_SUCCESS) {
-      (void)rq_last_error();  // clear it: another kernel takes the call
-      s.failed = true;
-      return 0;
+  static QimmaState state[2][2][kMaxDevices];  // per CT, stage count and device
+  QimmaState& s = state[a.M <= 4 ? 0 : 1][two ? 1 : 0][dev];
+  int occ = 0;
+  with_instance<ID, XK>(a.M, two, [&](auto kernel, int) {
+    const void* kern = reinterpret_cast<const void*>(kernel);
+    if (smem > s.opted) {
+      if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
+        (void)rq_last_error();  // clear it: another kernel takes the call
+        return;
+      }
+      s.opted = smem;
     }
-    s.opted = true;
-  }
-  auto it = s.occ.find(smem);
-  if (it == s.occ.end()) it = s.occ.emplace(smem, rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem)).first;
-  if (it->second <= 0) return 0;
-  const int64_t resident = (int64_t)it->second * d.sms;
-  return groups < resident ? groups : resident;
-}
-
-template <int ID, int XK>
-int64_t qimma_grid_any(const QmatArgs& a) {
-  return a.M <= 4 ? qimma_grid<ID, XK, 1>(a) : qimma_grid<ID, XK, 2>(a);
+    auto it = s.occ.find(smem);
+    if (it == s.occ.end()) it = s.occ.emplace(smem, rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem)).first;
+    occ = it->second;
+  });
+  if (occ <= 0) return {};
+  const int64_t resident = (int64_t)occ * d.sms;
+  return {groups < resident ? groups : resident, two};
 }
 
 }  // namespace
@@ -89,25 +106,26 @@ int64_t qimma_stream_plan(int qtype, const void* x, DType dtype, int64_t M, cons
   if (mode == 0 || dtype == DType::F32 || M < 1 || M > 8) return 0;
   if (!kRqMmaFrag || !sm80) return mode == 3 ? -1 : 0;
   const QmatArgs a{x, nullptr, qweight, nullptr, nullptr, (int)M, n, k, row_bytes};
-  int64_t grid = 0;
+  QimmaPlan p;
   auto plan = [&](auto xk) {
     constexpr int XK = decltype(xk)::value;
     dispatch_format(qtype, [&](auto codec) {
       constexpr int id = decltype(codec)::kId;
       if constexpr (qimma_on<id>()) {
-        if (mode != 2 || qimma_chosen(id, M)) grid = qimma_grid_any<id, XK>(a);
+        if (mode != 2 || qimma_chosen(id, M)) p = qimma_grid<id, XK>(a);
       }
     });
   };
   if (dtype == DType::F16) plan(std::integral_constant<int, (int)DType::F16>{});
   else plan(std::integral_constant<int, (int)DType::BF16>{});
-  return grid == 0 && mode == 3 ? -1 : grid;
+  return p.grid == 0 && mode == 3 ? -1 : p.code();
 }
 
 const char* qimma_stream_launch(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
-                                int64_t k, int64_t row_bytes, const float* bias, void* y, int64_t grid,
+                                int64_t k, int64_t row_bytes, const float* bias, void* y, int64_t plan,
                                 void* stream) {
-  if (grid <= 0) return "rocq qmatvec: ROCQ_QIMMA=3 and the integer matrix-unit kernel does not take this call";
+  if (plan <= 0) return "rocq qmatvec: ROCQ_QIMMA=3 and the integer matrix-unit kernel does not take this call";
+  const QimmaPlan p = QimmaPlan::of(plan);
   const QmatArgs a{x, y, qweight, nullptr, bias, (int)M, n, k, row_bytes};
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
   const char* err = "rocq qmatvec: the integer matrix-unit kernel has no instance for this format";
@@ -117,9 +135,9 @@ const char* qimma_stream_launch(int qtype, const void* x, DType dtype, int64_t M
       constexpr int id = decltype(codec)::kId;
       if constexpr (qimma_on<id>()) {
         using Cfg = QimmaCfg<id>;
-        const size_t smem = (size_t)Cfg::smem(Cfg::kStages, k, M);
-        if (M <= 4) qimma_stream_kernel<id, XK, 1, Cfg::kStages><<<(unsigned)grid, Cfg::kThreads, smem, s>>>(a);
-        else qimma_stream_kernel<id, XK, 2, Cfg::kStages><<<(unsigned)grid, Cfg::kThreads, smem, s>>>(a);
+        with_instance<id, XK>(M, p.two, [&](auto kernel, int ns) {
+          kernel<<<(unsigned)p.grid, Cfg::kThreads, (size_t)Cfg::smem(ns, k, M), s>>>(a);
+        });
         const gpuError_t e = rq_last_error();
         err = e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
       }

@@ -139,8 +139,8 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
   if (fast) {
-    if (const int64_t grid = qimma_stream_plan(qtype, x, dtype, M, qweight, n, k, row_bytes); grid != 0)
-      return qimma_stream_launch(qtype, x, dtype, M, qweight, n, k, row_bytes, bias, y, grid, stream);
+    if (const int64_t plan = qimma_stream_plan(qtype, x, dtype, M, qweight, n, k, row_bytes); plan != 0)
+      return qimma_stream_launch(qtype, x, dtype, M, qweight, n, k, row_bytes, bias, y, plan, stream);
   }
   if (const int64_t plan = stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales); plan != 0) {
     if (M <= 2)

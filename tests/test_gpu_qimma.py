@@ -9,12 +9,12 @@ import pytest
 import torch
 
 import rocq
-from test_gpu import _cases_in_child, _check_fused_call, _child
+from test_gpu import _cases_in_child, _check_fused_call, _child, _fast_blocks
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 
 # Formats with a byte decoder (kernels/qimma_stream.h kQiFragOn).
-QIMMA_FORMATS = ["q4_0"]
+QIMMA_FORMATS = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q5_k", "iq4_nl", "iq4_xs", "mxfp4"]
 
 
 def _qimma_case(fmt: str, dtype, M: int, blocks: int) -> None:
@@ -42,10 +42,14 @@ def _qimma_case(fmt: str, dtype, M: int, blocks: int) -> None:
 @pytest.mark.parametrize("fmt", QIMMA_FORMATS)
 def test_qmatmul_qimma_kernel(fmt):
     """_qimma_case for M = 1..8 (one product of 4 rows of x up to M = 4, two from 5), fp16 and
-    bf16 x, k = 240 blocks (4 stages of 64 blocks a row, the last of 48: two warps' windows
-    empty) and 512 blocks (k = 16384: 8 whole stages), with ROCQ_QIMMA=3."""
-    cases = [(fmt, dt, M, blocks) for dt in ("float16", "bfloat16") for M in range(1, 9) for blocks in (240, 512)
-             if M * blocks <= 8 * 240]
+    bf16 x, k = 241 32-element blocks rounded up to whole blocks and 16-byte rows (a last stage
+    of fewer windows than warps; Q4_1, Q5_1: a last window of half its blocks) and, up to M = 3, 512 blocks (k = 16384, whole
+    stages), with ROCQ_QIMMA=3 (at M = 8 MXFP4's x leaves room for only two stages: that
+    instance runs too)."""
+    f = rocq.format_info(fmt)
+    short = _fast_blocks(f, -(-241 * 32 // f.block_elems)) * f.block_elems // 32  # (in 32-element blocks)
+    cases = [(fmt, dt, M, blocks) for dt in ("float16", "bfloat16") for M in range(1, 9) for blocks in (short, 512)
+             if M <= 3 or blocks == short]
     _cases_in_child("test_gpu_qimma", "_qimma_case", cases, ROCQ_QIMMA="3")
 
 
