@@ -55,19 +55,19 @@ const char* launch_qmma(int qtype, const void* x, DType dtype, int64_t M, const 
                         void* stream);
 
 // The streaming integer matrix-unit kernel (kernels/qimma_stream.h: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
-// Q4_K, Q5_K, IQ4_NL, IQ4_XS, MXFP4; NVIDIA sm_80+; 1..8 rows of 16-bit x, x
+// Q4_K, Q5_K, IQ4_NL, IQ4_XS, MXFP4, OCP MXFP4; NVIDIA sm_80+; 1..8 rows of 16-bit x, x
 // rounded per 32-element block to 14-bit fixed point, error at most 2^-14 of the block's max |x|;
 // int8 products, fp32 scaling per block): launch_qmatvec asks it first. qimma_stream_plan: its
 // launch plan for this call (0: not this kernel: format without a byte decoder, fp32 x, unaligned
-// pointers or rows, a layer too small to fill the device once, x over the shared memory, or not
+// pointers or rows, a scale plane not in 4-byte words, a layer too small to fill the device once, x over the shared memory, or not
 // chosen; -1: ROCQ_QIMMA=3 and not this kernel, which qimma_stream_launch reports as an error).
 // ROCQ_QIMMA (read once per process): 0 off, 1 every call it fits, 3 as 1 and an error for a call
 // of 16-bit x, M <= 8 and the fast path it does not take (tests), else the measured choice.
-int64_t qimma_stream_plan(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
-                          int64_t k, int64_t row_bytes);
-const char* qimma_stream_launch(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
-                                int64_t k, int64_t row_bytes, const float* bias, void* y, int64_t plan,
-                                void* stream);
+int64_t qimma_stream_plan(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
+                          const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes);
+const char* qimma_stream_launch(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
+                                const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias, void* y,
+                                int64_t plan, void* stream);
 
 // True when launch_qmatvec takes its fast, vectorised path for these pointers and sizes
 // (16-byte aligned rows, k a multiple of 8); otherwise it runs a simple (correct, slower)

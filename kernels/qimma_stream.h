@@ -2,10 +2,10 @@
 // units (platform_mma.h rq_imma_frag: one 16 x 8 x 32 product per 32-element (sub-)block), with
 // the weights fed by the streaming matrix-unit kernel's pipeline and stage layout (qmma_stream.h:
 // a persistent CTA of 8 warps walks 16-row groups; each stage holds 8 windows of every row of the
-// group, one per warp, copied by the whole CTA NS - 1 stages ahead). Formats: Q4_0, Q4_1, Q5_0,
-// Q5_1, Q8_0, Q4_K, Q5_K, IQ4_NL, IQ4_XS, MXFP4 (kQiFragOn). NVIDIA sm_80+ only for now (as the
-// other matrix-unit kernels; AMD's int8 MFMA / WMMA mappings are not written). Included by
-// qimma_stream.hip.
+// group, one per warp, copied by the whole CTA NS - 1 stages ahead; OCP MX: with the E8M0 bytes).
+// Formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, IQ4_NL, IQ4_XS, MXFP4, OCP MXFP4
+// (kQiFragOn). NVIDIA sm_80+ only for now (as the other matrix-unit kernels; AMD's int8 MFMA /
+// WMMA mappings are not written). Included by qimma_stream.hip.
 //
 // Why: the bf16 matrix-unit kernel (qmma_stream.h) turns every code into a 16-bit operand (a
 // permute and a packed subtraction per two codes), needs two products per 32 elements and reads
@@ -32,6 +32,8 @@
 // contiguous bytes, no bank conflicts.
 #pragma once
 
+#include <type_traits>
+
 #include "qmatvec_impl.h"
 #include "qmma_stream.h"
 
@@ -40,7 +42,8 @@ namespace rocq::gpu {
 // The formats with a byte decoder below (every pass sees it; the decoders are NVIDIA sm_80+ code).
 template <int ID>
 inline constexpr bool kQiFragOn = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q5_0 || ID == QT_Q5_1 || ID == QT_Q8_0 ||
-                                  ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_IQ4_NL || ID == QT_IQ4_XS || ID == QT_MXFP4;
+                                  ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_IQ4_NL || ID == QT_IQ4_XS || ID == QT_MXFP4 ||
+                                  ID == QT_OCP_MXFP4;
 
 // Bytes of shared memory per row of x and 32-element block: 64 of hi and lo bytes, 8 of scale
 // and sum.
@@ -49,7 +52,7 @@ constexpr int kQimmaXBytes = 72;
 // (the stage geometry is instantiated only for formats with a decoder)
 template <int ID>
 constexpr bool qimma_on() {
-  if constexpr (kQiFragOn<ID>) return QmmaStreamCfg<ID>::kOn && !rq_has_scale_plane(ID);
+  if constexpr (kQiFragOn<ID>) return QmmaStreamCfg<ID>::kOn;
   else return false;
 }
 
@@ -63,23 +66,30 @@ struct QimmaCfg {
   static constexpr int64_t static_smem(int ct) { return G::kWarps * G::kRows * 4 * ct * 4; }
 };
 
-// Where element e (0..31) of a block sits in lane quarter t's 8 bytes of B (b0: bytes 0-3, b1:
-// 4-7): returns t * 8 + byte. Natural order (b0 = elements 4t..4t+3, b1 = 16 + 4t..): the codes
-// of a qs word's low nibbles are then a[0], its high nibbles a[2] after a mask and a shift. Pair
-// order (PAIR: b0 = elements 4t, 16 + 4t, 4t + 1, 17 + 4t; b1 = 4t + 2, 18 + 4t, 4t + 3, 19 +
-// 4t): the nibbles of a qs word's low and high halves in place, as a byte permute's selector
-// takes them (the table formats).
-template <bool PAIR>
+// The order of a block's 32 elements in lane quarter t's 8 bytes of B (b0: bytes 0-3, b1: 4-7),
+// matching the order a decoder's A bytes come in:
+//   kNatural: b0 = elements 4t..4t+3, b1 = 16 + 4t..: a GGUF qs word's low nibbles (or bytes)
+//             give a[0], its high nibbles a[2], after a mask and a shift;
+//   kPair:    b0 = elements 4t, 16 + 4t, 4t + 1, 17 + 4t, b1 = 4t + 2, 18 + 4t, 4t + 3, 19 + 4t:
+//             a GGUF qs word's nibbles in place, as a byte permute's selector takes its halves
+//             (the table formats);
+//   kLinear:  b0 = elements 8t..8t+3, b1 = 8t + 4..: an OCP FP4 word (element 2j the low nibble
+//             of byte j) as the same permutes take it.
+enum class QiOrder : int { kNatural, kPair, kLinear };
+// element e's byte: t * 8 + its byte in b0 (0-3) or b1 (4-7)
+template <QiOrder O>
 ROCQ_HD constexpr int qimma_x_slot(int e) {
   const int j = e % 16, t = j / 4;
-  return PAIR ? t * 8 + (j % 4 >= 2 ? 4 : 0) + 2 * (j % 2) + e / 16 : t * 8 + (e / 16) * 4 + e % 4;
+  if constexpr (O == QiOrder::kPair) return t * 8 + (j % 4 >= 2 ? 4 : 0) + 2 * (j % 2) + e / 16;
+  else if constexpr (O == QiOrder::kLinear) return e;
+  else return t * 8 + (e / 16) * 4 + e % 4;
 }
 
 #if defined(ROCQ_MMA_NV)
 // Byte decoders, on top of the fragment loads of qfrag.h (a chunk of kP 32-element sub-blocks;
 // lane quarter t's code words at bytes 4t.. of each). decode(raw, lo, hi, sc, mn): for product p
 // of the chunk, lo[p], hi[p] the A operand bytes of this row (a[0] / a[1] and a[2] / a[3]) in the
-// order qimma_x_slot<kPair> gives x, unsigned codes (kSigned false) or signed values; that
+// order qimma_x_slot<kOrder> gives x, unsigned codes (kSigned false) or signed values; that
 // sub-block's weights are W = sc[p] * (code - kOff) + mn[p] (mn: kMin only).
 template <int ID>
 struct QiFrag;
@@ -89,7 +99,8 @@ struct QiFrag;
 template <int ID>
 struct QiFragLegacy {
   using L = QFrag<ID>;
-  static constexpr bool kSigned = false, kPair = false, kMin = ID == QT_Q4_1 || ID == QT_Q5_1;
+  static constexpr bool kSigned = false, kMin = ID == QT_Q4_1 || ID == QT_Q5_1;
+  static constexpr QiOrder kOrder = QiOrder::kNatural;
   static constexpr int kP = 1, kOff = ID == QT_Q4_0 ? 8 : ID == QT_Q5_0 ? 16 : 0;
   using Raw = typename L::Raw;
   ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return L::load(win, i, t); }
@@ -113,7 +124,8 @@ template <> struct QiFrag<QT_Q5_1> : QiFragLegacy<QT_Q5_1> {};
 // Q8_0: the signed bytes as they are (w0: elements 4t.., w1: 16 + 4t..); W = d * q.
 template <>
 struct QiFrag<QT_Q8_0> {
-  static constexpr bool kSigned = true, kPair = false, kMin = false;
+  static constexpr bool kSigned = true, kMin = false;
+  static constexpr QiOrder kOrder = QiOrder::kNatural;
   static constexpr int kP = 1, kOff = 0;
   using Raw = QFrag<QT_Q8_0>::Raw;
   ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return QFrag<QT_Q8_0>::load(win, i, t); }
@@ -130,7 +142,8 @@ struct QiFrag<QT_Q8_0> {
 template <int ID>
 struct QiFragK45 {
   using L = QFrag<ID>;
-  static constexpr bool kSigned = false, kPair = false, kMin = true, kQ5 = ID == QT_Q5_K;
+  static constexpr bool kSigned = false, kMin = true, kQ5 = ID == QT_Q5_K;
+  static constexpr QiOrder kOrder = QiOrder::kNatural;
   static constexpr int kP = 2, kOff = 0;
   using Raw = typename L::Raw;
   ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return L::load(win, i, t); }
@@ -158,29 +171,36 @@ struct QiFragK45 {
 template <> struct QiFrag<QT_Q4_K> : QiFragK45<QT_Q4_K> {};
 template <> struct QiFrag<QT_Q5_K> : QiFragK45<QT_Q5_K> {};
 
-// IQ4_NL, MXFP4, IQ4_XS (qfrag.h's loads: QFragQ40Lut's; IQ4_XS's chunk = one sub-block): a
-// nibble's value is an int8 of a 16-entry table (the IQ4 levels; MXFP4's doubled E2M1 values),
-// looked up four at a time with byte permutes on the table's halves (entries 0-7, 8-15), which
-// take a qs word's half as their selector: the pair order. Bit 3 of each selector nibble would
-// switch the permute to sign replication, so it is masked off for the two lookups and picks
-// between their results in a third. W = d * value (IQ4_NL, d f16), 2^(e - 128) * value (MXFP4,
-// e the E8M0 byte), d * (6-bit sub-block scale - 32) * value (IQ4_XS).
+// IQ4_NL, MXFP4, IQ4_XS (qfrag.h's loads: QFragQ40Lut's; IQ4_XS's chunk = one sub-block) and
+// OCP MXFP4 (its own load: lane quarter t's word = element bytes 4t..4t+3; the chunk's E8M0
+// byte, from the stage's copy of the scale plane, set by the kernel): a nibble's value is an int8
+// of a 16-entry table (the IQ4 levels; doubled E2M1 values), looked up four at a time with byte
+// permutes on the table's halves (entries 0-7, 8-15), which take a word's half as their
+// selector: the pair order (GGUF nibbles) or the linear one (OCP). Bit 3 of each selector nibble
+// would switch the permute to sign replication, so it is masked off for the two lookups and
+// picks between their results in a third. W = d * value (IQ4_NL, d f16), 2^(e - 128) * value
+// (MXFP4, OCP MXFP4: e the E8M0 byte), d * (6-bit sub-block scale - 32) * value (IQ4_XS).
 template <int ID>
 ROCQ_HD constexpr uint32_t qi_tab_word(int j) {
   uint32_t w = 0;
   for (int b = 0; b < 4; ++b) {
-    const int v = ID == QT_MXFP4 ? rq_e2m1x2_value(4 * j + b) : rq_iq4nl_value(4 * j + b);
+    const int q = 4 * j + b;
+    const int v = ID == QT_MXFP4 || ID == QT_OCP_MXFP4 ? rq_e2m1x2_value(q) : rq_iq4nl_value(q);
     w |= (uint32_t)(v & 0xFF) << (8 * b);
   }
   return w;
 }
 template <int ID>
 struct QiFragTable {
-  using L = QFrag<ID>;
-  static constexpr bool kSigned = true, kPair = true, kMin = false;
+  static constexpr bool kSigned = true, kMin = false, kOcp = ID == QT_OCP_MXFP4;
+  static constexpr QiOrder kOrder = kOcp ? QiOrder::kLinear : QiOrder::kPair;
   static constexpr int kP = 1, kOff = 0;
-  using Raw = typename L::Raw;
-  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return L::load(win, i, t); }
+  struct OcpRaw { uint32_t w, e; };
+  using Raw = std::conditional_t<kOcp, OcpRaw, typename QFrag<ID>::Raw>;
+  ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
+    if constexpr (kOcp) return {rq_g32(win + i * 16 + 4 * t), 0u};
+    else return QFrag<ID>::load(win, i, t);
+  }
   // the values of the four nibbles of sel7's low half (nibble i -> byte i; pick: the half each is in)
   ROCQ_DEVICE static uint32_t values4(uint32_t sel7, uint32_t pick) {
     constexpr uint32_t t0 = qi_tab_word<ID>(0), t1 = qi_tab_word<ID>(1), t2 = qi_tab_word<ID>(2), t3 = qi_tab_word<ID>(3);
@@ -192,6 +212,7 @@ struct QiFragTable {
     lo[0] = values4(sel7, pick);
     hi[0] = values4(sel7 >> 16, pick >> 16);
     if constexpr (ID == QT_MXFP4) sc[0] = rq_e8m0_half((uint8_t)r.d);
+    else if constexpr (kOcp) sc[0] = rq_e8m0_half((uint8_t)r.e);
     else if constexpr (ID == QT_IQ4_XS) sc[0] = rq_mul(rq_lo_half(r.h), (float)rq_iq4xs_subscale(r.h, r.l, r.sb));
     else sc[0] = rq_lo_half(r.d);
   }
@@ -199,6 +220,7 @@ struct QiFragTable {
 template <> struct QiFrag<QT_IQ4_NL> : QiFragTable<QT_IQ4_NL> {};
 template <> struct QiFrag<QT_MXFP4> : QiFragTable<QT_MXFP4> {};
 template <> struct QiFrag<QT_IQ4_XS> : QiFragTable<QT_IQ4_XS> {};
+template <> struct QiFrag<QT_OCP_MXFP4> : QiFragTable<QT_OCP_MXFP4> {};
 #endif
 
 template <int ID, int XK, int CT, int NS>
@@ -212,6 +234,7 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
   static_assert(F::kC == 32 * P, "whole 32-element sub-blocks a chunk");
   constexpr int WC = F::kWC, W = Cfg::kWarps, R = Cfg::kRows, NT = Cfg::kThreads;
   constexpr int WB = Cfg::kWinBytes, SRB = Cfg::kRowBytes, SRS = Cfg::kRowStride;
+  constexpr bool kPlane = rq_has_scale_plane(ID);
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float red[W][R][4 * CT];  // (QimmaCfg::static_smem)
 
@@ -236,7 +259,7 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
       for (int e = 0; e < 32; ++e) {
         const int v = (int)(int16_t)(w[e / 2] >> (16 * (e % 2)));
         const int lo = (int)(int8_t)v, hi = (v - lo) >> 8;
-        const int slot = qimma_x_slot<D::kPair>(e), word = slot / 4, sh = 8 * (slot % 4);
+        const int slot = qimma_x_slot<D::kOrder>(e), word = slot / 4, sh = 8 * (slot % 4);
         hb[word] |= (uint32_t)(hi & 0xFF) << sh;
         lb[word] |= (uint32_t)(lo & 0xFF) << sh;
         sum += v;
@@ -255,7 +278,14 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
   const int nc = (int)rq_ceil_div(nch, (int64_t)W * WC);  // stages per row group
   const int64_t groups = rq_ceil_div(a.n, (int64_t)R);
   StageRing<R, SRB, SRS, NT, NS> ring(tid, a, nc);  // (stage_copy.h)
-  auto issue = [&]() { ring.issue(smem, Cfg::kStageBytes, tid, a, [](uint8_t*, int64_t, int) {}); };
+  // (OCP MX: each item's E8M0 bytes travel with it, after its weight rows; the launcher takes
+  // only scale planes in words, rq_plane_words)
+  auto issue = [&]() {
+    ring.issue(smem, Cfg::kStageBytes, tid, a, [&](uint8_t* dst, int64_t ig, int ic) {
+      if constexpr (kPlane) qmma_stage_plane<R, W * WC, NT>(dst + Cfg::kWBytes, a, ig * R, (int64_t)ic * W * WC, tid);
+      else (void)dst, (void)ig, (void)ic;
+    });
+  };
 #pragma unroll
   for (int i = 0; i < NS - 1; ++i) issue();
 
@@ -282,11 +312,17 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
       issue();
       const uint8_t* sb = smem + st * Cfg::kStageBytes + warp * WB;
       const uint8_t* win[2] = {sb + g * SRS, sb + (g + 8) * SRS};
+      // (kPlane) this warp's E8M0 bytes of rows g, g + 8: row r's at r * W * WC
+      const uint8_t* ssc = smem + st * Cfg::kStageBytes + Cfg::kWBytes + warp * WC;
       auto one = [&](int i) {
         uint32_t lo[2][P], hi[2][P];
         float sc[2][P], mn[2][P];
 #pragma unroll
-        for (int h = 0; h < 2; ++h) D::decode(D::load(win[h], i, t), lo[h], hi[h], sc[h], mn[h]);
+        for (int h = 0; h < 2; ++h) {
+          auto raw = D::load(win[h], i, t);
+          if constexpr (kPlane) raw.e = ssc[(g + 8 * h) * W * WC + i];
+          D::decode(raw, lo[h], hi[h], sc[h], mn[h]);
+        }
 #pragma unroll
         for (int p = 0; p < P; ++p) {
           const uint32_t af[4] = {lo[0][p], lo[1][p], hi[0][p], hi[1][p]};

@@ -23,6 +23,16 @@ int qimma_mode() {
   return mode;
 }
 
+// ROCQ_QIMMA_STAGES, read once per process: 2 always the two-stage instances (more CTAs a
+// multiprocessor where x is large: benchmarks), else three where they fit.
+bool qimma_two_stages_forced() {
+  static const bool two = [] {
+    const char* v = std::getenv("ROCQ_QIMMA_STAGES");
+    return v && v[0] == '2' && !v[1];
+  }();
+  return two;
+}
+
 // The calls it takes by default: none yet (not measured against the other kernels).
 constexpr bool qimma_chosen(int id, int64_t M) { return (void)id, (void)M, false; }
 
@@ -59,7 +69,7 @@ void with_instance(int64_t M, bool two, F&& f) {
 }
 
 // The plan for this call on the current device, grid 0 where the kernel does not run: rows not
-// whole 16-byte copies or weights/x not 16-byte aligned, fewer row groups than multiprocessors
+// whole 16-byte copies or weights/x not 16-byte aligned, a scale plane not in 4-byte words, fewer row groups than multiprocessors
 // (the other kernels split k finer), x and two stages over the device's shared memory, or
 // offsets past 32 bits.
 template <int ID, int XK>
@@ -69,9 +79,10 @@ QimmaPlan qimma_grid(const QmatArgs& a) {
   if (dev < 0 || dev >= kMaxDevices) return {};
   const RqDeviceFacts d = rq_device_facts(dev);
   const int64_t cap = d.optin - Cfg::static_smem(a.M <= 4 ? 1 : 2);  // (the opt-in limit counts both)
-  const bool two = Cfg::smem(Cfg::kStages, a.k, a.M) > cap;
+  const bool two = qimma_two_stages_forced() || Cfg::smem(Cfg::kStages, a.k, a.M) > cap;
   const int64_t groups = rq_ceil_div(a.n, (int64_t)Cfg::G::kRows), smem = Cfg::smem(two ? 2 : Cfg::kStages, a.k, a.M);
   if (a.row_bytes % 16 != 0 || (reinterpret_cast<uintptr_t>(a.qw) & 15) != 0 ||
+      (rq_has_scale_plane(ID) && !rq_plane_words(a.sc, a.k)) ||
       (reinterpret_cast<uintptr_t>(a.x) & 15) != 0 || a.k % 32 != 0 || smem > cap || d.sms <= 0 ||
       groups < d.sms || Cfg::G::kRows * a.row_bytes >= ((int64_t)1 << 31))
     return {};
@@ -99,13 +110,13 @@ QimmaPlan qimma_grid(const QmatArgs& a) {
 
 }  // namespace
 
-int64_t qimma_stream_plan(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
-                          int64_t k, int64_t row_bytes) {
+int64_t qimma_stream_plan(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
+                          const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes) {
   static const bool sm80 = rq_cuda_major() >= 8;  // mma.sync m16n8k32 (the kernel is empty below sm_80)
   const int mode = qimma_mode();
   if (mode == 0 || dtype == DType::F32 || M < 1 || M > 8) return 0;
   if (!kRqMmaFrag || !sm80) return mode == 3 ? -1 : 0;
-  const QmatArgs a{x, nullptr, qweight, nullptr, nullptr, (int)M, n, k, row_bytes};
+  const QmatArgs a{x, nullptr, qweight, scales, nullptr, (int)M, n, k, row_bytes};
   QimmaPlan p;
   auto plan = [&](auto xk) {
     constexpr int XK = decltype(xk)::value;
@@ -121,12 +132,12 @@ int64_t qimma_stream_plan(int qtype, const void* x, DType dtype, int64_t M, cons
   return p.grid == 0 && mode == 3 ? -1 : p.code();
 }
 
-const char* qimma_stream_launch(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, int64_t n,
-                                int64_t k, int64_t row_bytes, const float* bias, void* y, int64_t plan,
-                                void* stream) {
+const char* qimma_stream_launch(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight,
+                                const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes, const float* bias, void* y,
+                                int64_t plan, void* stream) {
   if (plan <= 0) return "rocq qmatvec: ROCQ_QIMMA=3 and the integer matrix-unit kernel does not take this call";
   const QimmaPlan p = QimmaPlan::of(plan);
-  const QmatArgs a{x, y, qweight, nullptr, bias, (int)M, n, k, row_bytes};
+  const QmatArgs a{x, y, qweight, scales, bias, (int)M, n, k, row_bytes};
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
   const char* err = "rocq qmatvec: the integer matrix-unit kernel has no instance for this format";
   auto launch = [&](auto xk) {

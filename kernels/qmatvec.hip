@@ -125,7 +125,7 @@ int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M
                                 const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes) {
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   // (the streaming kernels round x themselves)
-  if (M <= 0 || (fast && qimma_stream_plan(qtype, x, dtype, M, qweight, n, k, row_bytes) != 0) ||
+  if (M <= 0 || (fast && qimma_stream_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes) != 0) ||
       stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales) != 0 || mma_path(qtype, dtype, M, fast) ||
       !int_path(qtype, dtype, fast))
     return 0;
@@ -139,8 +139,8 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
   if (fast) {
-    if (const int64_t plan = qimma_stream_plan(qtype, x, dtype, M, qweight, n, k, row_bytes); plan != 0)
-      return qimma_stream_launch(qtype, x, dtype, M, qweight, n, k, row_bytes, bias, y, plan, stream);
+    if (const int64_t plan = qimma_stream_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes); plan != 0)
+      return qimma_stream_launch(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, bias, y, plan, stream);
   }
   if (const int64_t plan = stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales); plan != 0) {
     if (M <= 2)
