@@ -224,7 +224,7 @@ template <> struct QiFrag<QT_OCP_MXFP4> : QiFragTable<QT_OCP_MXFP4> {};
 #endif
 
 template <int ID, int XK, int CT, int NS>
-__global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel(QmatArgs a) {
+__global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel(QmatArgs a, int early) {
 #if defined(ROCQ_MMA_NV)
   using Cfg = QmmaStreamCfg<ID>;
   using F = QFrag<ID>;
@@ -244,6 +244,25 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
   uint8_t* const xb = smem + NS * Cfg::kStageBytes;                          // [nb][M] records of 64 bytes
   int2* const xa = reinterpret_cast<int2*>(xb + (int64_t)nb * M * 64);     // [nb][M] (scale bits, sum)
 
+  const int64_t nch = nb / P;                              // chunks per row
+  const int nc = (int)rq_ceil_div(nch, (int64_t)W * WC);  // stages per row group
+  const int64_t groups = rq_ceil_div(a.n, (int64_t)R);
+  StageRing<R, SRB, SRS, NT, NS> ring(tid, a, nc);  // (stage_copy.h)
+  // (OCP MX: each item's E8M0 bytes travel with it, after its weight rows; the launcher takes
+  // only scale planes in words, rq_plane_words)
+  auto issue = [&]() {
+    ring.issue(smem, Cfg::kStageBytes, tid, a, [&](uint8_t* dst, int64_t ig, int ic) {
+      if constexpr (kPlane) qmma_stage_plane<R, W * WC, NT>(dst + Cfg::kWBytes, a, ig * R, (int64_t)ic * W * WC, tid);
+      else (void)dst, (void)ig, (void)ic;
+    });
+  };
+  // The first NS - 1 items' copies: before rounding x where `early` (their latency then overlaps
+  // it; measured slower for the streaming decode kernel at M = 1, qmatvec_stream.h, but this
+  // kernel's x takes up to 8 times longer), else after.
+  if (early) {
+#pragma unroll
+    for (int i = 0; i < NS - 1; ++i) issue();
+  }
   // x, record i = blk * M + m: rounded, split into bytes, stored in B order (see above).
   {
     const T* x = static_cast<const T*>(a.x);
@@ -274,20 +293,10 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
     // (read after the first stage's __syncthreads)
   }
 
-  const int64_t nch = nb / P;                              // chunks per row
-  const int nc = (int)rq_ceil_div(nch, (int64_t)W * WC);  // stages per row group
-  const int64_t groups = rq_ceil_div(a.n, (int64_t)R);
-  StageRing<R, SRB, SRS, NT, NS> ring(tid, a, nc);  // (stage_copy.h)
-  // (OCP MX: each item's E8M0 bytes travel with it, after its weight rows; the launcher takes
-  // only scale planes in words, rq_plane_words)
-  auto issue = [&]() {
-    ring.issue(smem, Cfg::kStageBytes, tid, a, [&](uint8_t* dst, int64_t ig, int ic) {
-      if constexpr (kPlane) qmma_stage_plane<R, W * WC, NT>(dst + Cfg::kWBytes, a, ig * R, (int64_t)ic * W * WC, tid);
-      else (void)dst, (void)ig, (void)ic;
-    });
-  };
+  if (!early) {
 #pragma unroll
-  for (int i = 0; i < NS - 1; ++i) issue();
+    for (int i = 0; i < NS - 1; ++i) issue();
+  }
 
   // This lane's B column in each product: x row 4 ct + g / 2 (rows past M repeat the last:
   // computed, never stored), hi or lo bytes by g % 2; its C columns' x row: 4 ct + t.
@@ -371,7 +380,7 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
 #elif defined(__CUDA_ARCH__)
   __trap();  // never launched below sm_80 (qimma_stream_plan)
 #else
-  (void)a;
+  (void)a, (void)early;
 #endif
 }
 
