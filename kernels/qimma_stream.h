@@ -179,7 +179,8 @@ template <> struct QiFrag<QT_Q5_K> : QiFragK45<QT_Q5_K> {};
 // selector: the pair order (GGUF nibbles) or the linear one (OCP). Bit 3 of each selector nibble
 // would switch the permute to sign replication, so it is masked off for the two lookups and
 // picks between their results in a third. W = d * value (IQ4_NL, d f16), 2^(e - 128) * value
-// (MXFP4, OCP MXFP4: e the E8M0 byte), d * (6-bit sub-block scale - 32) * value (IQ4_XS).
+// (MXFP4, OCP MXFP4: e the E8M0 byte; OCP's e = 255 is NaN, GGUF's keeps ggml's 2^127),
+// d * (6-bit sub-block scale - 32) * value (IQ4_XS).
 template <int ID>
 ROCQ_HD constexpr uint32_t qi_tab_word(int j) {
   uint32_t w = 0;
@@ -212,7 +213,7 @@ struct QiFragTable {
     lo[0] = values4(sel7, pick);
     hi[0] = values4(sel7 >> 16, pick >> 16);
     if constexpr (ID == QT_MXFP4) sc[0] = rq_e8m0_half((uint8_t)r.d);
-    else if constexpr (kOcp) sc[0] = rq_e8m0_half((uint8_t)r.e);
+    else if constexpr (kOcp) sc[0] = rq_e8m0((uint8_t)r.e) * 0.5f;  // (e = 255: NaN, as OCP MX says)
     else if constexpr (ID == QT_IQ4_XS) sc[0] = rq_mul(rq_lo_half(r.h), (float)rq_iq4xs_subscale(r.h, r.l, r.sb));
     else sc[0] = rq_lo_half(r.d);
   }

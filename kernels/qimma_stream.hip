@@ -13,8 +13,8 @@ namespace rocq::gpu {
 namespace {
 
 // ROCQ_QIMMA, read once per process: 0 off, 1 every call it fits (M = 1..8), 3 as 1 and an error
-// for a call of 16-bit x and M <= 8 it does not take (tests: proves it ran), else (default) the
-// calls where it measured faster (qimma_chosen).
+// for a call of 16-bit x, M <= 8 and the fast path it does not take (tests: proves it ran), else
+// (default) the calls where it measured faster (qimma_chosen).
 int qimma_mode() {
   static const int mode = [] {
     const char* v = std::getenv("ROCQ_QIMMA");
@@ -49,7 +49,8 @@ constexpr bool qimma_chosen(int id, int64_t M) { return (void)id, (void)M, false
 // Per-(kernel instance, device) launch state behind one lock: the opt-in to the device's shared
 // memory (once) and the occupancy per dynamic shared-memory size (it depends on M and k).
 struct QimmaState {
-  int64_t opted = 48 * 1024;  // dynamic shared memory opted in so far
+  int64_t opted = 0;  // dynamic shared memory opted in so far (0: none yet; the 48 KB default
+                      // counts the kernel's static shared memory too)
   std::map<int64_t, int> occ;
 };
 std::mutex g_qimma_mu;

@@ -27,21 +27,26 @@ bool qmatvec_fast_path(int qtype, const void* x, const uint8_t* qweight, int64_t
 
 namespace {
 
-// Whether the integer pieces (qdot_int.h) run: a backend with a fast integer dot (kRqIntDot),
-// 16-bit x, a format that has them, the fast path, and ROCQ_QMV_EXACT not set to 1 (read once
-// per process).
-// FLOATS: also the formats that only the streaming kernel runs on fixed-point x (kStreamFloat).
-bool int_path(int qtype, DType dtype, bool fast, bool floats = false) {
+// ROCQ_QMV_EXACT=1 (read once per process): x is never rounded to fixed point (no integer
+// pieces, no integer matrix-unit kernel).
+bool qmv_exact() {
   static const bool exact = [] {
     const char* v = std::getenv("ROCQ_QMV_EXACT");
     return v && v[0] == '1';
   }();
+  return exact;
+}
+
+// Whether the integer pieces (qdot_int.h) run: a backend with a fast integer dot (kRqIntDot),
+// 16-bit x, a format that has them, the fast path, and not qmv_exact().
+// FLOATS: also the formats that only the streaming kernel runs on fixed-point x (kStreamFloat).
+bool int_path(int qtype, DType dtype, bool fast, bool floats = false) {
   bool on = false;
   dispatch_format(qtype, [&](auto codec) {
     constexpr int id = decltype(codec)::kId;
     on = PieceInt<id>::kOn || (floats && kStreamFloat<id>);
   });
-  return kRqIntDot && on && dtype != DType::F32 && fast && !exact;
+  return kRqIntDot && on && dtype != DType::F32 && fast && !qmv_exact();
 }
 
 // M = 3..8 of Q2_K and Q3_K, which have no matrix-unit kernel: the streaming kernel once per pair
@@ -125,7 +130,8 @@ int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M
                                 const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes) {
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   // (the streaming kernels round x themselves)
-  if (M <= 0 || (fast && qimma_stream_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes) != 0) ||
+  if (M <= 0 ||
+      (fast && !qmv_exact() && qimma_stream_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes) != 0) ||
       stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales) != 0 || mma_path(qtype, dtype, M, fast) ||
       !int_path(qtype, dtype, fast))
     return 0;
@@ -138,7 +144,7 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
-  if (fast) {
+  if (fast && !qmv_exact()) {  // (it rounds x to fixed point)
     if (const int64_t plan = qimma_stream_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes); plan != 0)
       return qimma_stream_launch(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, bias, y, plan, stream);
   }

@@ -79,7 +79,8 @@ bool bigger_rows(int64_t units, int64_t cu) {
 constexpr int kMaxDevices = 64;
 std::mutex g_stream_mu;
 struct StreamKernelState {
-  int64_t opted = 48 * 1024;  // dynamic shared memory opted in so far
+  int64_t opted = 0;  // dynamic shared memory opted in so far (0: none yet; the 48 KB default
+                      // counts the kernel's static shared memory too)
   int64_t occ_smem = -1;      // occupancy below is for this size
   int occ = 0;
 };

@@ -350,6 +350,35 @@ def _check_fused_call(f, qw, sc, n: int, k: int, x: torch.Tensor, bias: torch.Te
     assert torch.isfinite(yi[:M - 1]).all(), f.name
 
 
+def _bad_rows_in_child(fmt: str, n: str, k: int, seed: int, poison: str, ms, **env) -> None:
+    """In a child process with the environment variables env: weights of `fmt` [n, k] (n: an
+    expression of sms, the multiprocessor count), `poison` (statements that break the rows in the
+    list `bad`: non-number codes, NaN scales), then for each M in ms: every output of a bad row is
+    not finite, every other one is, and matches the fp64 reference of the dequantized weights."""
+    code = (
+        "import torch, rocq\n"
+        "from test_gpu import rel_err, TOL\n"
+        f"f = rocq.format_info({fmt!r})\n"
+        "sms = torch.cuda.get_device_properties(0).multi_processor_count\n"
+        f"n, k = {n}, {k}\n"
+        f"g = torch.Generator(device='cuda').manual_seed({seed})\n"
+        "qw, sc = rocq.quantize(torch.randn(n, k, generator=g, device='cuda'), f.id)\n"
+        f"{poison}\n"
+        "w = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double()\n"
+        "good = torch.ones(n, dtype=torch.bool); good[bad] = False\n"
+        f"for M in {tuple(ms)!r}:\n"
+        "    x = torch.randn(M, k, generator=g, device='cuda').bfloat16()\n"
+        "    y = rocq.qmatmul(x, qw, sc, f.id, n, k)\n"
+        "    assert not torch.isfinite(y[:, bad]).any(), y[:, bad]\n"
+        "    assert torch.isfinite(y[:, good]).all()\n"
+        "    r = x.double() @ w.T\n"
+        "    assert rel_err(y[:, good], r[:, good]) < TOL[torch.bfloat16]\n"
+        "print('ok')\n"
+    )
+    r = _child(["-c", code], ROCQ_QMATMUL_PATH="fused", **env)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+
+
 def _cases_in_child(module: str, func: str, cases, **env) -> None:
     """module.func(*case) for each case in `cases` (plain values: dtypes by name), in a child
     process with the environment variables env (the switches rocq reads once per process)."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rocq
-from test_gpu import _cases_in_child, _check_fused_call, _child, _fast_blocks
+from test_gpu import _bad_rows_in_child, _cases_in_child, _check_fused_call, _child, _fast_blocks
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 
@@ -20,9 +20,9 @@ QIMMA_FORMATS = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q5_k", "iq4_nl
 def _qimma_case(fmt: str, dtype, M: int, blocks: int) -> None:
     """One call of M rows against an fp64 reference on the GPU: n more than 3 16-row groups per
     multiprocessor and not a multiple of 16 (CTAs walk several groups, a partial last group); k of
-    `blocks` 32-element blocks (a last stage of fewer windows than warps); bias, an outlier, a zero
-    block and a block of tiny values in x; checked by _check_fused_call against x rounded to
-    14-bit fixed point."""
+    `blocks` 32-element blocks (_partial_blocks: a partial last stage); bias, an outlier, a zero
+    block and a block 1e-30 times smaller (its own scale: nothing overflows or turns non-finite)
+    in x; checked by _check_fused_call against x rounded to 14-bit fixed point."""
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     f = rocq.format_info(fmt)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
@@ -39,20 +39,45 @@ def _qimma_case(fmt: str, dtype, M: int, blocks: int) -> None:
     _check_fused_call(f, qw, sc, n, k, x.to(dtype), torch.randn(n, generator=g), bits=14)
 
 
+# k in 32-element blocks with a partial last stage for every format (16-byte rows; the E8M0
+# plane of OCP MXFP4 in words, k % 128 == 0): 241 rounded up, but IQ4_XS 36 blocks of 256 and
+# MXFP4 144 (their stages hold 8 blocks and 128); Q4_1's last window is half full, Q5_1's a quarter.
+def _partial_blocks(fmt: str) -> int:
+    f = rocq.format_info(fmt)
+    special = {"iq4_xs": 36 * 8, "mxfp4": 144}
+    if fmt in special:
+        return special[fmt]
+    blocks = _fast_blocks(f, -(-241 * 32 // f.block_elems)) * f.block_elems // 32
+    return -(-blocks // 4) * 4 if f.scale_plane else blocks
+
+
 @pytest.mark.parametrize("fmt", QIMMA_FORMATS)
 def test_qmatmul_qimma_kernel(fmt):
     """_qimma_case for M = 1..8 (one product of 4 rows of x up to M = 4, two from 5), fp16 and
-    bf16 x, k = 241 32-element blocks rounded up to whole blocks and 16-byte rows (a last stage
-    of fewer windows than warps; Q4_1, Q5_1: a last window of half its blocks) and, up to M = 3, 512 blocks (k = 16384, whole
-    stages), with ROCQ_QIMMA=3 (at M = 8 MXFP4's x leaves room for only two stages: that
-    instance runs too)."""
-    f = rocq.format_info(fmt)
-    short = _fast_blocks(f, -(-241 * 32 // f.block_elems)) * f.block_elems // 32  # (in 32-element blocks)
-    if f.scale_plane:
-        short = -(-short // 4) * 4  # (the kernel copies the E8M0 plane in words: k % 128 == 0)
+    bf16 x, k of _partial_blocks and, up to M = 3, 512 blocks (k = 16384, whole stages), with
+    ROCQ_QIMMA=3."""
+    short = _partial_blocks(fmt)
     cases = [(fmt, dt, M, blocks) for dt in ("float16", "bfloat16") for M in range(1, 9) for blocks in (short, 512)
              if M <= 3 or blocks == short]
     _cases_in_child("test_gpu_qimma", "_qimma_case", cases, ROCQ_QIMMA="3")
+
+
+def test_qmatmul_qimma_kernel_two_stages_early_copies():
+    """_qimma_case with ROCQ_QIMMA_STAGES=2 (the two-stage instances, one and two products of x)
+    and ROCQ_QIMMA_EARLY=1 (the first copies issued before x is rounded), for a natural-order, a
+    K-quant, a table and the OCP format, M = 1, 4, 5, 8, bf16 x."""
+    cases = [(fmt, "bfloat16", M, _partial_blocks(fmt)) for fmt in ("q4_0", "q5_k", "mxfp4", "ocp_mxfp4")
+             for M in (1, 4, 5, 8)]
+    _cases_in_child("test_gpu_qimma", "_qimma_case", cases, ROCQ_QIMMA="3", ROCQ_QIMMA_STAGES="2",
+                    ROCQ_QIMMA_EARLY="1")
+
+
+def test_qmatmul_qimma_kernel_nan_scale():
+    """An OCP MXFP4 E8M0 byte of 255 is NaN (OCP MX v1.0), so its row's output is not finite, as in
+    every other kernel; the other rows are finite and match the fp64 reference. GGUF MXFP4's 255
+    is ggml's 2^127, finite. In a child process with ROCQ_QIMMA=3, M = 1 and 5."""
+    poison = "bad = [3, 100, n - 1]\nsc[3, 0] = 255; sc[100, 200] = 255; sc[n - 1, 243] = 255"
+    _bad_rows_in_child("ocp_mxfp4", "16 * 3 * sms + 5", 32 * 244, 7, poison, (1, 5), ROCQ_QIMMA="3")
 
 
 def test_qimma_strict_mode_reports_calls_it_does_not_take():

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import rocq
-from test_gpu import STREAM_FORMATS, TOL, PathEnv, _cases_in_child, _check_fused_call, _child, _fast_blocks, rel_err
+from test_gpu import (STREAM_FORMATS, TOL, PathEnv, _bad_rows_in_child, _cases_in_child, _check_fused_call, _child,
+                      _fast_blocks, rel_err)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 
@@ -98,30 +99,12 @@ def test_qmatmul_stream_kernel_fp8_specials(fmt):
     NaN; E5M2 exponent 31: inf, NaN), and a NaN E8M0 scale (255) makes its row NaN: each poisoned
     row's output is not finite, every other row's is, and matches the fp64 reference. In a child
     process with ROCQ_QMV_STREAM=3 (an error if the streaming kernel did not take the call)."""
-    code = (
-        "import torch, rocq\n"
-        "from test_gpu import rel_err, TOL\n"
-        f"f = rocq.format_info({fmt!r})\n"
-        "sms = torch.cuda.get_device_properties(0).multi_processor_count\n"
-        "n, k = 8 * 3 * sms + 5, 32 * 132\n"
-        "g = torch.Generator(device='cuda').manual_seed(5)\n"
-        "qw, sc = rocq.quantize(torch.randn(n, k, generator=g, device='cuda'), f.id)\n"
-        "bad = [3, 100, n - 1]\n"
-        "qw[3, 17] = 0x7F if f.name == 'ocp_mxfp8_e4m3' else 0x7C\n"  # NaN / +inf
-        "qw[100, 4000] = 0xFF if f.name == 'ocp_mxfp8_e4m3' else 0xFE\n"  # -NaN / NaN
-        "sc[n - 1, 2] = 255\n"
-        "x = torch.randn(1, k, generator=g, device='cuda').bfloat16()\n"
-        "y = rocq.qmatmul(x, qw, sc, f.id, n, k)[0]\n"
-        "good = torch.ones(n, dtype=torch.bool); good[bad] = False\n"
-        "assert not torch.isfinite(y[bad]).any(), y[bad]\n"
-        "assert torch.isfinite(y[good]).all()\n"
-        "w = rocq.dequantize(qw, sc, f.id, n, k, torch.float32).double()\n"
-        "r = (x.double() @ w.T)[0]\n"
-        "assert rel_err(y[good], r[good]) < TOL[torch.bfloat16]\n"
-        "print('ok')\n"
-    )
-    r = _child(["-c", code], ROCQ_QMV_STREAM="3", ROCQ_QMATMUL_PATH="fused")
-    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+    e4m3 = fmt == "ocp_mxfp8_e4m3"
+    poison = ("bad = [3, 100, n - 1]\n"
+              f"qw[3, 17] = {0x7F if e4m3 else 0x7C}\n"  # NaN / +inf
+              f"qw[100, 4000] = {0xFF if e4m3 else 0xFE}\n"  # -NaN / NaN
+              "sc[n - 1, 2] = 255")
+    _bad_rows_in_child(fmt, "8 * 3 * sms + 5", 32 * 132, 5, poison, (1,), ROCQ_QMV_STREAM="3")
 
 
 def test_qmatmul_stream_kernel_scale_plane_declined():
