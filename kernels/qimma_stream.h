@@ -45,6 +45,11 @@ inline constexpr bool kQiFragOn = ID == QT_Q4_0 || ID == QT_Q4_1 || ID == QT_Q5_
                                   ID == QT_Q4_K || ID == QT_Q5_K || ID == QT_IQ4_NL || ID == QT_IQ4_XS || ID == QT_MXFP4 ||
                                   ID == QT_OCP_MXFP4;
 
+// The formats whose decoder reads its E8M0 scales from a 256-entry table in shared memory
+// (QiFragTable kE8; counted in QimmaCfg::static_smem).
+template <int ID>
+inline constexpr bool kQiE8 = ID == QT_MXFP4 || ID == QT_OCP_MXFP4;
+
 // Bytes of shared memory per row of x and 32-element block: 64 of hi and lo bytes, 8 of scale
 // and sum.
 constexpr int kQimmaXBytes = 72;
@@ -61,9 +66,12 @@ struct QimmaCfg {
   static constexpr bool kOn = qimma_on<ID>();
   using G = QmmaStreamCfg<ID>;  // the stage geometry (windows, row stride, copies)
   static constexpr int kThreads = G::kThreads, kStages = 3;
-  // dynamic shared memory: ns stages, M rows of x; static: the kernel's reduction tile (red)
+  // dynamic shared memory: ns stages, M rows of x; static: the kernel's reduction tile (red),
+  // table words and E8M0 scales (QiFrag kE8: the E8M0 formats)
   static constexpr int64_t smem(int ns, int64_t k, int64_t M) { return ns * G::kStageBytes + M * (k / 32) * kQimmaXBytes; }
-  static constexpr int64_t static_smem(int ct) { return G::kWarps * G::kRows * 4 * ct * 4; }
+  static constexpr int64_t static_smem(int ct) {
+    return G::kWarps * G::kRows * 4 * ct * 4 + 16 + (kQiE8<ID> ? 1024 : 4);
+  }
 };
 
 // The order of a block's 32 elements in lane quarter t's 8 bytes of B (b0: bytes 0-3, b1: 4-7),
@@ -87,24 +95,36 @@ ROCQ_HD constexpr int qimma_x_slot(int e) {
 
 #if defined(ROCQ_MMA_NV)
 // Byte decoders, on top of the fragment loads of qfrag.h (a chunk of kP 32-element sub-blocks;
-// lane quarter t's code words at bytes 4t.. of each). decode(raw, lo, hi, sc, mn): for product p
+// lane quarter t's code words at bytes 4t.. of each). decode(raw, tab, lo, hi, sc, mn): for product p
 // of the chunk, lo[p], hi[p] the A operand bytes of this row (a[0] / a[1] and a[2] / a[3]) in the
 // order qimma_x_slot<kOrder> gives x, unsigned codes (kSigned false) or signed values; that
 // sub-block's weights are W = sc[p] * (code - kOff) + mn[p] (mn: kMin only).
 template <int ID>
 struct QiFrag;
 
+// A decoder's constants that the kernel keeps for its whole life (tab(sw, e8), once per thread,
+// from the 4 words tab_word(0..3) and, kE8, the 256 floats e8_value(0..255) the kernel stored in
+// shared memory; passed to every decode): none but for the table formats.
+struct QiNoTab {
+  static constexpr bool kE8 = false;
+  struct Tab {};
+  ROCQ_DEVICE static uint32_t tab_word(int) { return 0u; }
+  ROCQ_DEVICE static float e8_value(int) { return 0.f; }
+  ROCQ_DEVICE static Tab tab(const uint32_t*, const float*) { return {}; }
+};
+
 // Q4_0, Q4_1, Q5_0, Q5_1 (qfrag.h QFragLegacy's loads; Q4_0's own): codes as unsigned bytes, the
 // fifth bit of Q5_0 / Q5_1 at bit 4; W = d * (q - 8), d * q + m, d * (q - 16), d * q + m.
 template <int ID>
-struct QiFragLegacy {
+struct QiFragLegacy : QiNoTab {
   using L = QFrag<ID>;
   static constexpr bool kSigned = false, kMin = ID == QT_Q4_1 || ID == QT_Q5_1;
   static constexpr QiOrder kOrder = QiOrder::kNatural;
   static constexpr int kP = 1, kOff = ID == QT_Q4_0 ? 8 : ID == QT_Q5_0 ? 16 : 0;
   using Raw = typename L::Raw;
   ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return L::load(win, i, t); }
-  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP], float (&mn)[kP]) {
+  ROCQ_DEVICE static void decode(const Raw& r, const Tab&, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP],
+                                 float (&mn)[kP]) {
     lo[0] = r.w & 0x0F0F0F0Fu;
     hi[0] = (r.w >> 4) & 0x0F0F0F0Fu;
     if constexpr (ID == QT_Q4_0) {
@@ -123,13 +143,14 @@ template <> struct QiFrag<QT_Q5_1> : QiFragLegacy<QT_Q5_1> {};
 
 // Q8_0: the signed bytes as they are (w0: elements 4t.., w1: 16 + 4t..); W = d * q.
 template <>
-struct QiFrag<QT_Q8_0> {
+struct QiFrag<QT_Q8_0> : QiNoTab {
   static constexpr bool kSigned = true, kMin = false;
   static constexpr QiOrder kOrder = QiOrder::kNatural;
   static constexpr int kP = 1, kOff = 0;
   using Raw = QFrag<QT_Q8_0>::Raw;
   ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return QFrag<QT_Q8_0>::load(win, i, t); }
-  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP], float (&)[kP]) {
+  ROCQ_DEVICE static void decode(const Raw& r, const Tab&, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP],
+                                 float (&)[kP]) {
     lo[0] = r.w0;
     hi[0] = r.w1;
     sc[0] = rq_f16_to_f32((uint16_t)r.d);
@@ -140,14 +161,15 @@ struct QiFrag<QT_Q8_0> {
 // nibbles of qs words w0 (elements 4t..) and w1 (16 + 4t..); Q5_K's fifth bits in h0, h1):
 // W = (d * sc) * q - dmin * m per sub-block (mn = -dmin * m).
 template <int ID>
-struct QiFragK45 {
+struct QiFragK45 : QiNoTab {
   using L = QFrag<ID>;
   static constexpr bool kSigned = false, kMin = true, kQ5 = ID == QT_Q5_K;
   static constexpr QiOrder kOrder = QiOrder::kNatural;
   static constexpr int kP = 2, kOff = 0;
   using Raw = typename L::Raw;
   ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) { return L::load(win, i, t); }
-  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP], float (&mn)[kP]) {
+  ROCQ_DEVICE static void decode(const Raw& r, const Tab&, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP],
+                                 float (&mn)[kP]) {
     lo[0] = r.w0 & 0x0F0F0F0Fu;
     hi[0] = r.w1 & 0x0F0F0F0Fu;
     lo[1] = (r.w0 >> 4) & 0x0F0F0F0Fu;
@@ -202,18 +224,30 @@ struct QiFragTable {
     if constexpr (kOcp) return {rq_g32(win + i * 16 + 4 * t), 0u};
     else return QFrag<ID>::load(win, i, t);
   }
-  // the values of the four nibbles of sel7's low half (nibble i -> byte i; pick: the half each is in)
-  ROCQ_DEVICE static uint32_t values4(uint32_t sel7, uint32_t pick) {
-    constexpr uint32_t t0 = qi_tab_word<ID>(0), t1 = qi_tab_word<ID>(1), t2 = qi_tab_word<ID>(2), t3 = qi_tab_word<ID>(3);
-    return __byte_perm(__byte_perm(t0, t1, sel7), __byte_perm(t2, t3, sel7), pick);
+  // The table's words in registers, read from shared memory once (sw: 4 words, written by the
+  // kernel before a barrier): as constants, the compiler rebuilt them before every permute (8
+  // moves a product in the sm_90 SASS). E8M0 formats: their 256 scales in shared memory too
+  // (kE8: 3 instructions a row's scale instead of 7).
+  static constexpr bool kE8 = kQiE8<ID>;
+  struct Tab { uint32_t w[4]; const float* e8; };
+  ROCQ_DEVICE static uint32_t tab_word(int j) { return qi_tab_word<ID>(j); }
+  ROCQ_DEVICE static float e8_value(int e) {
+    // (OCP MX: e = 255 is NaN; GGUF MXFP4 keeps ggml's 2^127)
+    return kOcp ? rq_e8m0((uint8_t)e) * 0.5f : rq_e8m0_half((uint8_t)e);
   }
-  ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP], float (&)[kP]) {
+  ROCQ_DEVICE static Tab tab(const uint32_t* sw, const float* e8) { return {{sw[0], sw[1], sw[2], sw[3]}, e8}; }
+  // the values of the four nibbles of sel7's low half (nibble i -> byte i; pick: the half each is in)
+  ROCQ_DEVICE static uint32_t values4(const Tab& t, uint32_t sel7, uint32_t pick) {
+    return __byte_perm(__byte_perm(t.w[0], t.w[1], sel7), __byte_perm(t.w[2], t.w[3], sel7), pick);
+  }
+  ROCQ_DEVICE static void decode(const Raw& r, const Tab& t, uint32_t (&lo)[kP], uint32_t (&hi)[kP], float (&sc)[kP],
+                                 float (&)[kP]) {
     const uint32_t sel7 = r.w & 0x77777777u;                          // entry within a half
     const uint32_t pick = ((r.w >> 1) & 0x44444444u) | 0x32103210u;  // byte i of the low or high half
-    lo[0] = values4(sel7, pick);
-    hi[0] = values4(sel7 >> 16, pick >> 16);
-    if constexpr (ID == QT_MXFP4) sc[0] = rq_e8m0_half((uint8_t)r.d);
-    else if constexpr (kOcp) sc[0] = rq_e8m0((uint8_t)r.e) * 0.5f;  // (e = 255: NaN, as OCP MX says)
+    lo[0] = values4(t, sel7, pick);
+    hi[0] = values4(t, sel7 >> 16, pick >> 16);
+    if constexpr (ID == QT_MXFP4) sc[0] = t.e8[r.d & 0xFFu];
+    else if constexpr (kOcp) sc[0] = t.e8[r.e];
     else if constexpr (ID == QT_IQ4_XS) sc[0] = rq_mul(rq_lo_half(r.h), (float)rq_iq4xs_subscale(r.h, r.l, r.sb));
     else sc[0] = rq_lo_half(r.d);
   }
@@ -225,7 +259,9 @@ template <> struct QiFrag<QT_OCP_MXFP4> : QiFragTable<QT_OCP_MXFP4> {};
 #endif
 
 template <int ID, int XK, int CT, int NS>
-__global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel(QmatArgs a, int early) {
+// (two CTAs a multiprocessor, 128 registers, for one product of x: its x leaves room for two
+// where M <= 2 at k = 8192)
+__global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, CT == 1 ? 2 : 1) qimma_stream_kernel(QmatArgs a, int early) {
 #if defined(ROCQ_MMA_NV)
   using Cfg = QmmaStreamCfg<ID>;
   using F = QFrag<ID>;
@@ -309,6 +345,14 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
     aoff[ct] = mc < M ? mc : M - 1;
   }
 
+  __shared__ uint32_t tabw[4];               // (D::tab: read after the barrier)
+  __shared__ float e8[D::kE8 ? 256 : 1];     // (QimmaCfg::static_smem)
+  if (tid < 4) tabw[tid] = D::tab_word(tid);
+  if constexpr (D::kE8) {
+    for (int i = tid; i < 256; i += NT) e8[i] = D::e8_value(i);
+  }
+  __syncthreads();
+  const typename D::Tab tab = D::tab(tabw, e8);
   int st = 0;
   for (int64_t grp = blockIdx.x; grp < groups; grp += gridDim.x) {
     float acc[CT][2];
@@ -331,7 +375,7 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, 1) qimma_stream_kernel
         for (int h = 0; h < 2; ++h) {
           auto raw = D::load(win[h], i, t);
           if constexpr (kPlane) raw.e = ssc[(g + 8 * h) * W * WC + i];
-          D::decode(raw, lo[h], hi[h], sc[h], mn[h]);
+          D::decode(raw, tab, lo[h], hi[h], sc[h], mn[h]);
         }
 #pragma unroll
         for (int p = 0; p < P; ++p) {
