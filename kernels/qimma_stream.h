@@ -221,8 +221,17 @@ struct QiFragTable {
   struct OcpRaw { uint32_t w, e; };
   using Raw = std::conditional_t<kOcp, OcpRaw, typename QFrag<ID>::Raw>;
   ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
-    if constexpr (kOcp) return {rq_g32(win + i * 16 + 4 * t), 0u};
-    else return QFrag<ID>::load(win, i, t);
+    if constexpr (kOcp) {
+      return {rq_g32(win + i * 16 + 4 * t), 0u};
+    } else if constexpr (ID == QT_MXFP4 || ID == QT_IQ4_NL) {
+      // (the scale alone: MXFP4's E8M0 byte, IQ4_NL's f16 at an even offset; qfrag.h's load reads
+      // a whole unaligned word for it, two loads and a shift)
+      constexpr int kB = Codec<ID>::kBytes, kQs = ID == QT_MXFP4 ? 1 : 2;
+      const uint8_t* b = win + i * kB;
+      return {qf_ld32(win, i * kB + kQs + 4 * t), ID == QT_MXFP4 ? (uint32_t)b[0] : rq_g16(b)};
+    } else {
+      return QFrag<ID>::load(win, i, t);
+    }
   }
   // The table's words in registers, read from shared memory once (sw: 4 words, written by the
   // kernel before a barrier): as constants, the compiler rebuilt them before every permute (8
