@@ -346,12 +346,16 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, CT == 1 ? 2 : 1) qimma
 
   // This lane's B column in each product: x row 4 ct + g / 2 (rows past M repeat the last:
   // computed, never stored), hi or lo bytes by g % 2; its C columns' x row: 4 ct + t.
-  int xoff[CT], aoff[CT];
+  // xl, al: its bytes and (scale, sum) pair in block 0's records; block b's are b * xstep bytes
+  // and b * M pairs further.
+  const int xstep = M * 64;  // (32-bit: the launcher caps M * k)
+  const uint8_t* xl[CT];
+  const int2* al[CT];
 #pragma unroll
   for (int ct = 0; ct < CT; ++ct) {
     const int mb = 4 * ct + g / 2, mc = 4 * ct + t;
-    xoff[ct] = (mb < M ? mb : M - 1) * 64 + (g % 2) * 32 + 8 * t;
-    aoff[ct] = mc < M ? mc : M - 1;
+    xl[ct] = xb + (mb < M ? mb : M - 1) * 64 + (g % 2) * 32 + 8 * t;
+    al[ct] = xa + (mc < M ? mc : M - 1);
   }
 
   __shared__ uint32_t tabw[4];               // (D::tab: read after the barrier)
@@ -377,6 +381,14 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, CT == 1 ? 2 : 1) qimma
       const uint8_t* win[2] = {sb + g * SRS, sb + (g + 8) * SRS};
       // (kPlane) this warp's E8M0 bytes of rows g, g + 8: row r's at r * W * WC
       const uint8_t* ssc = smem + st * Cfg::kStageBytes + Cfg::kWBytes + warp * WC;
+      // this lane's x of the window's first block (its block j at j * xstep, j * M further)
+      const uint8_t* xw[CT];
+      const int2* aw[CT];
+#pragma unroll
+      for (int ct = 0; ct < CT; ++ct) {
+        xw[ct] = xl[ct] + (int)cb * P * xstep;
+        aw[ct] = al[ct] + (int)cb * P * M;
+      }
       auto one = [&](int i) {
         uint32_t lo[2][P], hi[2][P];
         float sc[2][P], mn[2][P];
@@ -389,15 +401,13 @@ __global__ void __launch_bounds__(QimmaCfg<ID>::kThreads, CT == 1 ? 2 : 1) qimma
 #pragma unroll
         for (int p = 0; p < P; ++p) {
           const uint32_t af[4] = {lo[0][p], lo[1][p], hi[0][p], hi[1][p]};
-          const int blk = ((int)cb + i) * P + p;  // the x block
-          const uint8_t* xr = xb + blk * M * 64;  // (32-bit: the launcher caps M * k)
-          const int2* xs = xa + blk * M;
+          const int j = i * P + p;  // the x block, from the window's first
 #pragma unroll
           for (int ct = 0; ct < CT; ++ct) {
-            const uint2 b = *reinterpret_cast<const uint2*>(xr + xoff[ct]);
+            const uint2 b = *reinterpret_cast<const uint2*>(xw[ct] + j * xstep);
             int cc[4];
             rq_imma_frag<D::kSigned>(cc, af, b.x, b.y);
-            const int2 xv = xs[aoff[ct]];
+            const int2 xv = aw[ct][j * M];
             const float fx = __int_as_float(xv.x);
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
