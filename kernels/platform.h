@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <mutex>
 
 #if defined(__HIPCC__) || defined(__HIP_PLATFORM_AMD__)
@@ -393,6 +394,28 @@ inline RqDeviceFacts rq_device_facts(int dev) {
   return facts[dev];
 }
 inline RqDeviceFacts rq_device_facts() { return rq_device_facts(rq_current_device()); }
+
+// One kernel's dynamic shared-memory opt-in and occupancy on one device, for the launchers that
+// size persistent grids per call (host code; the caller holds its lock): blocks(kern, threads,
+// smem) opts in to `smem` where it is more than so far and returns the resident blocks per
+// multiprocessor at that size, kept per size; 0 where the device refuses the size (its error is
+// cleared, so that another kernel takes the call) or fits no block.
+struct RqSmemOccupancy {
+  int64_t opted = 0;  // opted in so far (0: not yet; the 48 KB default counts static shared memory too)
+  std::map<int64_t, int> occ;
+  int blocks(const void* kern, int threads, int64_t smem) {
+    if (smem > opted) {
+      if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
+        (void)rq_last_error();
+        return 0;
+      }
+      opted = smem;
+    }
+    auto it = occ.find(smem);
+    if (it == occ.end()) it = occ.emplace(smem, rq_blocks_per_sm(kern, threads, (size_t)smem)).first;
+    return it->second;
+  }
+};
 
 // Major compute capability of the current NVIDIA device (host code; 0 on error or on HIP).
 inline int rq_cuda_major() {

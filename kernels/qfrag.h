@@ -309,8 +309,11 @@ struct QFragQ40Lut {
   }
   ROCQ_DEVICE static int64_t x0(int64_t c) { return c * kC; }
   ROCQ_DEVICE static int xo(int s, int t) { return 16 * s + 4 * t; }
+  // (d: the scale alone, MXFP4's E8M0 byte or IQ4_NL's f16 at an even offset, not the whole
+  // unaligned word that holds it: two loads and a shift)
   ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
-    return {qf_ld32(win, i * kB + kQs + 4 * t), qf_ld32(win, i * kB)};
+    const uint8_t* b = win + i * kB;
+    return {qf_ld32(win, i * kB + kQs + 4 * t), ID == QT_MXFP4 ? (uint32_t)b[0] : rq_g16(b)};
   }
   template <RqOp OP>
   ROCQ_DEVICE static void decode(const Raw& r, uint32_t (&a)[kS][2], float (&sc)[kG], float (&)[kG], const uint32_t* lut) {

@@ -63,7 +63,6 @@ constexpr bool qimma_on() {
 
 template <int ID>
 struct QimmaCfg {
-  static constexpr bool kOn = qimma_on<ID>();
   using G = QmmaStreamCfg<ID>;  // the stage geometry (windows, row stride, copies)
   static constexpr int kThreads = G::kThreads, kStages = 3;
   // dynamic shared memory: ns stages, M rows of x; static: the kernel's reduction tile (red),
@@ -221,17 +220,8 @@ struct QiFragTable {
   struct OcpRaw { uint32_t w, e; };
   using Raw = std::conditional_t<kOcp, OcpRaw, typename QFrag<ID>::Raw>;
   ROCQ_DEVICE static Raw load(const uint8_t* win, int i, int t) {
-    if constexpr (kOcp) {
-      return {rq_g32(win + i * 16 + 4 * t), 0u};
-    } else if constexpr (ID == QT_MXFP4 || ID == QT_IQ4_NL) {
-      // (the scale alone: MXFP4's E8M0 byte, IQ4_NL's f16 at an even offset; qfrag.h's load reads
-      // a whole unaligned word for it, two loads and a shift)
-      constexpr int kB = Codec<ID>::kBytes, kQs = ID == QT_MXFP4 ? 1 : 2;
-      const uint8_t* b = win + i * kB;
-      return {qf_ld32(win, i * kB + kQs + 4 * t), ID == QT_MXFP4 ? (uint32_t)b[0] : rq_g16(b)};
-    } else {
-      return QFrag<ID>::load(win, i, t);
-    }
+    if constexpr (kOcp) return {rq_g32(win + i * 16 + 4 * t), 0u};
+    else return QFrag<ID>::load(win, i, t);
   }
   // The table's words in registers, read from shared memory once (sw: 4 words, written by the
   // kernel before a barrier): as constants, the compiler rebuilt them before every permute (8
@@ -255,7 +245,7 @@ struct QiFragTable {
     const uint32_t pick = ((r.w >> 1) & 0x44444444u) | 0x32103210u;  // byte i of the low or high half
     lo[0] = values4(t, sel7, pick);
     hi[0] = values4(t, sel7 >> 16, pick >> 16);
-    if constexpr (ID == QT_MXFP4) sc[0] = t.e8[r.d & 0xFFu];
+    if constexpr (ID == QT_MXFP4) sc[0] = t.e8[r.d];
     else if constexpr (kOcp) sc[0] = t.e8[r.e];
     else if constexpr (ID == QT_IQ4_XS) sc[0] = rq_mul(rq_lo_half(r.h), (float)rq_iq4xs_subscale(r.h, r.l, r.sb));
     else sc[0] = rq_lo_half(r.d);

@@ -1,7 +1,6 @@
 // Launcher of the streaming integer matrix-unit kernel (qimma_stream.h): launch_qmatvec asks
 // qimma_stream_plan first for 16-bit x, 1..8 rows, and launches it with the plan's grid.
 #include <cstdlib>
-#include <map>
 #include <mutex>
 #include <type_traits>
 
@@ -46,13 +45,8 @@ int qimma_early_copies() {
 // The calls it takes by default: none yet (not measured against the other kernels).
 constexpr bool qimma_chosen(int id, int64_t M) { return (void)id, (void)M, false; }
 
-// Per-(kernel instance, device) launch state behind one lock: the opt-in to the device's shared
-// memory (once) and the occupancy per dynamic shared-memory size (it depends on M and k).
-struct QimmaState {
-  int64_t opted = 0;  // dynamic shared memory opted in so far (0: none yet; the 48 KB default
-                      // counts the kernel's static shared memory too)
-  std::map<int64_t, int> occ;
-};
+// Launch state per (kernel instance, device) behind one lock (platform.h RqSmemOccupancy: the
+// opt-in is a property of each device's context; the occupancy depends on M and k).
 std::mutex g_qimma_mu;
 constexpr int kMaxDevices = 64;
 
@@ -98,25 +92,33 @@ QimmaPlan qimma_grid(const QmatArgs& a) {
       groups < d.sms || Cfg::G::kRows * a.row_bytes >= ((int64_t)1 << 31))
     return {};
   std::lock_guard<std::mutex> lock(g_qimma_mu);
-  static QimmaState state[2][2][kMaxDevices];  // per CT, stage count and device
-  QimmaState& s = state[a.M <= 4 ? 0 : 1][two ? 1 : 0][dev];
-  int occ = 0;
+  static RqSmemOccupancy state[2][2][kMaxDevices];  // per CT, stage count and device
+  int occ = 0;  // (0: another kernel takes the call)
   with_instance<ID, XK>(a.M, two, [&](auto kernel, int) {
-    const void* kern = reinterpret_cast<const void*>(kernel);
-    if (smem > s.opted) {
-      if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
-        (void)rq_last_error();  // clear it: another kernel takes the call
-        return;
-      }
-      s.opted = smem;
-    }
-    auto it = s.occ.find(smem);
-    if (it == s.occ.end()) it = s.occ.emplace(smem, rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem)).first;
-    occ = it->second;
+    occ = state[a.M <= 4 ? 0 : 1][two ? 1 : 0][dev].blocks(reinterpret_cast<const void*>(kernel), Cfg::kThreads, smem);
   });
   if (occ <= 0) return {};
   const int64_t resident = (int64_t)occ * d.sms;
   return {groups < resident ? groups : resident, two};
+}
+
+// f(XK, id) as integral constants for the 16-bit dtype and a format the kernel has; false where
+// it has none.
+template <typename F>
+bool with_format(int qtype, DType dtype, F&& f) {
+  bool found = false;
+  auto each = [&](auto xk) {
+    dispatch_format(qtype, [&](auto codec) {
+      constexpr int id = decltype(codec)::kId;
+      if constexpr (qimma_on<id>()) {
+        f(xk, std::integral_constant<int, id>{});
+        found = true;
+      }
+    });
+  };
+  if (dtype == DType::F16) each(std::integral_constant<int, (int)DType::F16>{});
+  else if (dtype == DType::BF16) each(std::integral_constant<int, (int)DType::BF16>{});
+  return found;
 }
 
 }  // namespace
@@ -129,17 +131,9 @@ int64_t qimma_stream_plan(int qtype, const void* x, DType dtype, int64_t M, cons
   if (!kRqMmaFrag || !sm80) return mode == 3 ? -1 : 0;
   const QmatArgs a{x, nullptr, qweight, scales, nullptr, (int)M, n, k, row_bytes};
   QimmaPlan p;
-  auto plan = [&](auto xk) {
-    constexpr int XK = decltype(xk)::value;
-    dispatch_format(qtype, [&](auto codec) {
-      constexpr int id = decltype(codec)::kId;
-      if constexpr (qimma_on<id>()) {
-        if (mode != 2 || qimma_chosen(id, M)) p = qimma_grid<id, XK>(a);
-      }
-    });
-  };
-  if (dtype == DType::F16) plan(std::integral_constant<int, (int)DType::F16>{});
-  else plan(std::integral_constant<int, (int)DType::BF16>{});
+  with_format(qtype, dtype, [&](auto xk, auto id) {
+    if (mode != 2 || qimma_chosen(id, M)) p = qimma_grid<decltype(id)::value, decltype(xk)::value>(a);
+  });
   return p.grid == 0 && mode == 3 ? -1 : p.code();
 }
 
@@ -150,24 +144,16 @@ const char* qimma_stream_launch(int qtype, const void* x, DType dtype, int64_t M
   const QimmaPlan p = QimmaPlan::of(plan);
   const QmatArgs a{x, y, qweight, scales, bias, (int)M, n, k, row_bytes};
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
-  const char* err = "rocq qmatvec: the integer matrix-unit kernel has no instance for this format";
-  auto launch = [&](auto xk) {
-    constexpr int XK = decltype(xk)::value;
-    dispatch_format(qtype, [&](auto codec) {
-      constexpr int id = decltype(codec)::kId;
-      if constexpr (qimma_on<id>()) {
-        using Cfg = QimmaCfg<id>;
-        with_instance<id, XK>(M, p.two, [&](auto kernel, int ns) {
-          kernel<<<(unsigned)p.grid, Cfg::kThreads, (size_t)Cfg::smem(ns, k, M), s>>>(a, qimma_early_copies());
-        });
-        const gpuError_t e = rq_last_error();
-        err = e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
-      }
+  const char* err = nullptr;
+  const bool found = with_format(qtype, dtype, [&](auto xk, auto id) {
+    constexpr int ID = decltype(id)::value;
+    with_instance<ID, decltype(xk)::value>(M, p.two, [&](auto kernel, int ns) {
+      kernel<<<(unsigned)p.grid, QimmaCfg<ID>::kThreads, (size_t)QimmaCfg<ID>::smem(ns, k, M), s>>>(a, qimma_early_copies());
     });
-  };
-  if (dtype == DType::F16) launch(std::integral_constant<int, (int)DType::F16>{});
-  else if (dtype == DType::BF16) launch(std::integral_constant<int, (int)DType::BF16>{});
-  return err;
+    const gpuError_t e = rq_last_error();
+    err = e == ROCQ_GPU_SUCCESS ? nullptr : rq_error_string(e);
+  });
+  return found ? err : "rocq qmatvec: the integer matrix-unit kernel has no instance for this format";
 }
 
 }  // namespace rocq::gpu

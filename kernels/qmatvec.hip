@@ -74,6 +74,13 @@ int64_t stream_plan(int qtype, DType dtype, int64_t M, int64_t n, int64_t k, int
   return g2 > 0 && (M % 2 == 0 || qmv_stream_plan(qtype, dtype, 1, n, k, row_bytes, scales) > 0) ? g2 : 0;
 }
 
+// The integer matrix-unit kernel's plan for this call (qimma_stream.hip; it rounds x to fixed
+// point itself, so not with ROCQ_QMV_EXACT; 0: not this kernel). It goes ahead of every other.
+int64_t qimma_plan(int qtype, const void* x, DType dtype, int64_t M, const uint8_t* qweight, const uint8_t* scales,
+                   int64_t n, int64_t k, int64_t row_bytes, bool fast) {
+  return fast && !qmv_exact() ? qimma_stream_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes) : 0;
+}
+
 // Whether the call goes to the matrix-unit kernel (launch_qmma, launch.h).
 bool mma_path(int qtype, DType dtype, int64_t M, bool fast) { return fast && qmma_takes(qtype, dtype, M); }
 
@@ -130,8 +137,7 @@ int64_t qmatvec_workspace_bytes(int qtype, const void* x, DType dtype, int64_t M
                                 const uint8_t* scales, int64_t n, int64_t k, int64_t row_bytes) {
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   // (the streaming kernels round x themselves)
-  if (M <= 0 ||
-      (fast && !qmv_exact() && qimma_stream_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes) != 0) ||
+  if (M <= 0 || qimma_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, fast) != 0 ||
       stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales) != 0 || mma_path(qtype, dtype, M, fast) ||
       !int_path(qtype, dtype, fast))
     return 0;
@@ -144,10 +150,8 @@ const char* launch_qmatvec(int qtype, const void* x, DType dtype, int64_t M, con
   if (M <= 0 || n <= 0) return nullptr;
   const bool fast = qmatvec_fast_path(qtype, x, qweight, k, row_bytes);
   const gpuStream_t s = static_cast<gpuStream_t>(stream);
-  if (fast && !qmv_exact()) {  // (it rounds x to fixed point)
-    if (const int64_t plan = qimma_stream_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes); plan != 0)
-      return qimma_stream_launch(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, bias, y, plan, stream);
-  }
+  if (const int64_t plan = qimma_plan(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, fast); plan != 0)
+    return qimma_stream_launch(qtype, x, dtype, M, qweight, scales, n, k, row_bytes, bias, y, plan, stream);
   if (const int64_t plan = stream_plan(qtype, dtype, M, n, k, row_bytes, fast, scales); plan != 0) {
     if (M <= 2)
       return qmv_stream_launch(qtype, dtype, {{x, y, qweight, scales, bias, (int)M, n, k, row_bytes}, 0, nullptr, nullptr},

@@ -78,12 +78,6 @@ bool bigger_rows(int64_t units, int64_t cu) {
 // facts themselves: rq_device_facts, platform.h).
 constexpr int kMaxDevices = 64;
 std::mutex g_stream_mu;
-struct StreamKernelState {
-  int64_t opted = 0;  // dynamic shared memory opted in so far (0: none yet; the 48 KB default
-                      // counts the kernel's static shared memory too)
-  int64_t occ_smem = -1;      // occupancy below is for this size
-  int occ = 0;
-};
 
 // A launch plan in one positive integer (qmv_stream_plan's value): grid * 8 + 2 * shape (the row
 // groups: QmvStreamCfg SHAPE) + (two stages instead of Cfg::kStages).
@@ -162,25 +156,14 @@ StreamPlan stream_grid(int64_t n, int64_t k, int64_t row_bytes) {
         Cfg::R * row_bytes >= (int64_t)1 << 31)
       return {};
     std::lock_guard<std::mutex> lock(g_stream_mu);
-    static StreamKernelState st[2][kMaxDevices];  // per instantiation, stage count and device
-    StreamKernelState& ks = st[two ? 1 : 0][dev];
+    static RqSmemOccupancy st[2][kMaxDevices];  // per instantiation, stage count and device
     const void* kern = nullptr;
     with_stages<ID, MT, SHAPE>(two, [&](auto ns) {
       kern = reinterpret_cast<const void*>(&qmv_stream_kernel<ID, XK, MT, SHAPE, decltype(ns)::value>);
     });
-    if (smem > ks.opted) {
-      if (rq_func_set_max_dynamic_smem(kern, (int)smem) != ROCQ_GPU_SUCCESS) {
-        (void)rq_last_error();  // clear it: the call goes to another kernel
-        return {};
-      }
-      ks.opted = smem;
-    }
-    if (smem != ks.occ_smem) {
-      ks.occ = rq_blocks_per_sm(kern, Cfg::kThreads, (size_t)smem);
-      ks.occ_smem = smem;
-    }
-    if (ks.occ <= 0) return {};
-    const int64_t resident = (int64_t)ks.occ * d.sms;
+    const int occ = st[two ? 1 : 0][dev].blocks(kern, Cfg::kThreads, smem);  // (0: another kernel takes the call)
+    if (occ <= 0) return {};
+    const int64_t resident = (int64_t)occ * d.sms;
     return {groups < resident ? groups : resident, SHAPE, two};
   }
 }
